@@ -1,0 +1,32 @@
+//! # datavista-shared
+//!
+//! The code the DataVista server and the dashboard (compiled to WebAssembly) both run, so the
+//! browser's pre-check and the server give the same verdict on the same bytes, and both ends
+//! speak one protocol. It does no I/O: callers push bytes in and get values out.
+//!
+//! ## Layout
+//! - [`schema`] — the Frictionless Table Schema model: fields, types, formats, constraints,
+//!   keys; loaded from JSON, with every unsupported feature refused at load time.
+//!   [`schema::types`] turns a cell's text into a typed value.
+//! - [`dialect`] — Table Dialect: delimiter, quoting, header rows, comments.
+//! - [`validator`] — the streaming [`Validator`] (`feed` chunks, then `finish`), on top of
+//!   [`validator::records`], the push-based record reader built on `csv-core`.
+//! - [`report`] — error codes (Frictionless names), errors, the [`Report`] and the [`Limits`].
+//! - [`protocol`] — WebSocket messages and job states.
+//!
+//! ## Row numbers
+//! As in Frictionless, rows count CSV records from 1 and the header is row 1, so the first
+//! data row is row 2. Blank lines and comment lines are skipped and are not rows; lines count
+//! physical lines, so a quoted cell with a newline makes them differ.
+
+mod clock;
+pub mod dialect;
+pub mod protocol;
+pub mod report;
+pub mod schema;
+pub mod validator;
+
+pub use dialect::Dialect;
+pub use report::{ErrorCode, Limits, Report, ValidationError};
+pub use schema::{Schema, SchemaError};
+pub use validator::{Progress, Validator};

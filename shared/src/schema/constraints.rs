@@ -1,0 +1,279 @@
+//! Field constraints, compiled once when the schema loads.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use regex::Regex;
+use serde_json::{Map, Value as Json};
+
+use super::types::{FieldType, Value};
+use super::SchemaError;
+
+/// An order bound (minimum, maximum, …) with the text the schema gave, for messages.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub value: Value<'static>,
+    pub text: String,
+}
+
+/// A compiled `pattern`: matched against the whole cell.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub regex: Regex,
+    pub source: String,
+}
+
+/// A compiled `enum`: the canonical bytes of each allowed value.
+#[derive(Debug, Clone)]
+pub struct EnumValues {
+    pub canonical: HashSet<Vec<u8>>,
+    /// The allowed values as the schema lists them, for messages.
+    pub listed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Constraints {
+    pub required: bool,
+    pub unique: bool,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub minimum: Option<Bound>,
+    pub maximum: Option<Bound>,
+    pub exclusive_minimum: Option<Bound>,
+    pub exclusive_maximum: Option<Bound>,
+    pub pattern: Option<Pattern>,
+    pub enum_values: Option<EnumValues>,
+}
+
+/// One failed constraint: its name, and what is wrong in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintFailure {
+    pub constraint: &'static str,
+    pub detail: String,
+}
+
+impl Constraints {
+    pub(super) fn parse(name: &str, field_type: &FieldType, raw: &Map<String, Json>) -> Result<Constraints, SchemaError> {
+        let mut c = Constraints::default();
+        for (key, value) in raw {
+            let error = |what: String| SchemaError::field(name, format!("constraint '{key}' {what}"));
+            let applies = match key.as_str() {
+                "required" | "unique" | "enum" => true,
+                "minLength" | "maxLength" | "pattern" => field_type.has_length(),
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => field_type.is_ordered(),
+                _ => return Err(error("is not supported".into())),
+            };
+            if !applies {
+                return Err(error(format!("does not apply to type '{}'", field_type.name())));
+            }
+            match key.as_str() {
+                "required" => c.required = value.as_bool().ok_or_else(|| error("must be true or false".into()))?,
+                "unique" => c.unique = value.as_bool().ok_or_else(|| error("must be true or false".into()))?,
+                "minLength" | "maxLength" => {
+                    let n = value.as_u64().ok_or_else(|| error("must be a whole number from 0".into()))? as usize;
+                    if key == "minLength" { c.min_length = Some(n) } else { c.max_length = Some(n) }
+                }
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                    let bound = parse_bound(field_type, value).map_err(error)?;
+                    match key.as_str() {
+                        "minimum" => c.minimum = Some(bound),
+                        "maximum" => c.maximum = Some(bound),
+                        "exclusiveMinimum" => c.exclusive_minimum = Some(bound),
+                        _ => c.exclusive_maximum = Some(bound),
+                    }
+                }
+                "pattern" => {
+                    let source = value.as_str().ok_or_else(|| error("must be a string".into()))?;
+                    // Anchored: Table Schema patterns match the whole value. The regex crate runs
+                    // in linear time, so a hostile pattern cannot stall validation.
+                    let regex = Regex::new(&format!("^(?:{source})$"))
+                        .map_err(|e| error(format!("is not a valid regular expression: {e}")))?;
+                    c.pattern = Some(Pattern { regex, source: source.to_owned() });
+                }
+                "enum" => {
+                    let items = value.as_array().ok_or_else(|| error("must be an array".into()))?;
+                    let mut canonical = HashSet::new();
+                    let mut listed = Vec::new();
+                    for item in items {
+                        let text = json_as_cell(item).ok_or_else(|| error(format!("holds {item}, which is not a plain value")))?;
+                        let parsed = field_type
+                            .parse(&text)
+                            .ok_or_else(|| error(format!("holds '{text}', which is not {}", field_type.with_article())))?;
+                        let mut bytes = Vec::new();
+                        parsed.canonical_bytes(&mut bytes);
+                        canonical.insert(bytes);
+                        listed.push(text);
+                    }
+                    c.enum_values = Some(EnumValues { canonical, listed });
+                }
+                _ => unreachable!("filtered above"),
+            }
+        }
+        if let (Some(min), Some(max)) = (c.min_length, c.max_length) {
+            if min > max {
+                return Err(SchemaError::field(name, "constraint 'minLength' is greater than 'maxLength'"));
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every constraint (other than required and unique, which the validator owns) that
+    /// `value` breaks; `cell` is the text it came from.
+    pub fn check(&self, value: &Value<'_>, cell: &str, failures: &mut Vec<ConstraintFailure>) {
+        if self.min_length.is_some() || self.max_length.is_some() {
+            let length = cell.chars().count();
+            if let Some(min) = self.min_length.filter(|min| length < *min) {
+                failures.push(fail("minLength", format!("is {length} characters long, shorter than the minimum length {min}")));
+            }
+            if let Some(max) = self.max_length.filter(|max| length > *max) {
+                failures.push(fail("maxLength", format!("is {length} characters long, longer than the maximum length {max}")));
+            }
+        }
+        fn order<'b>(value: &Value<'_>, bound: &'b Option<Bound>) -> Option<(Option<Ordering>, &'b Bound)> {
+            bound.as_ref().map(|b| (value.compare(&b.value), b))
+        }
+        if let Some((ordering, bound)) = order(value, &self.minimum) {
+            if ordering != Some(Ordering::Greater) && ordering != Some(Ordering::Equal) {
+                failures.push(fail("minimum", format!("is below the minimum {}", bound.text)));
+            }
+        }
+        if let Some((ordering, bound)) = order(value, &self.maximum) {
+            if ordering != Some(Ordering::Less) && ordering != Some(Ordering::Equal) {
+                failures.push(fail("maximum", format!("is above the maximum {}", bound.text)));
+            }
+        }
+        if let Some((ordering, bound)) = order(value, &self.exclusive_minimum) {
+            if ordering != Some(Ordering::Greater) {
+                failures.push(fail("exclusiveMinimum", format!("is not above the exclusive minimum {}", bound.text)));
+            }
+        }
+        if let Some((ordering, bound)) = order(value, &self.exclusive_maximum) {
+            if ordering != Some(Ordering::Less) {
+                failures.push(fail("exclusiveMaximum", format!("is not below the exclusive maximum {}", bound.text)));
+            }
+        }
+        if let Some(pattern) = &self.pattern {
+            if !pattern.regex.is_match(cell) {
+                failures.push(fail("pattern", format!("does not match the pattern '{}'", pattern.source)));
+            }
+        }
+        if let Some(allowed) = &self.enum_values {
+            let mut bytes = Vec::new();
+            value.canonical_bytes(&mut bytes);
+            if !allowed.canonical.contains(&bytes) {
+                failures.push(fail("enum", format!("is not one of {}", allowed.listed.join(", "))));
+            }
+        }
+    }
+
+    pub fn has_value_checks(&self) -> bool {
+        self.min_length.is_some()
+            || self.max_length.is_some()
+            || self.minimum.is_some()
+            || self.maximum.is_some()
+            || self.exclusive_minimum.is_some()
+            || self.exclusive_maximum.is_some()
+            || self.pattern.is_some()
+            || self.enum_values.is_some()
+    }
+}
+
+fn fail(constraint: &'static str, detail: String) -> ConstraintFailure {
+    ConstraintFailure { constraint, detail }
+}
+
+/// A JSON scalar as the cell text it stands for.
+fn json_as_cell(value: &Json) -> Option<String> {
+    match value {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_bound(field_type: &FieldType, value: &Json) -> Result<Bound, String> {
+    let text = json_as_cell(value).ok_or_else(|| format!("must be a value of type '{}'", field_type.name()))?;
+    // Bounds in JSON are plain numbers, whatever decimalChar or groupChar the cells use.
+    let parsed = match (field_type, value) {
+        (FieldType::Integer(_), Json::Number(n)) => n
+            .as_i64()
+            .map(|i| Value::Integer(i as i128))
+            .or_else(|| n.as_f64().map(Value::Number)),
+        (FieldType::Number(_), Json::Number(n)) => n.as_f64().map(Value::Number),
+        _ => field_type.parse(&text).map(into_static),
+    };
+    let value = parsed.ok_or_else(|| format!("is '{text}', which is not {}", field_type.with_article()))?;
+    Ok(Bound { value, text })
+}
+
+/// Ordered values never borrow text, so they can outlive the schema JSON.
+fn into_static(value: Value<'_>) -> Value<'static> {
+    match value {
+        Value::Text(_) => unreachable!("bounds only exist for ordered types"),
+        Value::Integer(v) => Value::Integer(v),
+        Value::Number(v) => Value::Number(v),
+        Value::Boolean(v) => Value::Boolean(v),
+        Value::Date(v) => Value::Date(v),
+        Value::Time(v) => Value::Time(v),
+        Value::DateTime(v) => Value::DateTime(v),
+        Value::Year(v) => Value::Year(v),
+        Value::YearMonth(y, m) => Value::YearMonth(y, m),
+        Value::Duration(v) => Value::Duration(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::schema::Schema;
+
+    fn failures(field_json: &str, cell: &str) -> Vec<&'static str> {
+        let schema = Schema::from_json(&format!(r#"{{"fields": [{field_json}]}}"#)).unwrap();
+        let field = &schema.fields[0];
+        let value = field.field_type.parse(cell).expect("cell parses");
+        let mut out = Vec::new();
+        field.constraints.check(&value, cell, &mut out);
+        out.into_iter().map(|f| f.constraint).collect()
+    }
+
+    #[test]
+    fn each_constraint_fails_and_passes() {
+        let int = r#"{"name": "n", "type": "integer", "constraints": {"minimum": 1, "maximum": 10}}"#;
+        assert_eq!(failures(int, "0"), ["minimum"]);
+        assert_eq!(failures(int, "11"), ["maximum"]);
+        assert!(failures(int, "10").is_empty());
+        let exclusive = r#"{"name": "n", "type": "number", "constraints": {"exclusiveMinimum": 0, "exclusiveMaximum": 1}}"#;
+        assert_eq!(failures(exclusive, "0"), ["exclusiveMinimum"]);
+        assert_eq!(failures(exclusive, "1"), ["exclusiveMaximum"]);
+        assert!(failures(exclusive, "0.5").is_empty());
+        let text = r#"{"name": "s", "constraints": {"minLength": 2, "maxLength": 3, "pattern": "[a-z]+"}}"#;
+        assert_eq!(failures(text, "a"), ["minLength"]);
+        assert_eq!(failures(text, "abcd"), ["maxLength"]);
+        assert_eq!(failures(text, "ab1"), ["pattern"]);
+        let short = r#"{"name": "s", "constraints": {"maxLength": 2}}"#;
+        assert!(failures(short, "éé").is_empty(), "lengths count characters, not bytes");
+        let choice = r#"{"name": "c", "type": "integer", "constraints": {"enum": [1, 2, "3"]}}"#;
+        assert!(failures(choice, "03").is_empty(), "enum compares values, not text");
+        assert_eq!(failures(choice, "4"), ["enum"]);
+        let date = r#"{"name": "d", "type": "date", "constraints": {"minimum": "2020-01-01"}}"#;
+        assert_eq!(failures(date, "2019-12-31"), ["minimum"]);
+        assert!(failures(date, "2020-01-01").is_empty());
+    }
+
+    #[test]
+    fn pattern_matches_the_whole_value() {
+        let field = r#"{"name": "s", "constraints": {"pattern": "a|b"}}"#;
+        assert!(failures(field, "a").is_empty());
+        assert_eq!(failures(field, "ab"), ["pattern"]);
+    }
+
+    #[test]
+    fn bad_constraint_values_are_schema_errors() {
+        let error = |c: &str| Schema::from_json(&format!(r#"{{"fields": [{{"name": "f", "type": "integer", "constraints": {c}}}]}}"#)).unwrap_err().message;
+        assert_eq!(error(r#"{"minimum": "x"}"#), "field 'f': constraint 'minimum' is 'x', which is not an integer");
+        assert_eq!(error(r#"{"enum": ["a"]}"#), "field 'f': constraint 'enum' holds 'a', which is not an integer");
+        assert_eq!(error(r#"{"minLength": 1}"#), "field 'f': constraint 'minLength' does not apply to type 'integer'");
+        let bad_regex = Schema::from_json(r#"{"fields": [{"name": "f", "constraints": {"pattern": "("}}]}"#).unwrap_err();
+        assert!(bad_regex.message.starts_with("field 'f': constraint 'pattern' is not a valid regular expression"));
+    }
+}

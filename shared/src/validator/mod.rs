@@ -1,0 +1,576 @@
+//! The streaming validator: feed it bytes in chunks of any size, then finish for the report.
+//!
+//! ```
+//! use datavista_shared::{Dialect, Limits, Schema, Validator};
+//!
+//! let schema = Schema::from_json(r#"{"fields": [{"name": "age", "type": "integer"}]}"#).unwrap();
+//! let mut validator = Validator::new(schema, Dialect::default(), Limits::default());
+//! validator.feed(b"age\n4");
+//! validator.feed(b"2\n1x3\n");
+//! let report = validator.finish();
+//! assert!(!report.valid);
+//! assert_eq!(report.errors[0].message, "row 3, field 'age': '1x3' is not an integer");
+//! ```
+//!
+//! Memory stays bounded whatever the input: one record at a time (capped by
+//! [`Limits::max_row_bytes`]), a capped error sample, and hashes for uniqueness checks under
+//! [`Limits::unique_memory_bytes`].
+
+pub mod records;
+mod text;
+mod unique;
+
+use crate::clock::Stopwatch;
+use crate::dialect::Dialect;
+use crate::report::{truncate_cell, ErrorCode, ErrorCounts, Limits, Report, ValidationError};
+use crate::schema::{ConstraintFailure, FieldsMatch, Schema};
+use records::{Record, RecordEvent, RecordReader};
+use unique::UniqueSets;
+
+/// How far a validation has come, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub bytes: u64,
+    pub rows: u64,
+    pub errors: u64,
+}
+
+pub struct Validator {
+    reader: RecordReader,
+    checker: Checker,
+    stopwatch: Stopwatch,
+}
+
+impl Validator {
+    pub fn new(schema: Schema, dialect: Dialect, limits: Limits) -> Validator {
+        Validator {
+            reader: RecordReader::new(&dialect, &limits),
+            checker: Checker::new(schema, dialect, limits),
+            stopwatch: Stopwatch::start(),
+        }
+    }
+
+    /// Validate the next piece of the file.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        let checker = &mut self.checker;
+        self.reader.feed(chunk, &mut |event| checker.on_event(event));
+    }
+
+    pub fn progress(&self) -> Progress {
+        Progress { bytes: self.reader.bytes_consumed(), rows: self.reader.rows(), errors: self.checker.errors.counts.total() }
+    }
+
+    /// Exact error counts so far.
+    pub fn error_counts(&self) -> &ErrorCounts {
+        &self.checker.errors.counts
+    }
+
+    /// The end of the file: finishes the last row and returns the report.
+    pub fn finish(mut self) -> Report {
+        let checker = &mut self.checker;
+        self.reader.finish(&mut |event| checker.on_event(event));
+        let rows = self.reader.rows();
+        self.checker.finish(rows, self.reader.first_encoding_error());
+        let checker = self.checker;
+        Report {
+            valid: checker.errors.counts.total() == 0,
+            rows,
+            bytes: self.reader.bytes_consumed(),
+            bom: self.reader.bom(),
+            error_counts: checker.errors.counts.to_map(),
+            error_total: checker.errors.counts.total(),
+            errors: checker.errors.sample,
+            errors_capped: checker.errors.capped,
+            elapsed_ms: self.stopwatch.elapsed_ms(),
+        }
+    }
+}
+
+/// Everything that looks at records: header, rows, cells and keys.
+struct Checker {
+    schema: Schema,
+    dialect: Dialect,
+    limits: Limits,
+    last_header_row: u64,
+    /// Header labels, built up over `headerRows`.
+    labels: Vec<String>,
+    /// For each schema field, the column it is read from (if the data has it).
+    columns: Vec<Option<usize>>,
+    /// How many cells every row should have; known after the header (or first row).
+    width: Option<usize>,
+    errors: Errors,
+    unique: UniqueSets,
+    /// Set index for each field with `unique: true`.
+    unique_field_sets: Vec<Option<usize>>,
+    /// (set index, field indexes, is the primary key) for each multi-field or key check.
+    key_sets: Vec<(usize, Vec<usize>, bool)>,
+    unique_stopped: bool,
+    /// Canonical bytes of each key field's value in the current row (`None`: null).
+    key_values: Vec<Option<Vec<u8>>>,
+    in_key: Vec<bool>,
+    encoding_reported: bool,
+    scratch: Vec<u8>,
+    failures: Vec<ConstraintFailure>,
+}
+
+impl Checker {
+    fn new(schema: Schema, dialect: Dialect, limits: Limits) -> Checker {
+        let field_count = schema.fields.len();
+        let mut sets = 0;
+        let mut unique_field_sets = vec![None; field_count];
+        let mut key_sets = Vec::new();
+        let mut in_key = vec![false; field_count];
+        if !schema.primary_key.is_empty() {
+            key_sets.push((sets, schema.primary_key.clone(), true));
+            sets += 1;
+        }
+        for key in &schema.unique_keys {
+            key_sets.push((sets, key.clone(), false));
+            sets += 1;
+        }
+        for (_, fields, _) in &key_sets {
+            fields.iter().for_each(|f| in_key[*f] = true);
+        }
+        for (i, field) in schema.fields.iter().enumerate() {
+            // A one-field primary key already checks this field's uniqueness.
+            let is_primary_key = schema.primary_key == [i];
+            if field.constraints.unique && !is_primary_key {
+                unique_field_sets[i] = Some(sets);
+                sets += 1;
+            }
+        }
+        let last_header_row = dialect.header_rows.iter().copied().max().filter(|_| dialect.header).unwrap_or(0);
+        let (columns, width) = if dialect.header {
+            (vec![None; field_count], None)
+        } else {
+            // No header: fields are matched by position.
+            ((0..field_count).map(Some).collect(), (field_count > 0).then_some(field_count))
+        };
+        Checker {
+            unique: UniqueSets::new(sets, limits.unique_memory_bytes),
+            errors: Errors { counts: ErrorCounts::default(), sample: Vec::new(), capped: false, max_sample: limits.max_error_sample },
+            schema,
+            dialect,
+            limits,
+            last_header_row,
+            labels: Vec::new(),
+            columns,
+            width,
+            unique_field_sets,
+            key_sets,
+            unique_stopped: false,
+            key_values: vec![None; field_count],
+            in_key,
+            encoding_reported: false,
+            scratch: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    fn on_event(&mut self, event: RecordEvent<'_>) {
+        match event {
+            RecordEvent::Oversized { row, line, byte_offset } => {
+                let limit = self.limits.max_row_bytes;
+                let cells = self.limits.max_cells_per_row;
+                self.errors.add(ErrorCode::SourceError, || ValidationError {
+                    message: format!(
+                        "row {row} (line {line}) is larger than the row limit ({limit} bytes or {cells} cells) and was not checked"
+                    ),
+                    ..error(ErrorCode::SourceError, Some(row), Some(line), Some(byte_offset))
+                });
+                if row <= self.last_header_row {
+                    self.finish_header_if_last(row);
+                }
+            }
+            RecordEvent::Record(record) => {
+                self.check_encoding(&record);
+                if record.unclosed_quote {
+                    let (row, line) = (record.row, record.line);
+                    self.errors.add(ErrorCode::SourceError, || ValidationError {
+                        message: format!(
+                            "row {row} (line {line}): a quoted cell is still open at the end of the file — a closing quote is missing"
+                        ),
+                        ..error(ErrorCode::SourceError, Some(row), Some(line), Some(record.byte_offset))
+                    });
+                }
+                if record.row <= self.last_header_row {
+                    self.header_record(&record);
+                } else {
+                    self.data_record(&record);
+                }
+            }
+        }
+    }
+
+    /// Report the first bad UTF-8 byte on the record it belongs to (or the first one after it,
+    /// when it sits in a comment line).
+    fn check_encoding(&mut self, record: &Record<'_>) {
+        match record.encoding_error {
+            Some(offset) if !self.encoding_reported && offset < record.end_offset => {
+                self.report_encoding_error(offset, Some(record.row), Some(record.line))
+            }
+            _ => {}
+        }
+    }
+
+    fn report_encoding_error(&mut self, offset: u64, row: Option<u64>, line: Option<u64>) {
+        self.encoding_reported = true;
+        let place = match (row, line) {
+            (Some(row), Some(line)) => format!("row {row} (line {line}), "),
+            _ => String::new(),
+        };
+        self.errors.add(ErrorCode::EncodingError, || ValidationError {
+            message: format!("{place}byte {offset}: the file is not valid UTF-8 here; save it as UTF-8 and upload it again"),
+            ..error(ErrorCode::EncodingError, row, line, Some(offset))
+        });
+    }
+
+    fn header_record(&mut self, record: &Record<'_>) {
+        if self.dialect.header_rows.contains(&record.row) {
+            for (i, cell) in record.cells().enumerate() {
+                match self.labels.get_mut(i) {
+                    Some(_) if cell.is_empty() => {}
+                    Some(label) if label.is_empty() => *label = cell.into_owned(),
+                    Some(label) => {
+                        label.push(' ');
+                        label.push_str(&cell);
+                    }
+                    None => self.labels.push(cell.into_owned()),
+                }
+            }
+        }
+        self.finish_header_if_last(record.row);
+    }
+
+    fn finish_header_if_last(&mut self, row: u64) {
+        if row == self.last_header_row {
+            self.check_header(row);
+        }
+    }
+
+    /// Label checks, and the mapping from fields to columns.
+    fn check_header(&mut self, row: u64) {
+        let labels = std::mem::take(&mut self.labels);
+        let header_error = |code, message: String, column: Option<usize>, field_name: Option<&str>, cell: Option<&str>| ValidationError {
+            message,
+            field_number: column.map(|c| c + 1),
+            field_name: field_name.map(str::to_owned),
+            cell: cell.map(truncate_cell),
+            ..error(code, Some(row), None, None)
+        };
+        for (i, label) in labels.iter().enumerate() {
+            let column = i + 1;
+            if label.is_empty() {
+                self.errors.add(ErrorCode::BlankLabel, || {
+                    header_error(ErrorCode::BlankLabel, format!("column {column} has a blank header label"), Some(i), None, Some(""))
+                });
+            } else if let Some(first) = labels[..i].iter().position(|l| l == label) {
+                self.errors.add(ErrorCode::DuplicateLabel, || {
+                    header_error(
+                        ErrorCode::DuplicateLabel,
+                        format!("column {column} header '{label}' repeats column {}", first + 1),
+                        Some(i),
+                        None,
+                        Some(label),
+                    )
+                });
+            }
+        }
+        let field_names: Vec<String> = self.schema.fields.iter().map(|f| f.name.clone()).collect();
+        if field_names.is_empty() {
+            self.width = Some(labels.len());
+            return;
+        }
+        let missing = |name: &str| format!("the header has no column for field '{name}'");
+        let extra = |column: usize, label: &str| format!("column {column} header '{label}' is not a schema field");
+        match self.schema.fields_match {
+            FieldsMatch::Exact => {
+                for i in 0..labels.len().max(field_names.len()) {
+                    match (labels.get(i), field_names.get(i)) {
+                        (Some(label), Some(name)) if label != name => self.errors.add(ErrorCode::IncorrectLabel, || {
+                            header_error(
+                                ErrorCode::IncorrectLabel,
+                                format!("column {} header is '{label}', the schema expects '{name}'", i + 1),
+                                Some(i),
+                                Some(name),
+                                Some(label),
+                            )
+                        }),
+                        (Some(label), None) => self.errors.add(ErrorCode::ExtraLabel, || {
+                            header_error(ErrorCode::ExtraLabel, extra(i + 1, label), Some(i), None, Some(label))
+                        }),
+                        (None, Some(name)) => self.errors.add(ErrorCode::MissingLabel, || {
+                            header_error(ErrorCode::MissingLabel, missing(name), Some(i), Some(name), None)
+                        }),
+                        _ => {}
+                    }
+                }
+                self.columns = (0..field_names.len()).map(|i| (i < labels.len()).then_some(i)).collect();
+            }
+            mode => {
+                self.columns = field_names.iter().map(|name| labels.iter().position(|l| l == name)).collect();
+                let report_missing = matches!(mode, FieldsMatch::Equal | FieldsMatch::Subset)
+                    || (mode == FieldsMatch::Partial && self.columns.iter().all(Option::is_none));
+                let report_extra = matches!(mode, FieldsMatch::Equal | FieldsMatch::Superset);
+                if report_missing {
+                    for (i, name) in field_names.iter().enumerate() {
+                        if self.columns[i].is_none() {
+                            self.errors.add(ErrorCode::MissingLabel, || {
+                                header_error(ErrorCode::MissingLabel, missing(name), None, Some(name), None)
+                            });
+                        }
+                    }
+                }
+                if report_extra {
+                    for (i, label) in labels.iter().enumerate() {
+                        if !label.is_empty() && !field_names.contains(label) {
+                            self.errors.add(ErrorCode::ExtraLabel, || {
+                                header_error(ErrorCode::ExtraLabel, extra(i + 1, label), Some(i), None, Some(label))
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.width = Some(labels.len());
+    }
+
+    fn data_record(&mut self, record: &Record<'_>) {
+        let (row, line, offset) = (record.row, record.line, record.byte_offset);
+        if record.is_blank() {
+            self.errors.add(ErrorCode::BlankRow, || ValidationError {
+                message: format!("row {row} is blank"),
+                ..error(ErrorCode::BlankRow, Some(row), Some(line), Some(offset))
+            });
+            return;
+        }
+        let width = *self.width.get_or_insert(record.len());
+        for column in width..record.len() {
+            let cell = record.cell(column);
+            self.errors.add(ErrorCode::ExtraCell, || ValidationError {
+                message: format!("row {row} has an extra cell in column {}: '{}'", column + 1, truncate_cell(&cell)),
+                field_number: Some(column + 1),
+                cell: Some(truncate_cell(&cell)),
+                ..error(ErrorCode::ExtraCell, Some(row), Some(line), Some(offset))
+            });
+        }
+        for column in record.len()..width {
+            let field_name = self.columns.iter().position(|c| *c == Some(column)).map(|f| self.schema.fields[f].name.clone());
+            let have = record.len();
+            self.errors.add(ErrorCode::MissingCell, || ValidationError {
+                message: match &field_name {
+                    Some(name) => format!("row {row}, field '{name}': the cell is missing (the row has {have} of {width} cells)"),
+                    None => format!("row {row}: column {} is missing (the row has {have} of {width} cells)", column + 1),
+                },
+                field_number: Some(column + 1),
+                field_name: field_name.clone(),
+                ..error(ErrorCode::MissingCell, Some(row), Some(line), Some(offset))
+            });
+        }
+        for field_index in 0..self.schema.fields.len() {
+            self.check_cell(record, field_index);
+        }
+        if !self.key_sets.is_empty() && !self.unique_stopped {
+            self.check_keys(row, line, offset);
+        }
+    }
+
+    fn check_cell(&mut self, record: &Record<'_>, field_index: usize) {
+        let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
+            self.key_values[field_index] = None;
+            return;
+        };
+        let cell = record.cell(column);
+        let field = &self.schema.fields[field_index];
+        let (row, line, offset) = (record.row, record.line, record.byte_offset);
+        let located = |code, message: String, constraint: Option<&str>| ValidationError {
+            message,
+            field_name: Some(field.name.clone()),
+            field_number: Some(column + 1),
+            cell: Some(truncate_cell(&cell)),
+            constraint: constraint.map(str::to_owned),
+            ..error(code, Some(row), Some(line), Some(offset))
+        };
+        if field.is_missing(&cell) {
+            self.key_values[field_index] = None;
+            if field.constraints.required {
+                let err = located(
+                    ErrorCode::ConstraintError,
+                    format!("row {row}, field '{}': a value is required", field.name),
+                    Some("required"),
+                );
+                self.errors.add(ErrorCode::ConstraintError, || err);
+            }
+            return;
+        }
+        let Some(value) = field.field_type.parse(&cell) else {
+            let message = format!(
+                "row {row}, field '{}': '{}' is not {}",
+                field.name,
+                truncate_cell(&cell),
+                field.field_type.with_article()
+            );
+            let err = located(ErrorCode::TypeError, message, None);
+            if self.in_key[field_index] {
+                // Compare the text as it is: a bad value can still duplicate another.
+                self.key_values[field_index] = Some(cell.as_bytes().to_vec());
+            }
+            self.errors.add(ErrorCode::TypeError, || err);
+            return;
+        };
+        if field.constraints.has_value_checks() {
+            let mut failures = std::mem::take(&mut self.failures);
+            field.constraints.check(&value, &cell, &mut failures);
+            for failure in failures.drain(..) {
+                let message = format!("row {row}, field '{}': '{}' {}", field.name, truncate_cell(&cell), failure.detail);
+                let err = located(ErrorCode::ConstraintError, message, Some(failure.constraint));
+                self.errors.add(ErrorCode::ConstraintError, || err);
+            }
+            self.failures = failures;
+        }
+        let needs_canonical = self.in_key[field_index] || self.unique_field_sets[field_index].is_some();
+        if !needs_canonical || self.unique_stopped {
+            return;
+        }
+        let mut stop_unique = false;
+        let mut canonical = std::mem::take(&mut self.scratch);
+        canonical.clear();
+        value.canonical_bytes(&mut canonical);
+        if let Some(set) = self.unique_field_sets[field_index] {
+            match self.unique.insert(set, &canonical) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let message = format!(
+                        "row {row}, field '{}': '{}' is not unique (an earlier row has the same value)",
+                        field.name,
+                        truncate_cell(&cell)
+                    );
+                    let err = located(ErrorCode::UniqueError, message, Some("unique"));
+                    self.errors.add(ErrorCode::UniqueError, || err);
+                }
+                Err(_) => stop_unique = true,
+            }
+        }
+        if self.in_key[field_index] {
+            let slot = self.key_values[field_index].get_or_insert_with(Vec::new);
+            slot.clear();
+            slot.extend_from_slice(&canonical);
+        }
+        self.scratch = canonical;
+        if stop_unique {
+            self.stop_unique_checks(row);
+        }
+    }
+
+    /// Primary key and unique keys over the values `check_cell` collected for this row.
+    fn check_keys(&mut self, row: u64, line: u64, offset: u64) {
+        for k in 0..self.key_sets.len() {
+            let (set, fields, is_primary) = &self.key_sets[k];
+            let nulls = fields.iter().filter(|f| self.key_values[**f].is_none()).count();
+            // A null primary key part is already a required error; a unique key whose parts are
+            // all null is not a duplicate of anything.
+            if (*is_primary && nulls > 0) || nulls == fields.len() {
+                continue;
+            }
+            let mut key = std::mem::take(&mut self.scratch);
+            key.clear();
+            for f in fields {
+                let part = self.key_values[*f].as_deref().unwrap_or(&[]);
+                key.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                key.extend_from_slice(part);
+            }
+            let (set, is_primary) = (*set, *is_primary);
+            let result = self.unique.insert(set, &key);
+            self.scratch = key;
+            match result {
+                Ok(true) => {}
+                Ok(false) => {
+                    let fields = &self.key_sets[k].1;
+                    let names: Vec<&str> = fields.iter().map(|f| self.schema.fields[*f].name.as_str()).collect();
+                    let names = names.join(", ");
+                    let code = if is_primary { ErrorCode::PrimaryKey } else { ErrorCode::UniqueError };
+                    let what = if is_primary { "primary key" } else { "unique key" };
+                    let field_name = (fields.len() == 1).then(|| self.schema.fields[fields[0]].name.clone());
+                    let field_number = (fields.len() == 1).then(|| self.columns[fields[0]].map(|c| c + 1)).flatten();
+                    self.errors.add(code, || ValidationError {
+                        message: format!("row {row}: the {what} ({names}) repeats the value of an earlier row"),
+                        field_name,
+                        field_number,
+                        ..error(code, Some(row), Some(line), Some(offset))
+                    });
+                }
+                Err(_) => {
+                    self.stop_unique_checks(row);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn stop_unique_checks(&mut self, row: u64) {
+        self.unique_stopped = true;
+        let mib = self.limits.unique_memory_bytes / (1024 * 1024);
+        self.errors.add(ErrorCode::TaskError, || ValidationError {
+            message: format!(
+                "uniqueness was checked only up to row {row}: the unique-value memory cap ({mib} MiB) was reached"
+            ),
+            ..error(ErrorCode::TaskError, Some(row), None, None)
+        });
+    }
+
+    fn finish(&mut self, rows: u64, encoding_error: Option<u64>) {
+        if let Some(offset) = encoding_error.filter(|_| !self.encoding_reported) {
+            self.report_encoding_error(offset, None, None);
+        }
+        if rows == 0 {
+            self.errors.add(ErrorCode::SourceError, || ValidationError {
+                message: "the file is empty: there is no header and no data".to_owned(),
+                ..error(ErrorCode::SourceError, None, None, None)
+            });
+        } else if self.last_header_row > rows {
+            let last = self.last_header_row;
+            self.errors.add(ErrorCode::SourceError, || ValidationError {
+                message: format!("the file has {rows} rows, but the header should end on row {last}"),
+                ..error(ErrorCode::SourceError, None, None, None)
+            });
+        }
+    }
+}
+
+/// Exact counts, and the first errors in full.
+struct Errors {
+    counts: ErrorCounts,
+    sample: Vec<ValidationError>,
+    capped: bool,
+    max_sample: usize,
+}
+
+impl Errors {
+    /// Count an error, and keep it in the sample while there is room. The error is only
+    /// built when it will be kept, so millions of errors cost counting, not formatting.
+    fn add(&mut self, code: ErrorCode, build: impl FnOnce() -> ValidationError) {
+        self.counts.add(code);
+        if self.sample.len() < self.max_sample {
+            let error = build();
+            debug_assert_eq!(error.code, code);
+            self.sample.push(error);
+        } else {
+            self.capped = true;
+        }
+    }
+}
+
+/// An error with its code and position; the caller fills in the rest.
+fn error(code: ErrorCode, row: Option<u64>, line: Option<u64>, byte_offset: Option<u64>) -> ValidationError {
+    ValidationError {
+        code,
+        message: String::new(),
+        row,
+        line,
+        byte_offset,
+        field_name: None,
+        field_number: None,
+        cell: None,
+        constraint: None,
+    }
+}

@@ -1,0 +1,499 @@
+//! Push-based CSV record reading on top of `csv-core`: bytes in, records out, with the
+//! row, line and byte offset of each record, whatever the chunk boundaries.
+//!
+//! `csv-core` does the quoting; around it this module adds what validation needs and
+//! `csv-core` leaves out: exact positions, blank-line and comment skipping with line counts,
+//! `\r`-only line ends, BOM handling, `skipInitialSpace`, a cap on row size, and the detection
+//! of a quote still open at the end of the file.
+
+use std::borrow::Cow;
+
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
+
+use super::text::{LineCounter, Utf8Checker};
+use crate::dialect::Dialect;
+use crate::report::Limits;
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// One CSV record, borrowed from the reader until the callback returns.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// 1-based record number (Frictionless "row number").
+    pub row: u64,
+    /// 1-based physical line the record starts on.
+    pub line: u64,
+    /// Offset of the record's first byte from the start of the input.
+    pub byte_offset: u64,
+    /// Offset just past the record's last byte.
+    pub end_offset: u64,
+    /// The input ended inside a quoted cell: the record holds everything up to the end.
+    pub unclosed_quote: bool,
+    /// Offset of the first byte in the input so far that is not UTF-8, if any.
+    pub encoding_error: Option<u64>,
+    bytes: &'a [u8],
+    /// The whole record when its bytes are valid UTF-8.
+    text: Option<&'a str>,
+    ends: &'a [usize],
+}
+
+impl<'a> Record<'a> {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Cell `i` as text; bytes that are not UTF-8 become U+FFFD (the encoding error is
+    /// reported once, separately).
+    pub fn cell(&self, i: usize) -> Cow<'a, str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let end = self.ends[i];
+        match self.text.and_then(|text| text.get(start..end)) {
+            Some(cell) => Cow::Borrowed(cell),
+            None => String::from_utf8_lossy(&self.bytes[start..end]),
+        }
+    }
+
+    pub fn cells(&self) -> impl Iterator<Item = Cow<'a, str>> + '_ {
+        (0..self.len()).map(|i| self.cell(i))
+    }
+
+    /// True when every cell is empty (a row like `,,,`).
+    pub fn is_blank(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+/// What the reader hands to its caller.
+#[derive(Debug)]
+pub enum RecordEvent<'a> {
+    Record(Record<'a>),
+    /// A record over `Limits::max_row_bytes` or `max_cells_per_row`: skipped, not parsed.
+    Oversized { row: u64, line: u64, byte_offset: u64 },
+}
+
+/// Where the reader is between and inside records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// Skipping line ends (blank lines) until a record starts.
+    BetweenRecords,
+    /// Skipping a comment line.
+    InComment,
+    /// Handing bytes to csv-core.
+    InRecord,
+}
+
+pub struct RecordReader {
+    csv: Reader,
+    dialect: Dialect,
+    max_row_bytes: usize,
+    max_cells: usize,
+    /// Bytes of the current record's cells, unquoted.
+    out: Vec<u8>,
+    out_len: usize,
+    ends: Vec<usize>,
+    ends_len: usize,
+    /// The current record passed a limit: its bytes are being dropped.
+    oversized: bool,
+    position: Position,
+    rows: u64,
+    lines: LineCounter,
+    record_line: u64,
+    record_offset: u64,
+    /// Raw bytes taken in so far.
+    offset: u64,
+    /// The first bytes, held back until we know whether they are a BOM.
+    head: Option<Vec<u8>>,
+    bom: bool,
+    utf8: Utf8Checker,
+    /// Only for `skipInitialSpace`.
+    space_filter: Option<SpaceFilter>,
+    filtered: Vec<u8>,
+}
+
+impl RecordReader {
+    pub fn new(dialect: &Dialect, limits: &Limits) -> RecordReader {
+        let mut builder = ReaderBuilder::new();
+        builder
+            .delimiter(dialect.delimiter)
+            .terminator(Terminator::CRLF) // any of \r, \n, \r\n
+            .double_quote(dialect.double_quote)
+            .escape(dialect.escape_char);
+        match dialect.quote_char {
+            Some(quote) => builder.quote(quote),
+            None => builder.quoting(false),
+        };
+        RecordReader {
+            csv: builder.build(),
+            dialect: dialect.clone(),
+            max_row_bytes: limits.max_row_bytes.max(1),
+            max_cells: limits.max_cells_per_row.max(1),
+            out: vec![0; 4096.min(limits.max_row_bytes.max(1))],
+            out_len: 0,
+            ends: vec![0; 64.min(limits.max_cells_per_row.max(1))],
+            ends_len: 0,
+            oversized: false,
+            position: Position::BetweenRecords,
+            rows: 0,
+            lines: LineCounter::default(),
+            record_line: 1,
+            record_offset: 0,
+            offset: 0,
+            head: Some(Vec::with_capacity(3)),
+            bom: false,
+            utf8: Utf8Checker::default(),
+            space_filter: dialect.skip_initial_space.then(|| SpaceFilter::new(dialect)),
+            filtered: Vec::new(),
+        }
+    }
+
+    /// Raw bytes taken in so far.
+    pub fn bytes_consumed(&self) -> u64 {
+        self.offset
+    }
+
+    /// Records completed so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn bom(&self) -> bool {
+        self.bom
+    }
+
+    /// Offset of the first byte that is not valid UTF-8, if any was seen.
+    pub fn first_encoding_error(&self) -> Option<u64> {
+        self.utf8.first_error()
+    }
+
+    /// Take the next piece of input; `on_event` is called for every record it completes.
+    pub fn feed(&mut self, chunk: &[u8], on_event: &mut dyn FnMut(RecordEvent<'_>)) {
+        if let Some(head) = &mut self.head {
+            // Hold the first bytes until a BOM is either complete or ruled out.
+            let take = (UTF8_BOM.len() - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            if head.len() < UTF8_BOM.len() && UTF8_BOM.starts_with(head) {
+                return;
+            }
+            let head = self.head.take().expect("checked above");
+            let start = if head == UTF8_BOM {
+                self.bom = true;
+                self.offset = UTF8_BOM.len() as u64;
+                self.utf8.feed(UTF8_BOM);
+                &head[3..]
+            } else {
+                &head[..]
+            };
+            self.take(start, on_event);
+            self.take(&chunk[take..], on_event);
+            return;
+        }
+        self.take(chunk, on_event);
+    }
+
+    /// End of input: completes the last record, noting a quote left open.
+    pub fn finish(&mut self, on_event: &mut dyn FnMut(RecordEvent<'_>)) {
+        if let Some(head) = self.head.take() {
+            self.take(&head, on_event);
+        }
+        self.utf8.finish();
+        if self.position != Position::InRecord {
+            return;
+        }
+        // A line end completes the record unless csv-core is inside a quoted cell, where it
+        // becomes cell text: that is how an unclosed quote shows.
+        let (result, _) = self.parse_record_bytes(b"\n");
+        let unclosed_quote = result != ReadRecordResult::Record;
+        if unclosed_quote {
+            let (result, _) = self.parse_record_bytes(&[]);
+            debug_assert_eq!(result, ReadRecordResult::Record);
+            // Drop the line end we added from the last cell.
+            if !self.oversized && self.out_len > 0 && self.ends_len > 0 {
+                self.out_len -= 1;
+                self.ends[self.ends_len - 1] -= 1;
+            }
+        }
+        self.emit(self.offset, unclosed_quote, on_event);
+    }
+
+    fn take(&mut self, raw: &[u8], on_event: &mut dyn FnMut(RecordEvent<'_>)) {
+        if raw.is_empty() {
+            return;
+        }
+        self.utf8.feed(raw);
+        match self.space_filter.take() {
+            None => {
+                let base = self.offset;
+                self.parse(raw, base, &[], on_event);
+            }
+            Some(mut filter) => {
+                let mut filtered = std::mem::take(&mut self.filtered);
+                let dropped = filter.filter(raw, &mut filtered);
+                let base = self.offset;
+                self.parse(&filtered, base, &dropped, on_event);
+                self.filtered = filtered;
+                self.space_filter = Some(filter);
+            }
+        }
+    }
+
+    /// Parse `input`, which starts at raw offset `base`; `dropped` lists the input positions
+    /// before which the space filter removed a byte, to map positions back to the raw input.
+    fn parse(&mut self, input: &[u8], base: u64, dropped: &[usize], on_event: &mut dyn FnMut(RecordEvent<'_>)) {
+        let raw_offset = |pos: usize| base + pos as u64 + dropped.partition_point(|d| *d <= pos) as u64;
+        let mut pos = 0;
+        while pos < input.len() {
+            match self.position {
+                Position::BetweenRecords => {
+                    let byte = input[pos];
+                    if byte == b'\n' || byte == b'\r' {
+                        self.lines.feed(&input[pos..pos + 1]);
+                        pos += 1;
+                    } else {
+                        self.lines.feed(&input[pos..pos]); // settles a pending \r
+                        if Some(byte) == self.dialect.comment_char {
+                            self.position = Position::InComment;
+                        } else {
+                            self.position = Position::InRecord;
+                            self.record_line = self.lines.current_line();
+                            self.record_offset = raw_offset(pos);
+                        }
+                    }
+                }
+                Position::InComment => {
+                    let end = memchr::memchr2(b'\n', b'\r', &input[pos..]).map_or(input.len(), |i| pos + i);
+                    pos = end;
+                    if end < input.len() {
+                        self.position = Position::BetweenRecords;
+                    }
+                }
+                Position::InRecord => {
+                    let (result, nin) = self.parse_record_bytes(&input[pos..]);
+                    self.lines.feed(&input[pos..pos + nin]);
+                    pos += nin;
+                    if result == ReadRecordResult::Record {
+                        self.emit(raw_offset(pos), false, on_event);
+                    }
+                }
+            }
+        }
+        self.offset = base + input.len() as u64 + dropped.len() as u64;
+    }
+
+    /// Run csv-core over `input` until it needs more input or completes a record; grows the
+    /// buffers up to the limits, then drops the record's bytes. Returns the result and the
+    /// bytes taken.
+    fn parse_record_bytes(&mut self, input: &[u8]) -> (ReadRecordResult, usize) {
+        let mut taken = 0;
+        loop {
+            let (result, nin, nout, nend) =
+                self.csv.read_record(&input[taken..], &mut self.out[self.out_len..], &mut self.ends[self.ends_len..]);
+            taken += nin;
+            self.out_len += nout;
+            self.ends_len += nend;
+            match result {
+                ReadRecordResult::OutputFull => {
+                    if self.out.len() < self.max_row_bytes {
+                        let grown = (self.out.len() * 2).min(self.max_row_bytes);
+                        self.out.resize(grown, 0);
+                    } else {
+                        self.oversized = true;
+                        self.out_len = 0;
+                    }
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    if self.ends.len() < self.max_cells {
+                        let grown = (self.ends.len() * 2).min(self.max_cells);
+                        self.ends.resize(grown, 0);
+                    } else {
+                        self.oversized = true;
+                        self.ends_len = 0;
+                    }
+                }
+                ReadRecordResult::InputEmpty | ReadRecordResult::End => return (result, taken),
+                ReadRecordResult::Record => return (result, taken),
+            }
+        }
+    }
+
+    fn emit(&mut self, end_offset: u64, unclosed_quote: bool, on_event: &mut dyn FnMut(RecordEvent<'_>)) {
+        self.rows += 1;
+        self.position = Position::BetweenRecords;
+        if std::mem::take(&mut self.oversized) {
+            on_event(RecordEvent::Oversized { row: self.rows, line: self.record_line, byte_offset: self.record_offset });
+        } else {
+            let bytes = &self.out[..self.out_len];
+            on_event(RecordEvent::Record(Record {
+                row: self.rows,
+                line: self.record_line,
+                byte_offset: self.record_offset,
+                end_offset,
+                unclosed_quote,
+                encoding_error: self.utf8.first_error(),
+                bytes,
+                text: std::str::from_utf8(bytes).ok(),
+                ends: &self.ends[..self.ends_len],
+            }));
+        }
+        self.out_len = 0;
+        self.ends_len = 0;
+    }
+}
+
+/// Drops spaces right after a delimiter outside quotes (`skipInitialSpace`), following the
+/// quoting rules closely enough to know where cells start.
+#[derive(Debug)]
+struct SpaceFilter {
+    state: FilterState,
+    delimiter: u8,
+    quote: Option<u8>,
+    escape: Option<u8>,
+    double_quote: bool,
+    comment: Option<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FilterState {
+    RecordStart,
+    CellStart,
+    Unquoted,
+    Quoted,
+    QuotedEscape,
+    QuoteInQuoted,
+    Comment,
+}
+
+impl SpaceFilter {
+    fn new(dialect: &Dialect) -> SpaceFilter {
+        SpaceFilter {
+            state: FilterState::RecordStart,
+            delimiter: dialect.delimiter,
+            quote: dialect.quote_char,
+            escape: dialect.escape_char,
+            double_quote: dialect.double_quote,
+            comment: dialect.comment_char,
+        }
+    }
+
+    /// Copy `raw` into `out` without the skipped spaces; returns, for each dropped byte, the
+    /// position in `out` it was dropped in front of.
+    fn filter(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Vec<usize> {
+        use FilterState::*;
+        out.clear();
+        let mut dropped = Vec::new();
+        for &byte in raw {
+            let line_end = byte == b'\n' || byte == b'\r';
+            let is_quote = Some(byte) == self.quote;
+            self.state = match self.state {
+                CellStart if byte == b' ' => {
+                    dropped.push(out.len());
+                    continue;
+                }
+                RecordStart if line_end => RecordStart,
+                RecordStart if Some(byte) == self.comment => Comment,
+                RecordStart | CellStart if is_quote => Quoted,
+                RecordStart | CellStart | Unquoted | QuoteInQuoted if byte == self.delimiter => CellStart,
+                RecordStart | CellStart | Unquoted | QuoteInQuoted if line_end => RecordStart,
+                RecordStart | CellStart | Unquoted => Unquoted,
+                Quoted if Some(byte) == self.escape => QuotedEscape,
+                Quoted if is_quote => QuoteInQuoted,
+                Quoted | QuotedEscape => Quoted,
+                QuoteInQuoted if is_quote && self.double_quote => Quoted,
+                QuoteInQuoted => Unquoted,
+                Comment if line_end => RecordStart,
+                Comment => Comment,
+            };
+            out.push(byte);
+        }
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parse with the given dialect, feeding `chunk` bytes at a time.
+    fn read(input: &[u8], dialect: &Dialect, chunk: usize) -> Vec<(u64, u64, u64, Vec<String>, bool)> {
+        let mut reader = RecordReader::new(dialect, &Limits::default());
+        let mut records = Vec::new();
+        let mut on_event = |event: RecordEvent<'_>| {
+            if let RecordEvent::Record(r) = event {
+                records.push((r.row, r.line, r.byte_offset, r.cells().map(|c| c.into_owned()).collect(), r.unclosed_quote));
+            }
+        };
+        for piece in input.chunks(chunk.max(1)) {
+            reader.feed(piece, &mut on_event);
+        }
+        reader.finish(&mut on_event);
+        records
+    }
+
+    fn cells(records: &[(u64, u64, u64, Vec<String>, bool)]) -> Vec<Vec<String>> {
+        records.iter().map(|r| r.3.clone()).collect()
+    }
+
+    #[test]
+    fn positions_count_rows_lines_and_bytes() {
+        let input = b"a,b\n\n1,\"x\ny\"\r\n2,3\r4,5";
+        for chunk in [1, 2, 3, 100] {
+            let records = read(input, &Dialect::default(), chunk);
+            let positions: Vec<_> = records.iter().map(|r| (r.0, r.1, r.2)).collect();
+            assert_eq!(positions, [(1, 1, 0), (2, 3, 5), (3, 5, 14), (4, 6, 18)], "chunk {chunk}");
+            assert_eq!(cells(&records)[1], ["1", "x\ny"]);
+        }
+    }
+
+    #[test]
+    fn bom_is_skipped_and_offsets_stay_raw() {
+        for chunk in [1, 2, 4] {
+            let records = read(b"\xEF\xBB\xBFid\n7\n", &Dialect::default(), chunk);
+            assert_eq!(cells(&records), [vec!["id"], vec!["7"]]);
+            assert_eq!(records[1].2, 6);
+        }
+    }
+
+    #[test]
+    fn unclosed_quote_is_flagged() {
+        let records = read(b"a,b\n1,\"open\nmore", &Dialect::default(), 3);
+        let last = records.last().unwrap();
+        assert!(last.4);
+        assert_eq!(last.3, ["1", "open\nmore"]);
+        assert!(!read(b"a,\"b\"", &Dialect::default(), 1)[0].4);
+    }
+
+    #[test]
+    fn comments_and_blank_lines_are_skipped_but_counted_as_lines() {
+        let dialect = Dialect { comment_char: Some(b'#'), ..Dialect::default() };
+        let records = read(b"# note, \"quoted\nid\n\n#x\n5\n", &dialect, 2);
+        assert_eq!(cells(&records), [vec!["id"], vec!["5"]]);
+        assert_eq!((records[1].0, records[1].1), (2, 5));
+    }
+
+    #[test]
+    fn skip_initial_space_handles_quoted_cells() {
+        let dialect = Dialect { skip_initial_space: true, ..Dialect::default() };
+        for chunk in [1, 5, 100] {
+            let records = read(b"a, b,  \"c, d\"\n  x, y,z\n", &dialect, chunk);
+            assert_eq!(cells(&records), [vec!["a", "b", "c, d"], vec!["  x", "y", "z"]]);
+            assert_eq!(records[1].2, 14, "offsets count the dropped spaces");
+        }
+    }
+
+    #[test]
+    fn oversized_rows_are_reported_and_skipped() {
+        let limits = Limits { max_row_bytes: 8, ..Limits::default() };
+        let mut reader = RecordReader::new(&Dialect::default(), &limits);
+        let mut seen = Vec::new();
+        let mut on_event = |event: RecordEvent<'_>| match event {
+            RecordEvent::Record(r) => seen.push(format!("{}:{}", r.row, r.cell(0))),
+            RecordEvent::Oversized { row, .. } => seen.push(format!("{row}:oversized")),
+        };
+        reader.feed(b"a\n0123456789abcdef\nb\n", &mut on_event);
+        reader.finish(&mut on_event);
+        assert_eq!(seen, ["1:a", "2:oversized", "3:b"]);
+    }
+}
