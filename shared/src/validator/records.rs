@@ -126,8 +126,14 @@ impl RecordReader {
             Some(quote) => builder.quote(quote),
             None => builder.quoting(false),
         };
+        let mut csv = builder.build();
+        // csv-core strips a BOM from its very first input on its own, which would hide a BOM
+        // that starts a record later on (we strip the file's BOM ourselves, with its offset).
+        // A line end at the start of a record is skipped by csv-core and marks it as started.
+        let (primed, _, _, _) = csv.read_record(b"\n", &mut [0; 1], &mut [0; 1]);
+        debug_assert_eq!(primed, ReadRecordResult::InputEmpty);
         RecordReader {
-            csv: builder.build(),
+            csv,
             dialect: dialect.clone(),
             max_row_bytes: limits.max_row_bytes.max(1),
             max_cells: limits.max_cells_per_row.max(1),

@@ -1,0 +1,96 @@
+//! Property tests: the validator never panics, and its report does not depend on how the
+//! input is cut into chunks.
+#![cfg(not(target_arch = "wasm32"))]
+
+use datavista_shared::{Dialect, Limits, Report, Schema, Validator};
+use proptest::prelude::*;
+
+/// A schema that exercises every kind of check: types, constraints, unique and keys.
+const SCHEMA: &str = r#"{
+  "fields": [
+    {"name": "id", "type": "integer", "constraints": {"minimum": 0}},
+    {"name": "name", "constraints": {"pattern": "[a-z\"]*", "maxLength": 5}},
+    {"name": "when", "type": "date"},
+    {"name": "score", "type": "number", "constraints": {"unique": true}}
+  ],
+  "primaryKey": "id",
+  "uniqueKeys": [["name", "when"]],
+  "missingValues": ["", "-"]
+}"#;
+
+fn dialects() -> Vec<Dialect> {
+    vec![
+        Dialect::default(),
+        Dialect::from_json(r##"{"skipInitialSpace": true, "commentChar": "#"}"##).unwrap(),
+        Dialect::from_json(r#"{"escapeChar": "\\", "doubleQuote": false, "delimiter": ";"}"#).unwrap(),
+        Dialect::from_json(r#"{"header": false}"#).unwrap(),
+        Dialect::from_json(r#"{"headerRows": [1, 2]}"#).unwrap(),
+    ]
+}
+
+fn run(bytes: &[u8], cuts: &[usize], dialect: &Dialect, limits: &Limits) -> Report {
+    let mut validator = Validator::new(Schema::from_json(SCHEMA).unwrap(), dialect.clone(), limits.clone());
+    let mut start = 0;
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+    cuts.sort_unstable();
+    for cut in cuts {
+        validator.feed(&bytes[start..cut.max(start)]);
+        start = cut.max(start);
+    }
+    validator.feed(&bytes[start..]);
+    let mut report = validator.finish();
+    report.elapsed_ms = 0.0;
+    report
+}
+
+/// Bytes that look like CSV often enough to reach deep states: quotes, delimiters, every line
+/// end, spaces, comment marks, escapes, digits, dates, multi-byte and invalid UTF-8, a BOM.
+fn csv_like() -> impl Strategy<Value = Vec<u8>> {
+    let token = prop_oneof![
+        Just(b",".to_vec()),
+        Just(b";".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b" ".to_vec()),
+        Just(b"#".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b"-".to_vec()),
+        Just(b"2024-02-29".to_vec()),
+        Just("é✓".as_bytes().to_vec()),
+        Just(b"\xEF\xBB\xBF".to_vec()),
+        Just(b"\xC3".to_vec()),
+        Just(b"\xFF".to_vec()),
+        "[0-9]{1,3}".prop_map(|s| s.into_bytes()),
+        "[a-z]{1,6}".prop_map(|s| s.into_bytes()),
+    ];
+    prop::collection::vec(token, 0..80).prop_map(|tokens| tokens.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn same_report_whatever_the_chunks(bytes in csv_like(), cuts in prop::collection::vec(any::<usize>(), 0..12)) {
+        // Small limits so the oversized-row, sample-cap and memory-cap paths run too.
+        let limits = Limits { max_error_sample: 5, max_row_bytes: 40, max_cells_per_row: 6, unique_memory_bytes: 2048 };
+        for dialect in dialects() {
+            let whole = run(&bytes, &[], &dialect, &limits);
+            let chunked = run(&bytes, &cuts, &dialect, &limits);
+            prop_assert_eq!(&whole, &chunked);
+            let byte_by_byte = run(&bytes, &(0..bytes.len()).collect::<Vec<_>>(), &dialect, &limits);
+            prop_assert_eq!(&whole, &byte_by_byte);
+            prop_assert_eq!(whole.bytes, bytes.len() as u64);
+            prop_assert_eq!(whole.error_total, whole.error_counts.values().sum::<u64>());
+        }
+    }
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..2000), cuts in prop::collection::vec(any::<usize>(), 0..8)) {
+        for dialect in dialects() {
+            let report = run(&bytes, &cuts, &dialect, &Limits::default());
+            prop_assert_eq!(report.bytes, bytes.len() as u64);
+        }
+    }
+}
