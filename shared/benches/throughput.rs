@@ -1,1 +1,158 @@
-fn main() {}
+//! Validator throughput against plain csv-core parsing of the same bytes, in the same run.
+//!
+//! `cargo bench -p datavista-shared --bench throughput` — set `DATAVISTA_BENCH_MB` to change
+//! the generated file's size (default 100). After criterion's own figures it prints the ratio
+//! of the medians; the goal is full typed validation at ≥ 50 % of plain parsing.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use csv_core::{ReadRecordResult, Reader};
+use datavista_shared::{Dialect, Limits, Schema, Validator};
+
+/// Ten typed columns: unique id, email pattern, enum, date, number ranges, quoted text.
+const SCHEMA: &str = r#"{
+  "fields": [
+    {"name": "id", "type": "integer"},
+    {"name": "email", "constraints": {"required": true, "pattern": "[a-z0-9.]+@[a-z]+\\.(org|com|net)"}},
+    {"name": "status", "constraints": {"enum": ["active", "pending", "closed"]}},
+    {"name": "joined", "type": "date", "constraints": {"minimum": "2000-01-01"}},
+    {"name": "score", "type": "number", "constraints": {"minimum": 0, "maximum": 100}},
+    {"name": "age", "type": "integer", "constraints": {"minimum": 0, "maximum": 120}},
+    {"name": "member", "type": "boolean"},
+    {"name": "country", "constraints": {"minLength": 2, "maxLength": 2}},
+    {"name": "note", "constraints": {"maxLength": 500}},
+    {"name": "amount", "type": "number", "constraints": {"exclusiveMinimum": 0}}
+  ],
+  "primaryKey": "id"
+}"#;
+
+/// A deterministic CSV of about `bytes` bytes matching `SCHEMA`.
+fn generate(bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes + 1024);
+    out.extend_from_slice(b"id,email,status,joined,score,age,member,country,note,amount\n");
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let statuses = ["active", "pending", "closed"];
+    let countries = ["DE", "FR", "US", "JP", "BR"];
+    let mut id = 0u64;
+    while out.len() < bytes {
+        id += 1;
+        let r = next();
+        let note = match r % 4 {
+            0 => "\"plain note, with a comma\"".to_owned(),
+            1 => "\"two lines\nof \"\"quoted\"\" text\"".to_owned(),
+            2 => format!("\"ticket {}, priority {}\"", r % 9973, r % 5),
+            _ => "short".to_owned(),
+        };
+        let line = format!(
+            "{id},user{}.{}@example.{},{},20{:02}-{:02}-{:02},{}.{},{},{},{},{},{}.{:02}\n",
+            r % 100_000,
+            id,
+            ["org", "com", "net"][(r % 3) as usize],
+            statuses[(r >> 8) as usize % 3],
+            (r >> 12) % 25,
+            (r >> 16) % 12 + 1,
+            (r >> 20) % 28 + 1,
+            (r >> 24) % 100,
+            (r >> 28) % 10,
+            (r >> 32) % 100,
+            if r & 1 == 0 { "true" } else { "false" },
+            countries[(r >> 36) as usize % 5],
+            note,
+            (r >> 40) % 10_000 + 1,
+            (r >> 44) % 100,
+        );
+        out.extend_from_slice(line.as_bytes());
+    }
+    out
+}
+
+/// The baseline: csv-core reading every record, nothing else.
+fn parse_only(data: &[u8]) -> u64 {
+    let mut reader = Reader::new();
+    let mut output = vec![0; 64 * 1024];
+    let mut ends = vec![0; 1024];
+    let mut records = 0;
+    let mut input = data;
+    loop {
+        let (result, nin, _, _) = reader.read_record(input, &mut output, &mut ends);
+        input = &input[nin..];
+        match result {
+            ReadRecordResult::Record => records += 1,
+            ReadRecordResult::End => return records,
+            ReadRecordResult::InputEmpty => {}
+            ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => panic!("buffers sized for the data"),
+        }
+    }
+}
+
+/// Full validation, fed in 1 MiB chunks as the server and the CLI feed it.
+fn validate(data: &[u8], schema: &Schema) -> u64 {
+    let mut validator = Validator::new(schema.clone(), Dialect::default(), Limits::default());
+    for chunk in data.chunks(1 << 20) {
+        validator.feed(chunk);
+    }
+    let report = validator.finish();
+    assert!(report.valid || schema.fields.is_empty(), "the generated file is valid: {:?}", report.errors.first());
+    report.rows
+}
+
+fn size() -> usize {
+    std::env::var("DATAVISTA_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(100) * 1_000_000
+}
+
+fn throughput(c: &mut Criterion) {
+    let data = generate(size());
+    let schema = Schema::from_json(SCHEMA).unwrap();
+    let mut group = c.benchmark_group("validator");
+    group.throughput(Throughput::Bytes(data.len() as u64)).sample_size(10).measurement_time(Duration::from_secs(20));
+    group.bench_function("csv-core parse only (baseline)", |b| b.iter(|| parse_only(&data)));
+    group.bench_function("full typed validation", |b| b.iter(|| validate(&data, &schema)));
+    group.finish();
+}
+
+/// Medians of a few interleaved runs each, so both see the same machine conditions.
+fn print_ratio() {
+    let data = generate(size());
+    let schema = Schema::from_json(SCHEMA).unwrap();
+    let mb = data.len() as f64 / 1e6;
+    let structural = Schema::structural_only();
+    let (mut parse, mut full, mut structure) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let start = Instant::now();
+        std::hint::black_box(validate(&data, &structural));
+        structure.push(mb / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        std::hint::black_box(parse_only(&data));
+        parse.push(mb / start.elapsed().as_secs_f64());
+        let start = Instant::now();
+        std::hint::black_box(validate(&data, &schema));
+        full.push(mb / start.elapsed().as_secs_f64());
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (p, p_min, p_max) = median(&mut parse);
+    let (f, f_min, f_max) = median(&mut full);
+    let (st, st_min, st_max) = median(&mut structure);
+    println!("\n{mb:.0} MB, 10 typed columns, median of 5 interleaved runs:");
+    println!("  csv-core parse only:    {p:7.1} MB/s (min {p_min:.1}, max {p_max:.1})");
+    println!("  structure checks only:  {st:7.1} MB/s (min {st_min:.1}, max {st_max:.1})");
+    println!("  full typed validation:  {f:7.1} MB/s (min {f_min:.1}, max {f_max:.1})");
+    println!("  ratio: validation runs at {:.0} % of plain parsing (goal ≥ 50 %)", f / p * 100.0);
+}
+
+criterion_group!(benches, throughput);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    print_ratio();
+}

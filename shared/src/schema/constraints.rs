@@ -1,7 +1,6 @@
 //! Field constraints, compiled once when the schema loads.
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 use regex::Regex;
 use serde_json::{Map, Value as Json};
@@ -23,12 +22,18 @@ pub struct Pattern {
     pub source: String,
 }
 
-/// A compiled `enum`: the canonical bytes of each allowed value.
+/// A compiled `enum`: the canonical bytes of each allowed value, sorted for binary search.
 #[derive(Debug, Clone)]
 pub struct EnumValues {
-    pub canonical: HashSet<Vec<u8>>,
+    pub canonical: Vec<Vec<u8>>,
     /// The allowed values as the schema lists them, for messages.
     pub listed: Vec<String>,
+}
+
+impl EnumValues {
+    fn contains(&self, canonical: &[u8]) -> bool {
+        self.canonical.binary_search_by(|c| c.as_slice().cmp(canonical)).is_ok()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -92,7 +97,7 @@ impl Constraints {
                 }
                 "enum" => {
                     let items = value.as_array().ok_or_else(|| error("must be an array".into()))?;
-                    let mut canonical = HashSet::new();
+                    let mut canonical = Vec::new();
                     let mut listed = Vec::new();
                     for item in items {
                         let text = json_as_cell(item).ok_or_else(|| error(format!("holds {item}, which is not a plain value")))?;
@@ -101,9 +106,11 @@ impl Constraints {
                             .ok_or_else(|| error(format!("holds '{text}', which is not {}", field_type.with_article())))?;
                         let mut bytes = Vec::new();
                         parsed.canonical_bytes(&mut bytes);
-                        canonical.insert(bytes);
+                        canonical.push(bytes);
                         listed.push(text);
                     }
+                    canonical.sort_unstable();
+                    canonical.dedup();
                     c.enum_values = Some(EnumValues { canonical, listed });
                 }
                 _ => unreachable!("filtered above"),
@@ -158,9 +165,16 @@ impl Constraints {
             }
         }
         if let Some(allowed) = &self.enum_values {
-            let mut bytes = Vec::new();
-            value.canonical_bytes(&mut bytes);
-            if !allowed.canonical.contains(&bytes) {
+            let found = match value {
+                // Text is its own canonical form: no copy on the hot path.
+                Value::Text(text) => allowed.contains(text.as_bytes()),
+                other => {
+                    let mut bytes = Vec::with_capacity(16);
+                    other.canonical_bytes(&mut bytes);
+                    allowed.contains(&bytes)
+                }
+            };
+            if !found {
                 failures.push(fail("enum", format!("is not one of {}", allowed.listed.join(", "))));
             }
         }
