@@ -1,0 +1,106 @@
+//! Installing the pinned tools, only when they are missing or of another version, so a
+//! second run costs a few version checks. Everything comes from crates.io or Debian's
+//! packages: nothing is downloaded from anywhere else.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{run, step};
+
+/// Must equal the `wasm-bindgen` version pinned in the workspace Cargo.toml.
+pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// The wasm-bindgen-cli lockfile pins a webpki-roots release the registry does not serve;
+/// this one builds the same CLI.
+const WEBPKI_ROOTS_FIX: &str = "1.0.10";
+
+pub fn ensure_test_tools() -> Result<(), String> {
+    ensure_wasm_target()?;
+    ensure_wasm_bindgen()?;
+    ensure_chromium()
+}
+
+fn ensure_wasm_target() -> Result<(), String> {
+    let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+    if installed.lines().any(|line| line.trim() == "wasm32-unknown-unknown") {
+        return Ok(());
+    }
+    step("adding the wasm32-unknown-unknown target");
+    run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))
+}
+
+/// wasm-bindgen-cli (it brings wasm-bindgen-test-runner) at exactly the pinned version.
+fn ensure_wasm_bindgen() -> Result<(), String> {
+    let wanted = format!("wasm-bindgen {WASM_BINDGEN_VERSION}");
+    if output("wasm-bindgen", &["--version"]).is_some_and(|v| v.trim() == wanted) {
+        return Ok(());
+    }
+    step(&format!("installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} from crates.io (about 7 minutes)"));
+    let cargo = crate::cargo();
+    let locked = Command::new(&cargo)
+        .args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--locked", "--force"])
+        .status()
+        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    if locked.success() {
+        return Ok(());
+    }
+    // The failed attempt left the crate's source in cargo's registry: fix its lockfile there.
+    eprintln!("retrying with webpki-roots {WEBPKI_ROOTS_FIX} in the lockfile");
+    let source = registry_source(&format!("wasm-bindgen-cli-{WASM_BINDGEN_VERSION}"))
+        .ok_or("the wasm-bindgen-cli source is not in cargo's registry cache")?;
+    let copy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/xtask/wasm-bindgen-cli");
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_dir(&source, &copy).map_err(|e| format!("cannot copy {}: {e}", source.display()))?;
+    run(Command::new(&cargo)
+        .args(["update", "-p", "webpki-roots", "--precise", WEBPKI_ROOTS_FIX])
+        .current_dir(&copy))?;
+    run(Command::new(&cargo).args(["install", "--locked", "--force", "--path"]).arg(&copy))
+}
+
+fn ensure_chromium() -> Result<(), String> {
+    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+        return Ok(());
+    }
+    step("installing chromium and chromium-driver from Debian's packages");
+    let root = output("id", &["-u"]).is_some_and(|id| id.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root {
+            command.arg("apt-get");
+        }
+        command.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        run(&mut command)
+    };
+    apt(&["update"])?;
+    apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"])
+}
+
+/// A command's standard output, or `None` when it cannot run or fails.
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn registry_source(crate_dir: &str) -> Option<PathBuf> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))?;
+    std::fs::read_dir(cargo_home.join("registry/src"))
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .map(|index| index.path().join(crate_dir))
+        .find(|path| path.join("Cargo.toml").exists())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
