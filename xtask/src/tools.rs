@@ -47,7 +47,8 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
     eprintln!("retrying with webpki-roots {WEBPKI_ROOTS_FIX} in the lockfile");
     let source = registry_source(&format!("wasm-bindgen-cli-{WASM_BINDGEN_VERSION}"))
         .ok_or("the wasm-bindgen-cli source is not in cargo's registry cache")?;
-    let copy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/xtask/wasm-bindgen-cli");
+    // Outside the workspace, or cargo would take the copy for one of its members.
+    let copy = std::env::temp_dir().join(format!("datavista-wasm-bindgen-cli-{WASM_BINDGEN_VERSION}"));
     let _ = std::fs::remove_dir_all(&copy);
     copy_dir(&source, &copy).map_err(|e| format!("cannot copy {}: {e}", source.display()))?;
     run(Command::new(&cargo)
