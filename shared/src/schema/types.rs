@@ -279,11 +279,29 @@ fn parse_integer(cell: &str, format: &NumberFormat) -> Option<i128> {
 }
 
 fn parse_plain_int(text: &str) -> Option<i128> {
-    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        all => (false, all),
+    };
+    if digits.is_empty() {
         return None;
     }
-    text.parse().ok()
+    // One pass for the usual case; i128 holds 38 digits.
+    if digits.len() <= 38 {
+        let mut value: i128 = 0;
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + (b - b'0') as i128;
+        }
+        return Some(if negative { -value } else { value });
+    }
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    text.parse().ok() // too large for i128: fails, as the spec's integers are bounded here
 }
 
 /// Decimal notation with an optional exponent, or NaN / INF / -INF (the spec's spellings).

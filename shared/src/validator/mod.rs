@@ -23,9 +23,10 @@ mod unique;
 use crate::clock::Stopwatch;
 use crate::dialect::Dialect;
 use crate::report::{truncate_cell, ErrorCode, ErrorCounts, Limits, Report, ValidationError};
+use crate::schema::types::Value;
 use crate::schema::{ConstraintFailure, FieldsMatch, Schema};
 use records::{Record, RecordEvent, RecordReader};
-use unique::UniqueSets;
+use unique::{Key, UniqueSets};
 
 /// How far a validation has come, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,8 +106,8 @@ struct Checker {
     /// (set index, field indexes, is the primary key) for each multi-field or key check.
     key_sets: Vec<(usize, Vec<usize>, bool)>,
     unique_stopped: bool,
-    /// Canonical bytes of each key field's value in the current row (`None`: null).
-    key_values: Vec<Option<Vec<u8>>>,
+    /// Each key field's value in the current row (`None`: null).
+    key_values: Vec<Option<KeyPart>>,
     in_key: Vec<bool>,
     encoding_reported: bool,
     scratch: Vec<u8>,
@@ -413,7 +414,7 @@ impl Checker {
             let err = located(ErrorCode::TypeError, message, None);
             if self.in_key[field_index] {
                 // Compare the text as it is: a bad value can still duplicate another.
-                self.key_values[field_index] = Some(cell.as_bytes().to_vec());
+                self.key_values[field_index] = Some(KeyPart::Text(cell.as_bytes().to_vec()));
             }
             self.errors.add(ErrorCode::TypeError, || err);
             return;
@@ -435,9 +436,15 @@ impl Checker {
         let mut stop_unique = false;
         let mut canonical = std::mem::take(&mut self.scratch);
         canonical.clear();
-        value.canonical_bytes(&mut canonical);
+        let key = match value {
+            Value::Integer(i) => Key::Integer(i),
+            _ => {
+                value.canonical_bytes(&mut canonical);
+                Key::Bytes(&canonical)
+            }
+        };
         if let Some(set) = self.unique_field_sets[field_index] {
-            match self.unique.insert(set, &canonical) {
+            match self.unique.insert(set, key) {
                 Ok(true) => {}
                 Ok(false) => {
                     let message = format!(
@@ -452,9 +459,18 @@ impl Checker {
             }
         }
         if self.in_key[field_index] {
-            let slot = self.key_values[field_index].get_or_insert_with(Vec::new);
-            slot.clear();
-            slot.extend_from_slice(&canonical);
+            self.key_values[field_index] = Some(match key {
+                Key::Integer(i) => KeyPart::Integer(i),
+                Key::Bytes(bytes) => match self.key_values[field_index].take() {
+                    // Reuse the buffer from the last row.
+                    Some(KeyPart::Value(mut buffer)) => {
+                        buffer.clear();
+                        buffer.extend_from_slice(bytes);
+                        KeyPart::Value(buffer)
+                    }
+                    _ => KeyPart::Value(bytes.to_vec()),
+                },
+            });
         }
         self.scratch = canonical;
         if stop_unique {
@@ -472,16 +488,36 @@ impl Checker {
             if (*is_primary && nulls > 0) || nulls == fields.len() {
                 continue;
             }
-            let mut key = std::mem::take(&mut self.scratch);
-            key.clear();
-            for f in fields {
-                let part = self.key_values[*f].as_deref().unwrap_or(&[]);
-                key.extend_from_slice(&(part.len() as u64).to_le_bytes());
-                key.extend_from_slice(part);
-            }
             let (set, is_primary) = (*set, *is_primary);
-            let result = self.unique.insert(set, &key);
-            self.scratch = key;
+            let result = match fields[..] {
+                [single] => match &self.key_values[single] {
+                    Some(KeyPart::Integer(i)) => self.unique.insert(set, Key::Integer(*i)),
+                    Some(KeyPart::Value(bytes)) => self.unique.insert(set, Key::Bytes(bytes)),
+                    // Text that failed its type is kept apart from values by a marker.
+                    Some(text @ KeyPart::Text(_)) => {
+                        let mut key = std::mem::take(&mut self.scratch);
+                        key.clear();
+                        text.append_to(&mut key);
+                        let result = self.unique.insert(set, Key::Bytes(&key));
+                        self.scratch = key;
+                        result
+                    }
+                    None => continue,
+                },
+                _ => {
+                    let mut key = std::mem::take(&mut self.scratch);
+                    key.clear();
+                    for f in fields {
+                        match &self.key_values[*f] {
+                            Some(part) => part.append_to(&mut key),
+                            None => key.push(0), // null
+                        }
+                    }
+                    let result = self.unique.insert(set, Key::Bytes(&key));
+                    self.scratch = key;
+                    result
+                }
+            };
             match result {
                 Ok(true) => {}
                 Ok(false) => {
@@ -534,6 +570,35 @@ impl Checker {
                 ..error(ErrorCode::SourceError, None, None, None)
             });
         }
+    }
+}
+
+/// One field's part of a key in the current row.
+#[derive(Debug, Clone)]
+enum KeyPart {
+    Integer(i128),
+    /// Canonical bytes of a typed value.
+    Value(Vec<u8>),
+    /// The raw text of a cell that failed its type.
+    Text(Vec<u8>),
+}
+
+impl KeyPart {
+    /// Append this part to a composite key, tagged and length-prefixed so that no two
+    /// different sequences of parts give the same bytes.
+    fn append_to(&self, key: &mut Vec<u8>) {
+        let (tag, bytes): (u8, &[u8]) = match self {
+            KeyPart::Integer(i) => {
+                key.push(1);
+                key.extend_from_slice(&i.to_le_bytes());
+                return;
+            }
+            KeyPart::Value(bytes) => (2, bytes),
+            KeyPart::Text(bytes) => (3, bytes),
+        };
+        key.push(tag);
+        key.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        key.extend_from_slice(bytes);
     }
 }
 

@@ -267,7 +267,8 @@ impl RecordReader {
                         self.lines.feed(&input[pos..pos + 1]);
                         pos += 1;
                     } else {
-                        self.lines.feed(&input[pos..pos]); // settles a pending \r
+                        // Settles a pending \r (this byte is no line end, so it counts nothing).
+                        self.lines.feed(&input[pos..pos + 1]);
                         if Some(byte) == self.dialect.comment_char {
                             self.position = Position::InComment;
                         } else {
@@ -370,7 +371,7 @@ impl RecordReader {
             return None; // csv-core's path reports it as oversized
         }
         let taken = end + 1; // the line end: csv-core also ends a record at \r and leaves \n
-        self.lines.feed(&input[..taken]);
+        self.lines.feed(&input[end..taken]); // the line itself holds no line end
         self.rows += 1;
         self.position = Position::BetweenRecords;
         on_event(RecordEvent::Record(Record {
