@@ -105,7 +105,7 @@ impl FieldType {
             FieldType::DateTime(format) => parse_datetime(cell, format).map(Value::DateTime),
             FieldType::Year => parse_plain_int(cell).and_then(|y| i32::try_from(y).ok()).map(Value::Year),
             FieldType::YearMonth => parse_year_month(cell).map(|(y, m)| Value::YearMonth(y, m)),
-            FieldType::Duration => parse_duration(cell).map(Value::Duration),
+            FieldType::Duration => parse_duration(cell).map(|d| Value::Duration(Box::new(d))),
         }
     }
 
@@ -142,7 +142,8 @@ pub enum Value<'a> {
     DateTime(NaiveDateTime),
     Year(i32),
     YearMonth(i32, u32),
-    Duration(IsoDuration),
+    /// Boxed: durations are rare, and this keeps every other value small to move around.
+    Duration(Box<IsoDuration>),
 }
 
 impl Value<'_> {
