@@ -1,11 +1,36 @@
-//! `datavista`: the DataVista binary. Subcommands:
-//! - `validate` — check CSV files from a terminal with the same engine the server runs.
+//! `datavista`: the DataVista server and command line.
+//!
+//! # Layout
+//! - [`app`] — `serve`: wiring, recovery of interrupted jobs, graceful shutdown.
+//! - [`config`] — the typed configuration (flags and environment variables).
+//! - [`routes`] — HTTP and WebSocket endpoints, one module per resource.
+//! - [`jobs`] — uploads streaming to storage while the shared validator follows them, the
+//!   bounded worker pool, cancel, recovery; [`jobs::Publisher`] stores then pushes changes.
+//! - [`hub`] — the push hub task owning every WebSocket queue, behind an event-bus trait.
+//! - [`store`] — the job store trait and its SQLite implementation.
+//! - [`storage`] — where files and reports live (local disk behind a trait).
+//! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
+//! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
+//! - [`validate_command`] — `validate`: the engine from a terminal.
 
+mod app;
+mod config;
+mod errors;
+mod hub;
+mod identity;
+mod jobs;
+mod metrics;
+mod routes;
+mod schemas;
+mod state;
+mod storage;
+mod store;
 mod validate_command;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "datavista", version, about = "Validate large CSV files against Frictionless Table Schemas")]
@@ -16,13 +41,89 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server: dashboard, HTTP API and live WebSocket updates.
+    Serve(config::Config),
     /// Validate CSV files. Exit code: 0 all valid, 1 some invalid, 2 could not run.
     Validate(validate_command::ValidateArgs),
+    /// Manage API tokens for scripts.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (it is stored only as a hash: keep it).
+    Create(TokenArgs),
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[arg(long, env = "DATAVISTA_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Give the token to an existing owner (e.g. your dashboard's, from GET /api/session),
+    /// so script and dashboard share uploads; by default the token is a new owner.
+    #[arg(long)]
+    owner: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate(args) => validate_command::run(&args),
+        Command::Serve(config) => {
+            let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            let result = actix_web::rt::System::new().block_on(app::serve(config));
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("datavista: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token(TokenCommand::Create(args)) => create_token(&args),
+    }
+}
+
+fn create_token(args: &TokenArgs) -> ExitCode {
+    use store::JobStore;
+    let owner = match &args.owner {
+        Some(id) => match uuid::Uuid::parse_str(id) {
+            Ok(id) => identity::OwnerId::from_stored(id.to_string()),
+            Err(_) => {
+                eprintln!("datavista: --owner must be an owner id (a UUID)");
+                return ExitCode::from(2);
+            }
+        },
+        None => identity::OwnerId::random(),
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        eprintln!("datavista: cannot create {}: {e}", args.data_dir.display());
+        return ExitCode::from(2);
+    }
+    let store = match store::sqlite::SqliteStore::open(&args.data_dir.join("datavista.sqlite3")) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("datavista: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let token = identity::new_token();
+    match store.add_token(&identity::token_hash(&token), &owner) {
+        Ok(()) => {
+            println!("{token}");
+            eprintln!("owner {owner}: send it as 'Authorization: Bearer {token}'");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("datavista: {e}");
+            ExitCode::from(2)
+        }
     }
 }

@@ -1,0 +1,118 @@
+//! `datavista serve`: wires the store, storage, hub and job runner together, recovers
+//! interrupted jobs, serves HTTP and WebSocket, and shuts down gracefully.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Config;
+use crate::hub::{EventBus, HubHandle, InProcessBus};
+use crate::identity;
+use crate::jobs::{JobRunner, Publisher, Rules};
+use crate::metrics::Metrics;
+use crate::routes::{self, system};
+use crate::schemas::SchemaCatalog;
+use crate::state::AppState;
+use crate::storage::{LocalDisk, Storage};
+use crate::store::sqlite::SqliteStore;
+use crate::store::JobStore;
+
+pub async fn serve(config: Config) -> Result<(), String> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create the data dir {}: {e}", config.data_dir.display()))?;
+    let store: Arc<dyn JobStore> =
+        Arc::new(SqliteStore::open(&config.data_dir.join("datavista.sqlite3")).map_err(|e| format!("cannot open the database: {e}"))?);
+    let storage: Arc<dyn Storage> = Arc::new(LocalDisk::new(&config.data_dir).map_err(|e| format!("cannot prepare storage: {e}"))?);
+    let session_key = identity::load_or_create_key(&config.data_dir.join("session.key")).map_err(|e| format!("cannot create the session key: {e}"))?;
+    let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
+    let metrics = Arc::new(Metrics::new());
+    let hub = HubHandle::start();
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus(hub.clone()));
+    let publisher = Arc::new(Publisher::new(store.clone(), bus));
+    let jobs = Arc::new(JobRunner::new(
+        storage,
+        publisher,
+        metrics.clone(),
+        config.workers(),
+        config.max_uploads_per_owner,
+    ));
+    let (shutdown, _) = tokio::sync::watch::channel(false);
+    let state = web::Data::new(AppState { config: config.clone(), store, jobs, hub, schemas, metrics, session_key, shutdown });
+
+    recover_jobs(&state).await?;
+
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|e, _| crate::errors::ApiError::BadRequest(e.to_string()).into()))
+            .wrap(from_fn(system::ensure_session))
+            .configure(routes::uploads::routes)
+            .configure(routes::schemas::routes)
+            .configure(system::routes)
+            .route("/ws", web::get().to(routes::ws::connect))
+            .route("/{path:.*}", web::get().to(system::dashboard))
+    })
+    .disable_signals()
+    .shutdown_timeout(10)
+    .bind(config.bind)
+    .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    for address in server.addrs() {
+        // Tests and scripts read this line to find the port.
+        println!("DataVista listening on http://{address}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing connections, re-queueing running jobs");
+        let _ = state.shutdown.send(true);
+        state.jobs.shutdown();
+        for _ in 0..50 {
+            if state.jobs.running_count() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        handle.stop(true).await;
+    });
+    server.await.map_err(|e| format!("the server failed: {e}"))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handlers can be installed");
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Jobs a crash or restart interrupted: validations start again from the stored file; an
+/// upload cut off half-way cannot be finished and is marked failed.
+async fn recover_jobs(state: &web::Data<AppState>) -> Result<(), String> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let unfinished = state.store.unfinished_jobs().map_err(|e| e.to_string())?;
+        for (owner, job) in unfinished {
+            let rules = match &job.schema_id {
+                None => Some(Rules { schema: datavista_shared::Schema::structural_only(), dialect: Default::default() }),
+                Some(id) => state
+                    .schemas
+                    .find(state.store.as_ref(), &owner, id)
+                    .map_err(|e| e.to_string())?
+                    .map(|schema| Rules { schema, dialect: Default::default() }),
+            };
+            tracing::info!(job = %job.id, state = job.state.as_str(), "recovering an interrupted job");
+            state.jobs.recover(owner, job, rules);
+        }
+        Ok::<_, String>(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}

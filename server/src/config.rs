@@ -1,0 +1,46 @@
+//! One typed configuration for `datavista serve`, from flags or environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "DATAVISTA_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Where the SQLite file, uploads and reports live.
+    #[arg(long, env = "DATAVISTA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// The built dashboard (`trunk build --release` output) served at `/`.
+    #[arg(long, env = "DATAVISTA_DIST_DIR", default_value = "dist")]
+    pub dist_dir: PathBuf,
+    /// Extra Table Schema JSON files to offer (every *.json in the folder).
+    #[arg(long, env = "DATAVISTA_SCHEMA_DIR")]
+    pub schema_dir: Option<PathBuf>,
+    /// Largest accepted file, in bytes (default 5 GiB); larger uploads get 413 at once.
+    #[arg(long, env = "DATAVISTA_MAX_FILE_BYTES", default_value_t = 5 << 30)]
+    pub max_file_bytes: u64,
+    /// Uploads one owner may run at the same time.
+    #[arg(long, env = "DATAVISTA_MAX_UPLOADS_PER_OWNER", default_value_t = 8)]
+    pub max_uploads_per_owner: usize,
+    /// Uploads are refused while less than this many bytes are free on the data disk.
+    #[arg(long, env = "DATAVISTA_MIN_FREE_BYTES", default_value_t = 256 << 20)]
+    pub min_free_bytes: u64,
+    /// Validations running at once (default: the number of cores).
+    #[arg(long, env = "DATAVISTA_WORKERS")]
+    pub workers: Option<usize>,
+    /// Origins allowed to open the WebSocket (comma-separated), besides the server's own.
+    #[arg(long, env = "DATAVISTA_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Log filter, e.g. `info` or `datavista=debug`.
+    #[arg(long, env = "DATAVISTA_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Config {
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1)
+    }
+}

@@ -1,0 +1,237 @@
+//! The push hub: one task owns every WebSocket connection's queue, grouped by owner, and fans
+//! each owner's events out to all of that owner's connections (every open tab).
+//!
+//! Handlers and sessions talk to it through the cloneable [`HubHandle`]. Events reach it
+//! through an [`EventBus`]: in-process by default; a Redis pub/sub bus would publish to
+//! Redis and feed what it receives into the same handle.
+//!
+//! A connection that falls behind never slows the others: its queue is bounded, and when it
+//! overflows the hub flags the connection as lagged and skips it; the session then sends a
+//! fresh snapshot instead of the messages it missed.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use datavista_shared::protocol::ServerMessage;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::identity::OwnerId;
+
+/// Messages a connection's queue holds before it counts as lagging.
+pub const CONNECTION_QUEUE: usize = 256;
+/// Recent messages kept per owner, so a reconnecting tab can catch up without a snapshot.
+const HISTORY: usize = 1024;
+
+/// An event for every connection of one owner.
+#[derive(Debug, Clone)]
+pub struct OwnerEvent {
+    pub owner: OwnerId,
+    pub message: ServerMessage,
+}
+
+/// Carries events from wherever jobs run to the hub(s) holding the connections.
+pub trait EventBus: Send + Sync + 'static {
+    fn publish(&self, event: OwnerEvent);
+}
+
+/// The embedded bus: straight into this process's hub.
+pub struct InProcessBus(pub HubHandle);
+
+impl EventBus for InProcessBus {
+    fn publish(&self, event: OwnerEvent) {
+        self.0.deliver(event);
+    }
+}
+
+/// What a session holds for its connection.
+pub struct Subscription {
+    pub id: u64,
+    pub messages: mpsc::Receiver<ServerMessage>,
+    /// Set by the hub when the queue overflowed; `notify` wakes the session.
+    pub lagged: Arc<AtomicBool>,
+    pub notify: Arc<Notify>,
+}
+
+enum Command {
+    Subscribe { owner: OwnerId, reply: oneshot::Sender<Subscription> },
+    Unsubscribe { owner: OwnerId, id: u64 },
+    Deliver(OwnerEvent),
+    History { owner: OwnerId, after: u64, reply: oneshot::Sender<Option<Vec<ServerMessage>>> },
+    Connections { reply: oneshot::Sender<usize> },
+}
+
+#[derive(Clone)]
+pub struct HubHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl HubHandle {
+    /// Start the hub task.
+    pub fn start() -> HubHandle {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(Hub::default().run(receiver));
+        HubHandle { commands }
+    }
+
+    pub async fn subscribe(&self, owner: OwnerId) -> Option<Subscription> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::Subscribe { owner, reply }).ok()?;
+        answer.await.ok()
+    }
+
+    pub fn unsubscribe(&self, owner: OwnerId, id: u64) {
+        let _ = self.commands.send(Command::Unsubscribe { owner, id });
+    }
+
+    pub fn deliver(&self, event: OwnerEvent) {
+        let _ = self.commands.send(Command::Deliver(event));
+    }
+
+    /// Messages after `after`, if the hub still has all of them; `None` means "send a snapshot".
+    pub async fn history(&self, owner: OwnerId, after: u64) -> Option<Vec<ServerMessage>> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(Command::History { owner, after, reply }).ok()?;
+        answer.await.ok().flatten()
+    }
+
+    pub async fn connections(&self) -> usize {
+        let (reply, answer) = oneshot::channel();
+        if self.commands.send(Command::Connections { reply }).is_err() {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+}
+
+struct Connection {
+    id: u64,
+    queue: mpsc::Sender<ServerMessage>,
+    lagged: Arc<AtomicBool>,
+    notify: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct OwnerChannel {
+    connections: Vec<Connection>,
+    history: VecDeque<ServerMessage>,
+}
+
+#[derive(Default)]
+struct Hub {
+    owners: HashMap<OwnerId, OwnerChannel>,
+    next_id: u64,
+}
+
+impl Hub {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        while let Some(command) = commands.recv().await {
+            match command {
+                Command::Subscribe { owner, reply } => {
+                    self.next_id += 1;
+                    let (queue, messages) = mpsc::channel(CONNECTION_QUEUE);
+                    let lagged = Arc::new(AtomicBool::new(false));
+                    let notify = Arc::new(Notify::new());
+                    let connection = Connection { id: self.next_id, queue, lagged: lagged.clone(), notify: notify.clone() };
+                    self.owners.entry(owner).or_default().connections.push(connection);
+                    let _ = reply.send(Subscription { id: self.next_id, messages, lagged, notify });
+                }
+                Command::Unsubscribe { owner, id } => {
+                    if let Some(channel) = self.owners.get_mut(&owner) {
+                        channel.connections.retain(|c| c.id != id);
+                    }
+                }
+                Command::Deliver(event) => self.deliver(event),
+                Command::History { owner, after, reply } => {
+                    let _ = reply.send(self.owners.get(&owner).and_then(|channel| history_after(&channel.history, after)));
+                }
+                Command::Connections { reply } => {
+                    let _ = reply.send(self.owners.values().map(|c| c.connections.len()).sum());
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, event: OwnerEvent) {
+        let channel = self.owners.entry(event.owner).or_default();
+        if channel.history.len() == HISTORY {
+            channel.history.pop_front();
+        }
+        channel.history.push_back(event.message.clone());
+        channel.connections.retain(|connection| {
+            if connection.lagged.load(Ordering::Acquire) {
+                return true; // waiting for its snapshot: nothing more to queue
+            }
+            match connection.queue.try_send(event.message.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    connection.lagged.store(true, Ordering::Release);
+                    connection.notify.notify_one();
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+}
+
+/// Everything after `after`, when the history reaches back that far without a gap.
+/// An empty history (nothing since this process started) proves nothing: snapshot.
+fn history_after(history: &VecDeque<ServerMessage>, after: u64) -> Option<Vec<ServerMessage>> {
+    let newest = history.back()?.seq();
+    if after >= newest {
+        return Some(Vec::new());
+    }
+    let oldest = history.front()?.seq();
+    if oldest > after + 1 {
+        return None; // a gap: some messages after `after` are gone
+    }
+    Some(history.iter().filter(|m| m.seq() > after).cloned().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datavista_shared::protocol::ServerMessage;
+
+    fn removed(seq: u64) -> ServerMessage {
+        ServerMessage::JobRemoved { seq, job_id: format!("j{seq}") }
+    }
+
+    #[test]
+    fn history_replays_only_without_gaps() {
+        let history: VecDeque<_> = (5..=9).map(removed).collect();
+        assert_eq!(history_after(&history, 9), Some(vec![]));
+        assert_eq!(history_after(&history, 7).unwrap().len(), 2);
+        assert_eq!(history_after(&history, 4).unwrap().len(), 5);
+        assert_eq!(history_after(&history, 3), None);
+        assert_eq!(history_after(&VecDeque::new(), 3), None, "after a restart the history is empty");
+    }
+
+    #[tokio::test]
+    async fn every_connection_of_an_owner_gets_each_event_and_others_none() {
+        let hub = HubHandle::start();
+        let (ada, bob) = (OwnerId::random(), OwnerId::random());
+        let mut tab1 = hub.subscribe(ada.clone()).await.unwrap();
+        let mut tab2 = hub.subscribe(ada.clone()).await.unwrap();
+        let mut other = hub.subscribe(bob).await.unwrap();
+        hub.deliver(OwnerEvent { owner: ada, message: removed(1) });
+        assert_eq!(tab1.messages.recv().await, Some(removed(1)));
+        assert_eq!(tab2.messages.recv().await, Some(removed(1)));
+        assert!(other.messages.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_marks_the_connection_lagged_without_blocking_others() {
+        let hub = HubHandle::start();
+        let owner = OwnerId::random();
+        let slow = hub.subscribe(owner.clone()).await.unwrap();
+        let mut fast = hub.subscribe(owner.clone()).await.unwrap();
+        for seq in 1..=(CONNECTION_QUEUE as u64 + 10) {
+            hub.deliver(OwnerEvent { owner: owner.clone(), message: removed(seq) });
+            assert_eq!(fast.messages.recv().await.map(|m| m.seq()), Some(seq));
+        }
+        assert!(slow.lagged.load(Ordering::Acquire));
+        assert_eq!(hub.connections().await, 2);
+    }
+}

@@ -1,0 +1,49 @@
+//! Prometheus metrics at `/metrics`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Gauge,
+    pub jobs: Family<StateLabel, Gauge>,
+    pub bytes_validated: Counter,
+    pub validation_seconds: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("datavista");
+        let connections = Gauge::default();
+        let jobs = Family::<StateLabel, Gauge>::default();
+        let bytes_validated = Counter::default();
+        let validation_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register("websocket_connections", "Open WebSocket connections", connections.clone());
+        registry.register("jobs", "Jobs by state", jobs.clone());
+        registry.register("validated_bytes", "Bytes run through the validator", bytes_validated.clone());
+        registry.register("validation_duration_seconds", "Time from a validation's start to its report", validation_seconds.clone());
+        Metrics { registry, connections, jobs, bytes_validated, validation_seconds }
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

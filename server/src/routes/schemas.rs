@@ -1,0 +1,45 @@
+//! `/api/schemas`: the schemas a user can validate against, and adding their own.
+
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use crate::errors::ApiError;
+use crate::identity::Owner;
+use crate::schemas::AddError;
+use crate::state::AppState;
+
+/// A schema body is JSON text; this is far above any real one.
+const MAX_SCHEMA_BYTES: usize = 1 << 20;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config.service(
+        web::resource("/api/schemas")
+            .app_data(web::PayloadConfig::new(MAX_SCHEMA_BYTES))
+            .route(web::get().to(list))
+            .route(web::post().to(add)),
+    );
+}
+
+async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
+    let state2 = state.clone();
+    let schemas = web::block(move || state2.schemas.list(state2.store.as_ref(), &owner.0)).await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "schemas": schemas })))
+}
+
+#[derive(Deserialize)]
+struct AddQuery {
+    name: Option<String>,
+}
+
+/// `POST /api/schemas[?name=…]` with the Table Schema JSON as the body. A schema the shared
+/// crate refuses answers 400 with its reason.
+async fn add(state: web::Data<AppState>, owner: Owner, query: web::Query<AddQuery>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::InvalidSchema("the schema is not UTF-8 text".into()))?;
+    let name = query.into_inner().name;
+    let state2 = state.clone();
+    match web::block(move || state2.schemas.add(state2.store.as_ref(), &owner.0, name, text)).await? {
+        Ok(info) => Ok(HttpResponse::Created().json(info)),
+        Err(AddError::Invalid(reason)) => Err(ApiError::InvalidSchema(reason)),
+        Err(AddError::Store(e)) => Err(ApiError::Internal(e)),
+    }
+}

@@ -1,0 +1,79 @@
+//! Health, metrics, the session endpoint and the dashboard's static files.
+
+use std::path::PathBuf;
+
+use actix_files::NamedFile;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+
+use crate::errors::ApiError;
+use crate::identity::{self, Owner, OwnerId};
+use crate::metrics::StateLabel;
+use crate::state::AppState;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/healthz", web::get().to(healthz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/api/session", web::get().to(session));
+}
+
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    web::block(move || store.count_by_state()).await??; // the database answers
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+}
+
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let counts = web::block(move || store.count_by_state()).await??;
+    for (state_name, count) in counts {
+        state.metrics.jobs.get_or_create(&StateLabel { state: state_name }).set(count as i64);
+    }
+    state.metrics.connections.set(state.hub.connections().await as i64);
+    Ok(HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(state.metrics.render()))
+}
+
+/// `GET /api/session`: who you are (a new anonymous session is made when there is none).
+async fn session(owner: Owner) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "owner": owner.0.as_str() }))
+}
+
+/// Give every browser an anonymous session on its first visit: requests for pages (and
+/// `/api/session`) without a valid cookie get a new owner and a signed cookie.
+pub async fn ensure_session(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+    let path = req.path();
+    let wants_session = path == "/api/session" || !(path.starts_with("/api/") || path == "/ws" || path == "/healthz" || path == "/metrics");
+    let has_token = req.headers().contains_key(actix_web::http::header::AUTHORIZATION);
+    let minted = (wants_session && !has_token && identity::session_owner(req.request(), &state.session_key).is_none()).then(OwnerId::random);
+    if let Some(owner) = &minted {
+        req.extensions_mut().insert(owner.clone());
+    }
+    let secure = req.connection_info().scheme() == "https";
+    let mut response = next.call(req).await?;
+    if let Some(owner) = minted {
+        response.response_mut().add_cookie(&identity::session_cookie(&owner, &state.session_key, secure))?;
+    }
+    Ok(response)
+}
+
+/// The dashboard: files from `dist/`, and `index.html` for any other page path (the
+/// dashboard routes in the browser).
+pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<NamedFile, ApiError> {
+    let dist = &state.config.dist_dir;
+    let relative: PathBuf = req.match_info().query("path").parse().unwrap_or_default();
+    // Only plain components: no "..", no absolute paths.
+    let safe = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if safe && !relative.as_os_str().is_empty() {
+        let file = dist.join(&relative);
+        if file.is_file() {
+            return Ok(NamedFile::open(file)?);
+        }
+    }
+    NamedFile::open(dist.join("index.html")).map_err(|_| {
+        ApiError::NotFound(format!("the dashboard is not built: run `trunk build --release` (looked in {})", dist.display()))
+    })
+}

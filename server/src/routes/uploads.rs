@@ -1,0 +1,372 @@
+//! `/api/uploads`: streaming multi-file upload, job state, error pages, reports, cancel/delete.
+
+use std::sync::Arc;
+
+use actix_multipart::Multipart;
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use datavista_shared::protocol::{Job, JobState};
+use datavista_shared::{Dialect, Report, Schema, ValidationError};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::errors::ApiError;
+use crate::identity::{Owner, OwnerId};
+use crate::jobs::{JobControl, JobRunner, Rules, UploadSlot};
+use crate::state::AppState;
+
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/api/uploads", web::post().to(create))
+        .route("/api/uploads", web::get().to(list))
+        .route("/api/uploads/{id}", web::get().to(get))
+        .route("/api/uploads/{id}", web::delete().to(delete))
+        .route("/api/uploads/{id}/errors", web::get().to(errors))
+        .route("/api/uploads/{id}/report.json", web::get().to(report_json))
+        .route("/api/uploads/{id}/report.csv", web::get().to(report_csv));
+}
+
+/// Chunks in flight between the request and the file writer.
+const WRITE_QUEUE: usize = 16;
+const MAX_SCHEMA_FIELD_BYTES: usize = 256;
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    schema: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    uploads: Vec<Job>,
+}
+
+/// `POST /api/uploads[?schema=ID]`, multipart/form-data: any number of file parts, and
+/// optionally a `schema` text part before them. Each file streams to storage and is
+/// validated while it arrives; nothing is held in memory whole.
+async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<UploadQuery>, mut form: Multipart) -> Result<HttpResponse, ApiError> {
+    let owner = owner.0;
+    let mut schema_id = query.into_inner().schema.filter(|s| !s.is_empty());
+    let mut created = Vec::new();
+    while let Some(part) = form.next().await {
+        let mut part = part.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
+        let (name, file_name) = match part.content_disposition() {
+            Some(cd) => (cd.get_name().map(str::to_owned), cd.get_filename().map(str::to_owned)),
+            None => (None, None),
+        };
+        match file_name {
+            None if name.as_deref() == Some("schema") => {
+                let mut text = Vec::new();
+                while let Some(chunk) = part.next().await {
+                    let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
+                    text.extend_from_slice(&chunk);
+                    if text.len() > MAX_SCHEMA_FIELD_BYTES {
+                        return Err(ApiError::BadRequest("the schema field is too long".into()));
+                    }
+                }
+                schema_id = Some(String::from_utf8_lossy(&text).trim().to_owned()).filter(|s| !s.is_empty());
+            }
+            None => {
+                // Unknown text fields are read and ignored.
+                while let Some(chunk) = part.next().await {
+                    chunk.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
+                }
+            }
+            Some(file_name) => {
+                let job = receive_file(&state, &owner, schema_id.clone(), &file_name, &mut part).await?;
+                created.push(job);
+            }
+        }
+    }
+    if created.is_empty() {
+        return Err(ApiError::BadRequest("no file in the form: send multipart/form-data with one or more 'file' parts".into()));
+    }
+    Ok(HttpResponse::Created().json(Created { uploads: created }))
+}
+
+async fn receive_file(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    schema_id: Option<String>,
+    raw_name: &str,
+    part: &mut actix_multipart::Field,
+) -> Result<Job, ApiError> {
+    let rules = resolve_rules(state, owner, schema_id.clone()).await?;
+    let slot = state.jobs.begin_upload_slot(owner).ok_or_else(|| {
+        ApiError::TooManyUploads(format!("at most {} uploads at once; wait for one to finish", state.config.max_uploads_per_owner))
+    })?;
+    let storage = state.jobs.storage().clone();
+    let free = web::block(move || storage.available_bytes()).await??;
+    if free < state.config.min_free_bytes {
+        return Err(ApiError::InsufficientStorage("the server is low on disk space; try again later".into()));
+    }
+    let runner = state.jobs.clone();
+    let start_owner = owner.clone();
+    let file_name = display_name(raw_name);
+    let control = web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules)).await??;
+    let mut upload = InProgress { runner: state.jobs.clone(), control: control.clone(), ended: false, _slot: slot };
+    let (chunks, writer) = spawn_writer(state.jobs.clone(), control.clone());
+    let limit = state.config.max_file_bytes;
+    let mut received: u64 = 0;
+    while let Some(chunk) = part.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                drop(chunks);
+                let _ = writer.await;
+                upload.end(JobState::Cancelled, &format!("the upload was interrupted: {e}")).await;
+                return Err(ApiError::BadRequest(format!("the upload of '{}' was interrupted: {e}", control.job().file_name)));
+            }
+        };
+        received += chunk.len() as u64;
+        if received > limit {
+            drop(chunks);
+            let _ = writer.await;
+            let reason = format!("the file is larger than the {} limit", human_size(limit));
+            upload.end(JobState::Failed, &reason).await;
+            return Err(ApiError::TooLarge(format!("'{}': {reason}", control.job().file_name)));
+        }
+        if control.is_cancelled() || chunks.send(chunk).await.is_err() {
+            break; // cancelled meanwhile, or the writer failed (its error ends the job)
+        }
+    }
+    drop(chunks);
+    match writer.await {
+        Ok(Ok(())) if !control.is_cancelled() => {
+            upload.ended = true;
+            let runner = state.jobs.clone();
+            let done = control.clone();
+            web::block(move || runner.complete_upload(&done)).await?;
+        }
+        Ok(Ok(())) => upload.ended = true, // cancelled: the job already says so
+        Ok(Err(e)) => upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await,
+        Err(e) => upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await,
+    }
+    Ok(control.job())
+}
+
+/// Writes chunks to storage on a blocking thread and tells the job each time.
+fn spawn_writer(runner: Arc<JobRunner>, control: Arc<JobControl>) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let (sender, mut receiver) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = runner.storage().create_upload(&control.id)?;
+        while let Some(chunk) = receiver.blocking_recv() {
+            if control.is_cancelled() {
+                return Ok(());
+            }
+            file.write_all(&chunk)?;
+            runner.uploaded(&control, chunk.len() as u64);
+        }
+        file.flush()
+    });
+    (sender, writer)
+}
+
+use std::io::Write as _;
+
+/// An upload in progress: if the request goes away before the end (the client aborted, the
+/// connection broke), dropping this ends the job as cancelled and removes the partial file.
+struct InProgress {
+    runner: Arc<JobRunner>,
+    control: Arc<JobControl>,
+    ended: bool,
+    _slot: UploadSlot,
+}
+
+impl InProgress {
+    async fn end(&mut self, state: JobState, reason: &str) {
+        self.ended = true;
+        let (runner, control, reason) = (self.runner.clone(), self.control.clone(), reason.to_owned());
+        let _ = web::block(move || runner.abort_upload(&control, state, &reason)).await;
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if !self.ended {
+            let (runner, control) = (self.runner.clone(), self.control.clone());
+            tokio::task::spawn_blocking(move || runner.abort_upload(&control, JobState::Cancelled, "the upload was interrupted"));
+        }
+    }
+}
+
+async fn resolve_rules(state: &web::Data<AppState>, owner: &OwnerId, schema_id: Option<String>) -> Result<Rules, ApiError> {
+    let Some(id) = schema_id else {
+        return Ok(Rules { schema: Schema::structural_only(), dialect: Dialect::default() });
+    };
+    let (state2, owner2, id2) = (state.clone(), owner.clone(), id.clone());
+    let schema = web::block(move || state2.schemas.find(state2.store.as_ref(), &owner2, &id2)).await??;
+    let schema = schema.ok_or_else(|| ApiError::BadRequest(format!("unknown schema '{id}': see GET /api/schemas")))?;
+    Ok(Rules { schema, dialect: Dialect::default() })
+}
+
+/// A user's file name as a label only: no directories, no control characters, 255 characters
+/// at most. Storage never sees it.
+pub fn display_name(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let clean = clean.trim();
+    if clean.is_empty() || clean == "." || clean == ".." { "upload.csv".to_owned() } else { clean.to_owned() }
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    offset: Option<u64>,
+    limit: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct JobList {
+    uploads: Vec<Job>,
+    total: u64,
+    offset: u64,
+    limit: u64,
+}
+
+/// `GET /api/uploads?offset=&limit=`: newest first.
+async fn list(state: web::Data<AppState>, owner: Owner, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    let offset = page.offset.unwrap_or(0);
+    let limit = page.limit.unwrap_or(50).clamp(1, 500);
+    let store = state.store.clone();
+    let (uploads, total) = web::block(move || Ok::<_, crate::store::StoreError>((store.jobs(&owner.0, offset, limit)?, store.job_count(&owner.0)?))).await??;
+    Ok(HttpResponse::Ok().json(JobList { uploads, total, offset, limit }))
+}
+
+async fn find_job(state: &web::Data<AppState>, owner: &OwnerId, id: String) -> Result<Job, ApiError> {
+    let (store, owner) = (state.store.clone(), owner.clone());
+    web::block(move || store.job(&owner, &id)).await??.ok_or_else(ApiError::job_not_found)
+}
+
+/// `GET /api/uploads/{id}`: state and counts.
+async fn get(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(find_job(&state, &owner.0, id.into_inner()).await?))
+}
+
+/// `DELETE /api/uploads/{id}`: a running job is cancelled (it stops within a second and its
+/// file is removed); a finished one is deleted with its file and report.
+async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let job = find_job(&state, &owner.0, id.clone()).await?;
+    let runner = state.jobs.clone();
+    let owner = owner.0;
+    if !job.state.is_final() {
+        let (o, i) = (owner.clone(), id.clone());
+        if web::block(move || runner.cancel(&o, &i)).await? {
+            let job = find_job(&state, &owner, id).await?;
+            return Ok(HttpResponse::Ok().json(job));
+        }
+    }
+    let runner = state.jobs.clone();
+    let removed = web::block(move || {
+        let storage = runner.storage();
+        storage.remove_upload(&id)?;
+        storage.remove_report(&id)?;
+        runner.publisher().job_removed(&owner, &id).map_err(std::io::Error::other)
+    })
+    .await??;
+    if removed { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::job_not_found()) }
+}
+
+async fn load_report(state: &web::Data<AppState>, owner: &OwnerId, id: String) -> Result<Report, ApiError> {
+    let job = find_job(state, owner, id.clone()).await?;
+    if !matches!(job.state, JobState::Valid | JobState::Invalid) {
+        return Err(ApiError::NotFinished(format!("the upload is {}; its report is ready once it is valid or invalid", job.state.as_str())));
+    }
+    let storage = state.jobs.storage().clone();
+    let bytes = web::block(move || storage.read_report(&id)).await??;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("stored report unreadable: {e}")))
+}
+
+#[derive(Serialize)]
+struct ErrorPage {
+    errors: Vec<ValidationError>,
+    offset: u64,
+    limit: u64,
+    /// Errors in the stored sample (at most 1,000).
+    sample_size: u64,
+    /// All errors found, past the sample too.
+    error_total: u64,
+    sample_capped: bool,
+}
+
+/// `GET /api/uploads/{id}/errors?offset=&limit=`: a page of the error sample.
+async fn errors(state: web::Data<AppState>, owner: Owner, id: web::Path<String>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    let report = load_report(&state, &owner.0, id.into_inner()).await?;
+    let offset = page.offset.unwrap_or(0);
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let errors = report.errors.iter().skip(offset as usize).take(limit as usize).cloned().collect();
+    Ok(HttpResponse::Ok().json(ErrorPage {
+        errors,
+        offset,
+        limit,
+        sample_size: report.errors.len() as u64,
+        error_total: report.error_total,
+        sample_capped: report.errors_capped,
+    }))
+}
+
+fn attachment(name: &str, extension: &str) -> (String, String) {
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    let safe: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    ("Content-Disposition".to_owned(), format!("attachment; filename=\"{safe}-report.{extension}\""))
+}
+
+/// `GET /api/uploads/{id}/report.json`: the whole report.
+async fn report_json(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let job = find_job(&state, &owner.0, id.clone()).await?;
+    let report = load_report(&state, &owner.0, id).await?;
+    Ok(HttpResponse::Ok().insert_header(attachment(&job.file_name, "json")).json(report))
+}
+
+/// `GET /api/uploads/{id}/report.csv`: the error sample, one error per row.
+async fn report_csv(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let job = find_job(&state, &owner.0, id.clone()).await?;
+    let report = load_report(&state, &owner.0, id).await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let write = |out: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
+        out.write_record(["row", "line", "byte_offset", "field_number", "field_name", "code", "constraint", "cell", "message"])?;
+        for e in &report.errors {
+            let number = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+            out.write_record([
+                number(e.row),
+                number(e.line),
+                number(e.byte_offset),
+                number(e.field_number.map(|n| n as u64)),
+                e.field_name.clone().unwrap_or_default(),
+                e.code.as_str().to_owned(),
+                e.constraint.clone().unwrap_or_default(),
+                e.cell.clone().unwrap_or_default(),
+                e.message.clone(),
+            ])?;
+        }
+        Ok(())
+    };
+    write(&mut out).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let body = out.into_inner().map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").insert_header(attachment(&job.file_name, "csv")).body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    #[test]
+    fn hostile_names_become_harmless_labels() {
+        assert_eq!(display_name("../../etc/passwd"), "passwd");
+        assert_eq!(display_name("..\\..\\x.csv"), "x.csv");
+        assert_eq!(display_name("a\u{0}b\nc.csv"), "abc.csv");
+        assert_eq!(display_name(".."), "upload.csv");
+        assert_eq!(display_name(""), "upload.csv");
+        assert_eq!(display_name(&"x".repeat(10_000)).len(), 255);
+    }
+}

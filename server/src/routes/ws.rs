@@ -1,0 +1,219 @@
+//! `GET /ws[?last_seq=N]`: the live status connection.
+//!
+//! On connect: `hello`, then what the client missed since `last_seq` (when the hub still has
+//! it) or a snapshot of all the owner's jobs. After that, every change of the owner's jobs.
+//! The session loop selects over hub messages, client frames, a lag signal and a heartbeat
+//! (ping every 5 s, close after 10 s of silence), and always closes with a reason.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
+use datavista_shared::protocol::{ClientMessage, ProtocolErrorCode, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use serde::Deserialize;
+
+use crate::errors::ApiError;
+use crate::hub::Subscription;
+use crate::identity::{Owner, OwnerId};
+use crate::state::AppState;
+
+const PING_EVERY: Duration = Duration::from_secs(5);
+const SILENCE_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Deserialize)]
+pub struct Connect {
+    last_seq: Option<u64>,
+}
+
+pub async fn connect(
+    state: web::Data<AppState>,
+    owner: Owner,
+    req: HttpRequest,
+    body: web::Payload,
+    query: web::Query<Connect>,
+) -> Result<HttpResponse, actix_web::Error> {
+    check_origin(&req, &state.config.allowed_origins)?;
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(MAX_MESSAGE_BYTES).aggregate_continuations().max_continuation_size(MAX_MESSAGE_BYTES);
+    actix_web::rt::spawn(run(state.clone(), owner.0, session, stream, query.last_seq));
+    Ok(response)
+}
+
+/// Cross-site WebSocket hijacking: a browser sends its page's Origin; only our own (or a
+/// configured one) may connect. Clients that send no Origin are not browsers.
+fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or_default();
+    let info = req.connection_info();
+    let own = format!("{}://{}", info.scheme(), info.host());
+    if origin == own || allowed.iter().any(|a| a == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("WebSocket connections from origin '{origin}' are not allowed")))
+    }
+}
+
+async fn run(state: web::Data<AppState>, owner: OwnerId, mut session: Session, mut stream: AggregatedMessageStream, last_seq: Option<u64>) {
+    let Some(mut subscription) = state.hub.subscribe(owner.clone()).await else {
+        let _ = session.close(Some(CloseCode::Restart.into())).await;
+        return;
+    };
+    let mut shutdown = state.shutdown.subscribe();
+    let reason = match greet(&state, &owner, &mut session, last_seq).await {
+        Ok(seq) => serve(&state, &owner, &mut session, &mut stream, &mut subscription, &mut shutdown, seq).await,
+        Err(reason) => reason,
+    };
+    state.hub.unsubscribe(owner, subscription.id);
+    let _ = session.close(reason).await;
+}
+
+/// Hello, then the missed messages or a snapshot; returns the sequence number sent up to.
+async fn greet(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Session, last_seq: Option<u64>) -> Result<u64, Option<CloseReason>> {
+    if let Some(after) = last_seq {
+        if let Some(missed) = state.hub.history(owner.clone(), after).await {
+            let seq = missed.last().map_or(after, |m| m.seq());
+            send(session, &ServerMessage::Hello { seq, protocol_version: PROTOCOL_VERSION }).await?;
+            for message in &missed {
+                send(session, message).await?;
+            }
+            return Ok(seq);
+        }
+    }
+    let (seq, parts) = snapshot(state, owner).await?;
+    send(session, &ServerMessage::Hello { seq, protocol_version: PROTOCOL_VERSION }).await?;
+    for part in &parts {
+        send(session, part).await?;
+    }
+    Ok(seq)
+}
+
+async fn snapshot(state: &web::Data<AppState>, owner: &OwnerId) -> Result<(u64, Vec<ServerMessage>), Option<CloseReason>> {
+    let (store, owner) = (state.store.clone(), owner.clone());
+    match web::block(move || store.snapshot(&owner)).await {
+        Ok(Ok((seq, jobs))) => Ok((seq, ServerMessage::snapshot_parts(seq, jobs))),
+        _ => Err(Some(CloseReason { code: CloseCode::Error, description: Some("the server could not read your jobs".into()) })),
+    }
+}
+
+async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), Option<CloseReason>> {
+    session.text(message.to_json()).await.map_err(|_| None)
+}
+
+async fn serve(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    session: &mut Session,
+    stream: &mut AggregatedMessageStream,
+    subscription: &mut Subscription,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+    mut sent: u64,
+) -> Option<CloseReason> {
+    let mut heartbeat = tokio::time::interval(PING_EVERY);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            message = subscription.messages.recv() => {
+                let Some(message) = message else { return Some(CloseCode::Restart.into()) };
+                if message.seq() > sent {
+                    sent = message.seq();
+                    if let Err(reason) = send(session, &message).await { return reason; }
+                }
+            }
+            _ = subscription.notify.notified() => {
+                if subscription.lagged.load(Ordering::Acquire) {
+                    // Too slow for the stream of updates: start again from a snapshot. Clear
+                    // the flag first, so updates after the snapshot are queued again.
+                    while subscription.messages.try_recv().is_ok() {}
+                    subscription.lagged.store(false, Ordering::Release);
+                    match resync(state, owner, session).await {
+                        Ok(seq) => sent = seq,
+                        Err(reason) => return reason,
+                    }
+                }
+            }
+            frame = stream.recv() => {
+                last_heard = Instant::now();
+                match frame {
+                    None => return None,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        return Some(CloseReason { code: CloseCode::Size, description: Some(format!("frames are limited to {MAX_MESSAGE_BYTES} bytes")) });
+                    }
+                    Some(Err(e)) => return Some(CloseReason { code: CloseCode::Protocol, description: Some(e.to_string()) }),
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        match handle_client(state, owner, session, &text, sent).await {
+                            Ok(Some(seq)) => sent = seq,
+                            Ok(None) => {}
+                            Err(reason) => return reason,
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        let error = ServerMessage::Error { seq: sent, code: ProtocolErrorCode::Unsupported, message: "send JSON text frames".into() };
+                        if let Err(reason) = send(session, &error).await { return reason; }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => { if session.pong(&bytes).await.is_err() { return None; } }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Close(_))) => return None,
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > SILENCE_LIMIT {
+                    return Some(CloseReason { code: CloseCode::Away, description: Some("no answer to pings".into()) });
+                }
+                if session.ping(b"").await.is_err() { return None; }
+            }
+            _ = shutdown.changed() => {
+                return Some(CloseReason { code: CloseCode::Restart, description: Some("the server is restarting; reconnect".into()) });
+            }
+        }
+    }
+}
+
+async fn resync(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Session) -> Result<u64, Option<CloseReason>> {
+    let (seq, parts) = snapshot(state, owner).await?;
+    for part in &parts {
+        send(session, part).await?;
+    }
+    Ok(seq)
+}
+
+/// One client message; returns a new "sent up to" sequence number when it sent updates.
+async fn handle_client(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Session, text: &str, sent: u64) -> Result<Option<u64>, Option<CloseReason>> {
+    let message = match ClientMessage::from_json(text) {
+        Ok(message) => message,
+        Err(e) => {
+            send(session, &ServerMessage::Error { seq: sent, code: e.code, message: e.message }).await?;
+            return Ok(None);
+        }
+    };
+    match message {
+        ClientMessage::Ping { nonce } => {
+            send(session, &ServerMessage::Pong { seq: sent, nonce }).await?;
+            Ok(None)
+        }
+        ClientMessage::Resume { last_seq } => {
+            if let Some(after) = last_seq {
+                if let Some(missed) = state.hub.history(owner.clone(), after).await {
+                    for message in &missed {
+                        send(session, message).await?;
+                    }
+                    return Ok(Some(missed.last().map_or(sent, |m| m.seq().max(sent))));
+                }
+            }
+            resync(state, owner, session).await.map(Some)
+        }
+        ClientMessage::Cancel { job_id } => {
+            let (runner, o) = (state.jobs.clone(), owner.clone());
+            let cancelled = web::block(move || runner.cancel(&o, &job_id)).await.unwrap_or(false);
+            if !cancelled {
+                let error = ServerMessage::Error {
+                    seq: sent,
+                    code: ProtocolErrorCode::NotFound,
+                    message: "no running upload with that id".into(),
+                };
+                send(session, &error).await?;
+            }
+            Ok(None)
+        }
+    }
+}

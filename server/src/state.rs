@@ -1,0 +1,25 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+
+use actix_web::cookie::Key;
+
+use crate::config::Config;
+use crate::hub::HubHandle;
+use crate::jobs::JobRunner;
+use crate::metrics::Metrics;
+use crate::schemas::SchemaCatalog;
+use crate::store::JobStore;
+
+pub struct AppState {
+    pub config: Config,
+    pub store: Arc<dyn JobStore>,
+    pub jobs: Arc<JobRunner>,
+    pub hub: HubHandle,
+    pub schemas: SchemaCatalog,
+    pub metrics: Arc<Metrics>,
+    /// Signs session cookies.
+    pub session_key: Key,
+    /// Flips to true when the server shuts down: sessions close with "restarting".
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+}

@@ -1,0 +1,268 @@
+//! The embedded job store: one SQLite file in the data dir, WAL mode, versioned migrations.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use datavista_shared::protocol::{Job, JobProgress, JobState};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{JobStore, StoreError, StoreResult, StoredSchema};
+use crate::identity::OwnerId;
+
+/// Each entry moves the schema one version up; `PRAGMA user_version` says where a file is.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE owners (
+        id TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        file_name TEXT NOT NULL,
+        schema_id TEXT,
+        state TEXT NOT NULL,
+        bytes_done INTEGER NOT NULL,
+        bytes_total INTEGER,
+        rows INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        error_counts TEXT NOT NULL,
+        reason TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_by_owner ON jobs (owner_id, created_at DESC, id);
+    CREATE INDEX jobs_by_state ON jobs (state);
+    CREATE TABLE schemas (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+"#];
+
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let connection = Connection::open(path).map_err(err)?;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .map_err(err)?;
+        let version: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(err)?;
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+            connection
+                .execute_batch(&format!("BEGIN; {migration}; PRAGMA user_version = {}; COMMIT;", i + 1))
+                .map_err(err)?;
+        }
+        Ok(SqliteStore { connection: Mutex::new(connection) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back), so a poisoned lock is still safe to use.
+        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut connection).map_err(err)
+    }
+}
+
+const JOB_COLUMNS: &str =
+    "id, file_name, schema_id, state, bytes_done, bytes_total, rows, errors, error_counts, reason, created_at, updated_at";
+
+fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
+    let state: String = row.get(3)?;
+    let counts: String = row.get(8)?;
+    Ok(Job {
+        id: row.get(0)?,
+        file_name: row.get(1)?,
+        schema_id: row.get(2)?,
+        state: serde_json::from_value(serde_json::Value::String(state)).unwrap_or(JobState::Failed),
+        progress: JobProgress {
+            bytes_done: row.get::<_, i64>(4)? as u64,
+            bytes_total: row.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            rows: row.get::<_, i64>(6)? as u64,
+            errors: row.get::<_, i64>(7)? as u64,
+        },
+        error_counts: serde_json::from_str(&counts).unwrap_or_default(),
+        reason: row.get(9)?,
+        created_at_ms: row.get::<_, i64>(10)? as u64,
+        updated_at_ms: row.get::<_, i64>(11)? as u64,
+    })
+}
+
+fn next_seq(tx: &rusqlite::Transaction<'_>, owner: &OwnerId) -> rusqlite::Result<u64> {
+    tx.execute(
+        "INSERT INTO owners (id, last_seq) VALUES (?1, 1) ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + 1",
+        params![owner.as_str()],
+    )?;
+    tx.query_row("SELECT last_seq FROM owners WHERE id = ?1", params![owner.as_str()], |row| row.get::<_, i64>(0))
+        .map(|seq| seq as u64)
+}
+
+impl JobStore for SqliteStore {
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
+        self.with(|connection| {
+            let tx = connection.transaction()?;
+            let seq = next_seq(&tx, owner)?;
+            let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
+            tx.execute(
+                "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows, errors,
+                                   error_counts, reason, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (id) DO UPDATE SET seq = ?3, state = ?6, bytes_done = ?7, bytes_total = ?8, rows = ?9,
+                     errors = ?10, error_counts = ?11, reason = ?12, updated_at = ?14
+                 WHERE owner_id = ?2",
+                params![
+                    job.id,
+                    owner.as_str(),
+                    seq as i64,
+                    job.file_name,
+                    job.schema_id,
+                    job.state.as_str(),
+                    job.progress.bytes_done as i64,
+                    job.progress.bytes_total.map(|v| v as i64),
+                    job.progress.rows as i64,
+                    job.progress.errors as i64,
+                    counts,
+                    job.reason,
+                    job.created_at_ms as i64,
+                    job.updated_at_ms as i64,
+                ],
+            )?;
+            tx.commit()?;
+            Ok(seq)
+        })
+    }
+
+    fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>> {
+        self.with(|connection| {
+            let tx = connection.transaction()?;
+            let removed = tx.execute("DELETE FROM jobs WHERE id = ?1 AND owner_id = ?2", params![id, owner.as_str()])?;
+            if removed == 0 {
+                return Ok(None);
+            }
+            let seq = next_seq(&tx, owner)?;
+            tx.commit()?;
+            Ok(Some(seq))
+        })
+    }
+
+    fn job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<Job>> {
+        self.with(|connection| {
+            connection
+                .query_row(
+                    &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND owner_id = ?2"),
+                    params![id, owner.as_str()],
+                    job_from_row,
+                )
+                .optional()
+        })
+    }
+
+    fn jobs(&self, owner: &OwnerId, offset: u64, limit: u64) -> StoreResult<Vec<Job>> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = ?1 ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3"
+            ))?;
+            let rows = statement.query_map(params![owner.as_str(), limit as i64, offset as i64], job_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn job_count(&self, owner: &OwnerId) -> StoreResult<u64> {
+        self.with(|connection| {
+            connection
+                .query_row("SELECT COUNT(*) FROM jobs WHERE owner_id = ?1", params![owner.as_str()], |row| row.get::<_, i64>(0))
+                .map(|n| n as u64)
+        })
+    }
+
+    fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)> {
+        self.with(|connection| {
+            let tx = connection.transaction()?;
+            let seq = tx
+                .query_row("SELECT last_seq FROM owners WHERE id = ?1", params![owner.as_str()], |row| row.get::<_, i64>(0))
+                .optional()?
+                .unwrap_or(0) as u64;
+            let jobs = {
+                let mut statement = tx.prepare_cached(&format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = ?1 ORDER BY created_at DESC, id"
+                ))?;
+                let rows = statement.query_map(params![owner.as_str()], job_from_row)?;
+                rows.collect::<rusqlite::Result<Vec<Job>>>()?
+            };
+            tx.commit()?;
+            Ok((seq, jobs))
+        })
+    }
+
+    fn unfinished_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
+        self.with(|connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {JOB_COLUMNS}, owner_id FROM jobs WHERE state IN ('uploading', 'queued', 'validating') ORDER BY created_at"
+            ))?;
+            let rows = statement.query_map([], |row| Ok((OwnerId::from_stored(row.get(12)?), job_from_row(row)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.with(|connection| {
+            let mut statement = connection.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
+            rows.collect()
+        })
+    }
+
+    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO tokens (hash, owner_id, created_at) VALUES (?1, ?2, ?3)",
+                params![token_hash, owner.as_str(), crate::now_ms() as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
+        self.with(|connection| {
+            connection
+                .query_row("SELECT owner_id FROM tokens WHERE hash = ?1", params![token_hash], |row| row.get(0))
+                .optional()
+                .map(|owner| owner.map(OwnerId::from_stored))
+        })
+    }
+
+    fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                "INSERT INTO schemas (id, owner_id, name, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![schema.id, owner.as_str(), schema.name, schema.body, crate::now_ms() as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>> {
+        self.with(|connection| {
+            let mut statement =
+                connection.prepare("SELECT id, name, body FROM schemas WHERE owner_id = ?1 ORDER BY created_at")?;
+            let rows = statement.query_map(params![owner.as_str()], |row| {
+                Ok(StoredSchema { id: row.get(0)?, name: row.get(1)?, body: row.get(2)? })
+            })?;
+            rows.collect()
+        })
+    }
+}
