@@ -148,17 +148,16 @@ impl JobControl {
         view.0.updated_at_ms = crate::now_ms();
     }
 
-    /// Publish the current view if the last publish is old enough (or `force`).
+    /// Publish the current view if the last publish is old enough (or `force`). The view stays
+    /// locked while it is stored, so two threads of one job (upload writer and validator)
+    /// can never store an older view over a newer one.
     fn publish(&self, publisher: &Publisher, force: bool) {
-        let job = {
-            let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-            if !force && view.1.elapsed() < PROGRESS_EVERY {
-                return;
-            }
-            view.1 = Instant::now();
-            view.0.clone()
-        };
-        if let Err(e) = publisher.job_changed(&self.owner, &job) {
+        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+        if !force && view.1.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        view.1 = Instant::now();
+        if let Err(e) = publisher.job_changed(&self.owner, &view.0) {
             tracing::error!(job = %self.id, error = %e, "could not store a job change");
         }
     }
@@ -233,7 +232,7 @@ impl JobRunner {
         file_name: String,
         schema_id: Option<String>,
         rules: Rules,
-    ) -> StoreResult<Arc<JobControl>> {
+    ) -> Result<(Arc<JobControl>, Box<dyn std::io::Write + Send>), String> {
         let now = crate::now_ms();
         let job = Job {
             id: uuid::Uuid::new_v4().to_string(),
@@ -246,10 +245,14 @@ impl JobRunner {
             created_at_ms: now,
             updated_at_ms: now,
         };
+        // The file exists before the validator is scheduled to read it.
+        let file = self.storage.create_upload(&job.id).map_err(|e| format!("cannot create the upload file: {e}"))?;
         let control = Arc::new(JobControl::new(owner.clone(), job, Arrival { written: 0, end: UploadEnd::Open }));
-        control.publish(&self.publisher, true);
+        // Registered before anyone hears of it, so a cancel right after the first update works.
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(control.id.clone(), control.clone());
+        self.publisher.job_changed(owner, &control.job()).map_err(|e| e.to_string())?;
         self.schedule(control.clone(), rules);
-        Ok(control)
+        Ok((control, file))
     }
 
     /// All bytes are in: validation can finish.

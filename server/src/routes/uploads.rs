@@ -103,9 +103,9 @@ async fn receive_file(
     let runner = state.jobs.clone();
     let start_owner = owner.clone();
     let file_name = display_name(raw_name);
-    let control = web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules)).await??;
+    let (control, file) = web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules)).await?.map_err(ApiError::Internal)?;
     let mut upload = InProgress { runner: state.jobs.clone(), control: control.clone(), ended: false, _slot: slot };
-    let (chunks, writer) = spawn_writer(state.jobs.clone(), control.clone());
+    let (chunks, writer) = spawn_writer(state.jobs.clone(), control.clone(), file);
     let limit = state.config.max_file_bytes;
     let mut received: u64 = 0;
     while let Some(chunk) = part.next().await {
@@ -146,10 +146,13 @@ async fn receive_file(
 }
 
 /// Writes chunks to storage on a blocking thread and tells the job each time.
-fn spawn_writer(runner: Arc<JobRunner>, control: Arc<JobControl>) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<std::io::Result<()>>) {
+fn spawn_writer(
+    runner: Arc<JobRunner>,
+    control: Arc<JobControl>,
+    mut file: Box<dyn std::io::Write + Send>,
+) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<std::io::Result<()>>) {
     let (sender, mut receiver) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let writer = tokio::task::spawn_blocking(move || {
-        let mut file = runner.storage().create_upload(&control.id)?;
         while let Some(chunk) = receiver.blocking_recv() {
             if control.is_cancelled() {
                 return Ok(());

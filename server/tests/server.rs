@@ -1,0 +1,464 @@
+//! The server end to end: the real binary, real HTTP uploads, real WebSocket clients.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use datavista_shared::protocol::{ClientMessage, JobState, ProtocolErrorCode, ServerMessage};
+use serde_json::Value;
+use support::{create_token, people_csv, Client, Socket, TestServer, PATIENCE};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn created_id(response: reqwest::Response) -> String {
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["uploads"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// States must appear in the life-cycle order (some may be skipped when work is fast).
+fn assert_life_cycle(states: &[JobState], last: JobState) {
+    let order = [JobState::Uploading, JobState::Queued, JobState::Validating, last];
+    let mut position = 0;
+    for state in states {
+        let found = order[position..].iter().position(|s| s == state).unwrap_or_else(|| panic!("{state:?} out of order in {states:?}"));
+        position += found;
+    }
+    assert_eq!(states.first(), Some(&JobState::Uploading), "{states:?}");
+    assert_eq!(states.last(), Some(&last), "{states:?}");
+}
+
+#[tokio::test]
+async fn valid_and_invalid_files_report_every_state_live() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    let (seq, jobs) = socket.greeting().await;
+    assert!(jobs.is_empty());
+
+    let id = created_id(ada.upload(Some("people"), &[("good.csv", people_csv(500, 0))]).await).await;
+    let (states, job, seq) = socket.states_until_final(&id, seq).await;
+    assert_life_cycle(&states, JobState::Valid);
+    assert_eq!((job.progress.rows, job.progress.errors), (501, 0));
+
+    let id = created_id(ada.upload(Some("people"), &[("bad.csv", people_csv(500, 10))]).await).await;
+    let (states, job, _) = socket.states_until_final(&id, seq).await;
+    assert_life_cycle(&states, JobState::Invalid);
+    assert_eq!(job.error_counts.values().sum::<u64>(), 50);
+
+    let page: Value = ada.get(&format!("/api/uploads/{id}/errors?offset=0&limit=2")).await.json().await.unwrap();
+    assert_eq!(page["error_total"], 50);
+    assert_eq!(page["errors"].as_array().unwrap().len(), 2);
+    assert_eq!(page["errors"][0]["message"], "row 11, field 'age': 'x' is not an integer");
+    assert_eq!(page["errors"][1]["row"], 21);
+
+    let csv = ada.get(&format!("/api/uploads/{id}/report.csv")).await.text().await.unwrap();
+    assert_eq!(csv.lines().count(), 51, "a header and one line per error");
+    assert!(csv.starts_with("row,line,byte_offset,field_number,field_name,code,constraint,cell,message"));
+    let report: Value = ada.get(&format!("/api/uploads/{id}/report.json")).await.json().await.unwrap();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["error_counts"]["type-error"], 50);
+
+    let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
+    assert_eq!(list["total"], 2);
+    assert_eq!(list["uploads"][0]["file_name"], "bad.csv", "newest first");
+}
+
+#[tokio::test]
+async fn several_files_in_one_request() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let response = ada.upload(Some("people"), &[("a.csv", people_csv(10, 0)), ("b.csv", people_csv(10, 2))]).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let ids: Vec<String> = body["uploads"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ada.wait_final(&ids[0]).await.state, JobState::Valid);
+    assert_eq!(ada.wait_final(&ids[1]).await.state, JobState::Invalid);
+}
+
+#[tokio::test]
+async fn every_tab_of_an_owner_sees_updates_and_other_owners_see_nothing() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let bob = server.session().await;
+    let mut tab1 = ada.socket("").await;
+    let mut tab2 = ada.socket("").await;
+    let mut bobs = bob.socket("").await;
+    let (seq1, _) = tab1.greeting().await;
+    let (seq2, _) = tab2.greeting().await;
+    bobs.greeting().await;
+
+    let id = created_id(ada.upload(Some("people"), &[("mine.csv", people_csv(50, 0))]).await).await;
+    assert_eq!(tab1.states_until_final(&id, seq1).await.1.state, JobState::Valid);
+    assert_eq!(tab2.states_until_final(&id, seq2).await.1.state, JobState::Valid);
+
+    // Bob's socket got nothing: the first thing it receives is the answer to its ping.
+    bobs.send(&ClientMessage::Ping { nonce: 7 }).await;
+    assert!(matches!(bobs.next().await, ServerMessage::Pong { nonce: 7, .. }));
+    for path in [format!("/api/uploads/{id}"), format!("/api/uploads/{id}/errors"), format!("/api/uploads/{id}/report.json")] {
+        let response = bob.get(&path).await;
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found");
+    }
+    assert_eq!(bob.delete(&format!("/api/uploads/{id}")).await.status(), 404);
+    assert_eq!(bob.get("/api/uploads").await.json::<Value>().await.unwrap()["total"], 0);
+    bobs.send(&ClientMessage::Cancel { job_id: id.clone() }).await;
+    assert!(matches!(bobs.next().await, ServerMessage::Error { code: ProtocolErrorCode::NotFound, .. }));
+    assert_eq!(ada.job(&id).await.state, JobState::Valid, "Bob's cancel changed nothing");
+}
+
+#[tokio::test]
+async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let id = created_id(ada.upload(None, &[("a.csv", b"a,b\n1,2\n".to_vec())]).await).await;
+
+    let shared = Client::with_token(&server, &create_token(&server.data_dir, Some(&ada.owner)));
+    assert_eq!(shared.wait_final(&id).await.state, JobState::Valid, "a token given to Ada's owner sees her uploads");
+    let own = Client::with_token(&server, &create_token(&server.data_dir, None));
+    assert_eq!(own.get(&format!("/api/uploads/{id}")).await.status(), 404);
+    let script_job = created_id(own.upload(None, &[("s.csv", b"x\n1\n".to_vec())]).await).await;
+    assert_eq!(own.wait_final(&script_job).await.state, JobState::Valid);
+
+    let forged = Client::with_token(&server, "dv_not-a-real-token");
+    let response = forged.get("/api/uploads").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "unauthenticated");
+    assert!(forged.socket_with_origin("", None).await.is_err(), "no WebSocket with a bad token");
+    let anonymous = reqwest::get(server.url("/api/uploads")).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let tampered = Client { auth: support::Auth::Cookie("dv_session=forged-value".into()), ..ada.clone() };
+    assert_eq!(tampered.get("/api/uploads").await.status(), 401);
+}
+
+/// An upload whose body the test feeds piece by piece, so the job stays `uploading`.
+struct SlowUpload {
+    pieces: mpsc::Sender<Bytes>,
+    response: tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+}
+
+impl SlowUpload {
+    fn start(client: &Client, schema: Option<&str>, name: &str) -> SlowUpload {
+        let (pieces, receiver) = mpsc::channel::<Bytes>(4);
+        let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|piece| (Ok::<_, std::io::Error>(piece), receiver))
+        });
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name(name.to_owned());
+        let form = reqwest::multipart::Form::new().part("file", part);
+        let path = schema.map_or("/api/uploads".to_owned(), |s| format!("/api/uploads?schema={s}"));
+        let request = client.request(reqwest::Method::POST, &path).multipart(form);
+        SlowUpload { pieces, response: tokio::spawn(request.send()) }
+    }
+
+    async fn send(&self, bytes: &[u8]) {
+        self.pieces.send(Bytes::copy_from_slice(bytes)).await.unwrap();
+    }
+
+    async fn finish(self) -> reqwest::Result<reqwest::Response> {
+        drop(self.pieces);
+        self.response.await.unwrap()
+    }
+}
+
+/// Wait on a socket for the first update of a job named `name`; returns its id and seq.
+async fn first_update_named(socket: &mut Socket, name: &str) -> (String, u64) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no update for {name}");
+        if let ServerMessage::JobUpdate { seq, job } = socket.next().await {
+            if job.file_name == name {
+                return (job.id, seq);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancel_by_delete_or_by_socket_stops_the_job_and_removes_the_file() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    socket.greeting().await;
+
+    let slow = SlowUpload::start(&ada, Some("people"), "slow.csv");
+    slow.send(&people_csv(100, 0)).await;
+    let (id, seq) = first_update_named(&mut socket, "slow.csv").await;
+    let response = ada.delete(&format!("/api/uploads/{id}")).await;
+    assert_eq!(response.status(), 200);
+    let (states, job, seq) = socket.states_until_final(&id, seq).await;
+    assert_eq!(states.last(), Some(&JobState::Cancelled));
+    assert_eq!(job.reason.as_deref(), Some("cancelled"));
+    let _ = slow.finish().await;
+    assert!(!server.stored_uploads().iter().any(|f| f.starts_with(&id)), "the partial file is gone");
+
+    let slow = SlowUpload::start(&ada, Some("people"), "slow2.csv");
+    slow.send(&people_csv(100, 0)).await;
+    let (id, _) = first_update_named(&mut socket, "slow2.csv").await;
+    socket.send(&ClientMessage::Cancel { job_id: id.clone() }).await;
+    let (states, _, _) = socket.states_until_final(&id, seq).await;
+    assert_eq!(states.last(), Some(&JobState::Cancelled));
+    let _ = slow.finish().await;
+    assert!(!server.stored_uploads().iter().any(|f| f.starts_with(&id)));
+
+    // Deleting a finished job removes it, its file and its report, and tells the sockets.
+    let done = created_id(ada.upload(Some("people"), &[("done.csv", people_csv(5, 0))]).await).await;
+    ada.wait_final(&done).await;
+    assert_eq!(ada.delete(&format!("/api/uploads/{done}")).await.status(), 204);
+    assert_eq!(ada.get(&format!("/api/uploads/{done}")).await.status(), 404);
+    assert!(!server.data_dir.join(format!("reports/{done}.json")).exists());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no job_removed");
+        if let ServerMessage::JobRemoved { job_id, .. } = socket.next().await {
+            assert_eq!(job_id, done);
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_reconnecting_tab_gets_what_it_missed() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    let (seq, _) = socket.greeting().await;
+    drop(socket);
+
+    let id = created_id(ada.upload(Some("people"), &[("while-away.csv", people_csv(20, 0))]).await).await;
+    ada.wait_final(&id).await;
+
+    let mut socket = ada.socket(&format!("?last_seq={seq}")).await;
+    let ServerMessage::Hello { seq: now, .. } = socket.next().await else { panic!("hello first") };
+    assert!(now > seq);
+    let mut last = seq;
+    let mut final_state = None;
+    while last < now {
+        let message = socket.next().await;
+        assert!(matches!(message, ServerMessage::JobUpdate { .. }), "missed updates, not a snapshot: {message:?}");
+        assert_eq!(message.seq(), last + 1, "no gap");
+        last = message.seq();
+        if let ServerMessage::JobUpdate { job, .. } = message {
+            final_state = Some(job.state);
+        }
+    }
+    assert_eq!(final_state, Some(JobState::Valid));
+
+    // Resume on an open socket: nothing new to send, then a request for everything.
+    socket.send(&ClientMessage::Resume { last_seq: None }).await;
+    let ServerMessage::Snapshot { jobs, last: true, .. } = socket.next().await else { panic!("a snapshot") };
+    assert_eq!(jobs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_job_interrupted_by_sigkill_finishes_after_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let mut server = TestServer::start_in(&data_dir, &["--workers", "1"]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    socket.greeting().await;
+
+    let finished = created_id(ada.upload(Some("people"), &[("before.csv", people_csv(10, 0))]).await).await;
+    ada.wait_final(&finished).await;
+    // The only worker follows this trickling upload, so the next file waits in the queue.
+    let slow = SlowUpload::start(&ada, Some("people"), "slow.csv");
+    slow.send(&people_csv(10, 0)).await;
+    let (slow_id, _) = first_update_named(&mut socket, "slow.csv").await;
+    let big = people_csv(200_000, 0);
+    let queued = created_id(ada.upload(Some("people"), &[("big.csv", big)]).await).await;
+    assert_eq!(ada.job(&queued).await.state, JobState::Queued);
+    // Let the slow one finish, then kill the server as soon as the big one is validating.
+    let _ = slow.finish().await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the big file never started validating");
+        if let ServerMessage::JobUpdate { job, .. } = socket.next().await {
+            if job.id == queued && job.state == JobState::Validating {
+                break;
+            }
+        }
+    }
+    server.kill();
+
+    let server = TestServer::start_in(&data_dir, &["--workers", "1"]);
+    let ada = Client { base: server.url(""), ..ada };
+    let job = ada.wait_final(&queued).await;
+    assert_eq!(job.state, JobState::Valid, "{job:?}");
+    assert_eq!(job.progress.rows, 200_001);
+    assert_eq!(ada.job(&finished).await.state, JobState::Valid, "finished jobs are kept");
+    assert!(ada.job(&slow_id).await.state.is_final());
+}
+
+#[tokio::test]
+async fn an_oversized_upload_gets_413_and_leaves_nothing_on_disk() {
+    let server = TestServer::start(&["--max-file-bytes", "1000"]);
+    let ada = server.session().await;
+    let response = ada.upload(Some("people"), &[("big.csv", people_csv(200, 0))]).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "file_too_large");
+    assert!(body["message"].as_str().unwrap().contains("larger than the 1000 bytes limit"), "{body}");
+    assert!(server.stored_uploads().is_empty(), "{:?}", server.stored_uploads());
+    let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
+    assert_eq!(list["uploads"][0]["state"], "failed");
+}
+
+#[tokio::test]
+async fn too_many_concurrent_uploads_get_429() {
+    let server = TestServer::start(&["--max-uploads-per-owner", "1"]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    socket.greeting().await;
+    let slow = SlowUpload::start(&ada, None, "slow.csv");
+    slow.send(b"a,b\n").await;
+    first_update_named(&mut socket, "slow.csv").await;
+    let response = ada.upload(None, &[("second.csv", b"a\n1\n".to_vec())]).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "too_many_uploads");
+    assert_eq!(slow.finish().await.unwrap().status(), 201);
+}
+
+#[tokio::test]
+async fn hostile_file_names_are_only_labels() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let long = "n".repeat(10_000);
+    for (name, shown) in [("../../x.csv", "x.csv".to_owned()), ("..\\..\\evil.csv", "evil.csv".to_owned()), (long.as_str(), "n".repeat(255))] {
+        let response = ada.upload(None, &[(name, b"a\n1\n".to_vec())]).await;
+        assert_eq!(response.status(), 201, "{name}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["uploads"][0]["file_name"], shown.as_str());
+    }
+    for stored in server.stored_uploads() {
+        let stem = stored.strip_suffix(".csv").unwrap();
+        assert!(uuid_like(stem), "only server-made names on disk: {stored}");
+    }
+    assert!(!server.data_dir.parent().unwrap().join("x.csv").exists());
+}
+
+fn uuid_like(text: &str) -> bool {
+    text.len() == 36 && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+}
+
+#[tokio::test]
+async fn an_upload_aborted_by_the_client_ends_cancelled_without_a_partial_file() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let support::Auth::Cookie(cookie) = &ada.auth else { unreachable!() };
+    let mut tcp = tokio::net::TcpStream::connect(&server.address).await.unwrap();
+    let boundary = "XyZboundary";
+    let head = format!(
+        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        server.address
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&people_csv(1000, 0)).await.unwrap();
+    tcp.flush().await.unwrap();
+    // Wait until the server has the job, then vanish.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let id = loop {
+        let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
+        if let Some(id) = list["uploads"][0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    drop(tcp);
+    let job = ada.wait_final(&id).await;
+    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+    assert!(job.reason.unwrap().contains("interrupted"));
+    assert!(server.stored_uploads().is_empty(), "{:?}", server.stored_uploads());
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_frames_are_answered_not_fatal() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    socket.greeting().await;
+    socket.send_raw(Message::text("{not json")).await;
+    assert!(matches!(socket.next().await, ServerMessage::Error { code: ProtocolErrorCode::BadMessage, .. }));
+    socket.send_raw(Message::binary(vec![0u8, 159, 146, 150])).await;
+    assert!(matches!(socket.next().await, ServerMessage::Error { code: ProtocolErrorCode::Unsupported, .. }));
+    socket.send(&ClientMessage::Ping { nonce: 1 }).await;
+    assert!(matches!(socket.next().await, ServerMessage::Pong { nonce: 1, .. }), "still open after garbage");
+
+    socket.send_raw(Message::text("x".repeat(100_000))).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no close frame");
+        match socket.next_frame().await {
+            Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), 1009, "message too big");
+                break;
+            }
+            Message::Close(None) => panic!("a close reason"),
+            _ => {}
+        }
+    }
+    // The server is fine.
+    assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_websocket_from_a_foreign_origin_is_refused() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let refused = ada.socket_with_origin("", Some("http://evil.example")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected a 403, got {:?}", other.map(|_| "an open socket")),
+    }
+    let own = format!("http://{}", server.address);
+    assert!(ada.socket_with_origin("", Some(&own)).await.is_ok(), "the server's own origin is fine");
+}
+
+#[tokio::test]
+async fn schemas_can_be_listed_added_and_used() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let bob = server.session().await;
+    let list: Value = ada.get("/api/schemas").await.json().await.unwrap();
+    let ids: Vec<&str> = list["schemas"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"people") && ids.contains(&"orders"), "{ids:?}");
+
+    let broken = ada.request(reqwest::Method::POST, "/api/schemas").body(r#"{"fields": [{"name": "a", "type": "geojson"}]}"#).send().await.unwrap();
+    assert_eq!(broken.status(), 400);
+    let body: Value = broken.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_schema");
+    assert_eq!(body["message"], "field 'a': type 'geojson' is not supported");
+
+    let added = ada
+        .request(reqwest::Method::POST, "/api/schemas?name=Scores")
+        .body(r#"{"fields": [{"name": "score", "type": "integer", "constraints": {"maximum": 10}}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201);
+    let schema_id = added.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = created_id(ada.upload(Some(&schema_id), &[("s.csv", b"score\n5\n11\n".to_vec())]).await).await;
+    let job = ada.wait_final(&id).await;
+    assert_eq!((job.state, job.progress.errors), (JobState::Invalid, 1));
+
+    let response = bob.upload(Some(&schema_id), &[("s.csv", b"score\n5\n".to_vec())]).await;
+    assert_eq!(response.status(), 400, "Ada's schema is hers");
+    assert!(!bob.get("/api/schemas").await.text().await.unwrap().contains(&schema_id));
+}
+
+#[tokio::test]
+async fn health_metrics_and_sigterm() {
+    let mut server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let id = created_id(ada.upload(None, &[("a.csv", b"a\n1\n".to_vec())]).await).await;
+    ada.wait_final(&id).await;
+    let _socket = ada.socket("").await;
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("datavista_websocket_connections 1"), "{metrics}");
+    assert!(metrics.contains("datavista_jobs{state=\"valid\"} 1"), "{metrics}");
+    assert!(metrics.contains("datavista_validated_bytes_total 4"), "{metrics}");
+    assert!(server.terminate().success(), "a clean exit on SIGTERM");
+}
