@@ -53,6 +53,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
             .configure(system::routes)
             .route("/ws", web::get().to(routes::ws::connect))
             .route("/{path:.*}", web::get().to(system::dashboard))
+            .default_service(web::to(system::not_found))
     })
     .disable_signals()
     .shutdown_timeout(10)

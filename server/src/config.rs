@@ -19,7 +19,7 @@ pub struct Config {
     /// Extra Table Schema JSON files to offer (every *.json in the folder).
     #[arg(long, env = "DATAVISTA_SCHEMA_DIR")]
     pub schema_dir: Option<PathBuf>,
-    /// Largest accepted file, in bytes (default 5 GiB); larger uploads get 413 at once.
+    /// Largest accepted file, in bytes (default 5 GiB); an upload gets 413 as soon as it passes it.
     #[arg(long, env = "DATAVISTA_MAX_FILE_BYTES", default_value_t = 5 << 30)]
     pub max_file_bytes: u64,
     /// Uploads one owner may run at the same time.

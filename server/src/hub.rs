@@ -179,8 +179,11 @@ impl Hub {
 /// An empty history (nothing since this process started) proves nothing: snapshot.
 fn history_after(history: &VecDeque<ServerMessage>, after: u64) -> Option<Vec<ServerMessage>> {
     let newest = history.back()?.seq();
-    if after >= newest {
+    if after == newest {
         return Some(Vec::new());
+    }
+    if after > newest {
+        return None; // a number this server never gave out (another data dir): start afresh
     }
     let oldest = history.front()?.seq();
     if oldest > after + 1 {
@@ -202,6 +205,7 @@ mod tests {
     fn history_replays_only_without_gaps() {
         let history: VecDeque<_> = (5..=9).map(removed).collect();
         assert_eq!(history_after(&history, 9), Some(vec![]));
+        assert_eq!(history_after(&history, 999), None, "a number from elsewhere gets a snapshot");
         assert_eq!(history_after(&history, 7).unwrap().len(), 2);
         assert_eq!(history_after(&history, 4).unwrap().len(), 5);
         assert_eq!(history_after(&history, 3), None);

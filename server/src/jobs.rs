@@ -153,8 +153,9 @@ impl JobControl {
     /// can never store an older view over a newer one.
     fn publish(&self, publisher: &Publisher, force: bool) {
         let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        if !force && view.1.elapsed() < PROGRESS_EVERY {
-            return;
+        let throttled = view.1.elapsed() < PROGRESS_EVERY || self.finished.load(Ordering::Acquire);
+        if !force && throttled {
+            return; // too soon, or the job already ended (only its final state goes out)
         }
         view.1 = Instant::now();
         if let Err(e) = publisher.job_changed(&self.owner, &view.0) {

@@ -462,3 +462,91 @@ async fn health_metrics_and_sigterm() {
     assert!(metrics.contains("datavista_validated_bytes_total 4"), "{metrics}");
     assert!(server.terminate().success(), "a clean exit on SIGTERM");
 }
+
+#[tokio::test]
+async fn serves_the_dashboard_with_a_page_fallback_and_json_errors_for_the_api() {
+    let dist = tempfile::tempdir().unwrap();
+    std::fs::write(dist.path().join("index.html"), "<html>DataVista dashboard</html>").unwrap();
+    std::fs::write(dist.path().join("app.js"), "console.log('hi')").unwrap();
+    let server = TestServer::start(&["--dist-dir", dist.path().to_str().unwrap()]);
+    let page = reqwest::get(server.url("/")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let cookie = page.headers().get("set-cookie").expect("a first visit gets a session").to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(page.text().await.unwrap().contains("DataVista dashboard"));
+    let deep = reqwest::get(server.url("/uploads/some-id")).await.unwrap();
+    assert!(deep.text().await.unwrap().contains("DataVista dashboard"), "page paths fall back to index.html");
+    assert_eq!(reqwest::get(server.url("/app.js")).await.unwrap().text().await.unwrap(), "console.log('hi')");
+
+    let ada = server.session().await;
+    for (method, path) in [(reqwest::Method::GET, "/api/nope"), (reqwest::Method::PUT, "/api/uploads"), (reqwest::Method::POST, "/elsewhere")] {
+        let response = ada.request(method.clone(), path).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found", "{method} {path}");
+    }
+    let huge_schema = format!(r#"{{"fields": [], "description": "{}"}}"#, "x".repeat(2 << 20));
+    let response = ada.request(reqwest::Method::POST, "/api/schemas").body(huge_schema).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "file_too_large");
+}
+
+#[tokio::test]
+async fn low_disk_space_refuses_uploads_with_507() {
+    let server = TestServer::start(&["--min-free-bytes", "1000000000000000000"]);
+    let ada = server.session().await;
+    let response = ada.upload(None, &[("a.csv", b"a\n1\n".to_vec())]).await;
+    assert_eq!(response.status(), 507);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "insufficient_storage");
+    assert!(server.stored_uploads().is_empty());
+}
+
+#[tokio::test]
+async fn schema_dir_files_are_offered_to_everyone() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cities.json"), r#"{"title": "Cities", "fields": [{"name": "city"}, {"name": "population", "type": "integer"}]}"#).unwrap();
+    let server = TestServer::start(&["--schema-dir", dir.path().to_str().unwrap()]);
+    let ada = server.session().await;
+    let list: Value = ada.get("/api/schemas").await.json().await.unwrap();
+    let cities = list["schemas"].as_array().unwrap().iter().find(|s| s["id"] == "cities").expect("the dir's schema is listed");
+    assert_eq!(cities["name"], "Cities");
+    let id = created_id(ada.upload(Some("cities"), &[("c.csv", b"city,population\nBonn,many\n".to_vec())]).await).await;
+    assert_eq!(ada.wait_final(&id).await.state, JobState::Invalid);
+}
+
+#[tokio::test]
+async fn reports_of_cancelled_jobs_and_foreign_sequence_numbers() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    let (seq, _) = socket.greeting().await;
+    let slow = SlowUpload::start(&ada, None, "slow.csv");
+    slow.send(b"a,b\n1,2\n").await;
+    let (id, _) = first_update_named(&mut socket, "slow.csv").await;
+    assert_eq!(ada.get(&format!("/api/uploads/{id}/report.json")).await.status(), 409, "not finished yet");
+    ada.delete(&format!("/api/uploads/{id}")).await;
+    socket.states_until_final(&id, seq).await;
+    let response = slow.finish().await.unwrap();
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.json::<Value>().await.unwrap()["uploads"][0]["state"], "cancelled");
+    let response = ada.get(&format!("/api/uploads/{id}/report.json")).await;
+    assert_eq!(response.status(), 404, "a cancelled upload never has a report");
+
+    // A sequence number this server never gave out (say, from another data dir) gets a snapshot.
+    let mut socket = ada.socket("?last_seq=999999").await;
+    let (seq, jobs) = socket.greeting().await;
+    assert!(seq < 999_999);
+    assert_eq!(jobs.len(), 1);
+}
+
+#[tokio::test]
+async fn token_create_and_serve_can_start_together_on_a_fresh_data_dir() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let token_dir = data_dir.clone();
+    let tokens = std::thread::spawn(move || (0..3).map(|_| create_token(&token_dir, None)).collect::<Vec<_>>());
+    let server = TestServer::start_in(&data_dir, &[]);
+    for token in tokens.join().unwrap() {
+        assert_eq!(Client::with_token(&server, &token).get("/api/uploads").await.status(), 200);
+    }
+}

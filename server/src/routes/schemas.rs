@@ -1,6 +1,7 @@
 //! `/api/schemas`: the schemas a user can validate against, and adding their own.
 
 use actix_web::{web, HttpResponse};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::errors::ApiError;
@@ -14,7 +15,6 @@ const MAX_SCHEMA_BYTES: usize = 1 << 20;
 pub fn routes(config: &mut web::ServiceConfig) {
     config.service(
         web::resource("/api/schemas")
-            .app_data(web::PayloadConfig::new(MAX_SCHEMA_BYTES))
             .route(web::get().to(list))
             .route(web::post().to(add)),
     );
@@ -33,8 +33,16 @@ struct AddQuery {
 
 /// `POST /api/schemas[?name=…]` with the Table Schema JSON as the body. A schema the shared
 /// crate refuses answers 400 with its reason.
-async fn add(state: web::Data<AppState>, owner: Owner, query: web::Query<AddQuery>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let text = String::from_utf8(body.to_vec()).map_err(|_| ApiError::InvalidSchema("the schema is not UTF-8 text".into()))?;
+async fn add(state: web::Data<AppState>, owner: Owner, query: web::Query<AddQuery>, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > MAX_SCHEMA_BYTES {
+            return Err(ApiError::TooLarge(format!("a schema may be at most {} KiB", MAX_SCHEMA_BYTES / 1024)));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(body).map_err(|_| ApiError::InvalidSchema("the schema is not UTF-8 text".into()))?;
     let name = query.into_inner().name;
     let state2 = state.clone();
     match web::block(move || state2.schemas.add(state2.store.as_ref(), &owner.0, name, text)).await? {

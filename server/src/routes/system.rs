@@ -29,11 +29,17 @@ async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
     let counts = web::block(move || store.count_by_state()).await??;
+    state.metrics.jobs.clear(); // states that dropped to zero must not keep their old value
     for (state_name, count) in counts {
         state.metrics.jobs.get_or_create(&StateLabel { state: state_name }).set(count as i64);
     }
     state.metrics.connections.set(state.hub.connections().await as i64);
     Ok(HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(state.metrics.render()))
+}
+
+/// Anything no route matched (a wrong method, an unknown path): a JSON 404.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())))
 }
 
 /// `GET /api/session`: who you are (a new anonymous session is made when there is none).
@@ -64,6 +70,9 @@ pub async fn ensure_session(req: ServiceRequest, next: Next<impl MessageBody>) -
 /// dashboard routes in the browser).
 pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<NamedFile, ApiError> {
     let dist = &state.config.dist_dir;
+    if req.path().starts_with("/api/") || req.path() == "/ws" {
+        return Err(ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())));
+    }
     let relative: PathBuf = req.match_info().query("path").parse().unwrap_or_default();
     // Only plain components: no "..", no absolute paths.
     let safe = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));

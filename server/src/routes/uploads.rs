@@ -74,7 +74,11 @@ async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<Uplo
             }
             Some(file_name) => {
                 let job = receive_file(&state, &owner, schema_id.clone(), &file_name, &mut part).await?;
+                let cancelled = job.state == JobState::Cancelled;
                 created.push(job);
+                if cancelled {
+                    break; // stop reading: the rest of the body is not wanted
+                }
             }
         }
     }
@@ -280,8 +284,14 @@ async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>)
 
 async fn load_report(state: &web::Data<AppState>, owner: &OwnerId, id: String) -> Result<Report, ApiError> {
     let job = find_job(state, owner, id.clone()).await?;
-    if !matches!(job.state, JobState::Valid | JobState::Invalid) {
-        return Err(ApiError::NotFinished(format!("the upload is {}; its report is ready once it is valid or invalid", job.state.as_str())));
+    match job.state {
+        JobState::Valid | JobState::Invalid => {}
+        JobState::Failed | JobState::Cancelled => {
+            return Err(ApiError::NotFound(format!("the upload was {} and has no report", job.state.as_str())))
+        }
+        other => {
+            return Err(ApiError::NotFinished(format!("the upload is {}; its report is ready once it is valid or invalid", other.as_str())))
+        }
     }
     let storage = state.jobs.storage().clone();
     let bytes = web::block(move || storage.read_report(&id)).await??;

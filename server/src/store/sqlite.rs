@@ -61,12 +61,8 @@ impl SqliteStore {
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(err)?;
-        let version: usize = connection.query_row("PRAGMA user_version", [], |row| row.get(0)).map_err(err)?;
-        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
-            connection
-                .execute_batch(&format!("BEGIN; {migration}; PRAGMA user_version = {}; COMMIT;", i + 1))
-                .map_err(err)?;
-        }
+        let mut connection = connection;
+        migrate(&mut connection).map_err(err)?;
         Ok(SqliteStore { connection: Mutex::new(connection) })
     }
 
@@ -76,6 +72,19 @@ impl SqliteStore {
         let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut connection).map_err(err)
     }
+}
+
+/// Bring the file up to the latest schema. The version is read inside an IMMEDIATE
+/// transaction, so two processes opening a fresh file (`serve` and `token create`) take turns
+/// instead of both creating the tables.
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let version: usize = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+    }
+    tx.commit()
 }
 
 const JOB_COLUMNS: &str =
