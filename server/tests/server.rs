@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use datavista_shared::protocol::{ClientMessage, JobState, ProtocolErrorCode, ServerMessage};
 use serde_json::Value;
 use support::{create_token, people_csv, Client, Socket, TestServer, PATIENCE};
@@ -549,4 +550,30 @@ async fn token_create_and_serve_can_start_together_on_a_fresh_data_dir() {
     for token in tokens.join().unwrap() {
         assert_eq!(Client::with_token(&server, &token).get("/api/uploads").await.status(), 200);
     }
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_heartbeat_limit() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let mut socket = ada.socket("").await;
+    socket.greeting().await;
+    // Not reading means not answering the server's pings (the library answers when polled).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    // The server has given up on us: reading now ends in its close frame (1001, going away),
+    // or in a broken pipe when the library first tries to answer the old pings.
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match socket.stream.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("the connection ends");
+    assert!(matches!(ended, Some(1001) | None), "{ended:?}");
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("datavista_websocket_connections 0"), "the server dropped the silent client");
 }

@@ -30,6 +30,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// Chunks in flight between the request and the file writer.
 const WRITE_QUEUE: usize = 16;
 const MAX_SCHEMA_FIELD_BYTES: usize = 256;
+/// Free disk space is checked again each time this many more bytes have arrived.
+const DISK_CHECK_EVERY: u64 = 64 << 20;
 
 #[derive(Deserialize)]
 struct UploadQuery {
@@ -129,6 +131,17 @@ async fn receive_file(
             let reason = format!("the file is larger than the {} limit", human_size(limit));
             upload.end(JobState::Failed, &reason).await;
             return Err(ApiError::TooLarge(format!("'{}': {reason}", control.job().file_name)));
+        }
+        if received / DISK_CHECK_EVERY != (received - chunk.len() as u64) / DISK_CHECK_EVERY {
+            let storage = state.jobs.storage().clone();
+            let free = web::block(move || storage.available_bytes()).await??;
+            if free < state.config.min_free_bytes {
+                drop(chunks);
+                let _ = writer.await;
+                let reason = "the server ran low on disk space during the upload".to_owned();
+                upload.end(JobState::Failed, &reason).await;
+                return Err(ApiError::InsufficientStorage(format!("'{}': {reason}; try again later", control.job().file_name)));
+            }
         }
         if control.is_cancelled() || chunks.send(chunk).await.is_err() {
             break; // cancelled meanwhile, or the writer failed (its error ends the job)
