@@ -27,7 +27,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let session_key = identity::load_or_create_key(&config.data_dir.join("session.key")).map_err(|e| format!("cannot create the session key: {e}"))?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
-    let hub = HubHandle::start();
+    let hub = HubHandle::start(config.ws_queue_len);
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus(hub.clone()));
     let publisher = Arc::new(Publisher::new(store.clone(), bus));
     let jobs = Arc::new(JobRunner::new(

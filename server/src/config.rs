@@ -34,6 +34,9 @@ pub struct Config {
     /// Origins allowed to open the WebSocket (comma-separated), besides the server's own.
     #[arg(long, env = "DATAVISTA_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Messages queued per WebSocket connection; a client further behind gets a fresh snapshot.
+    #[arg(long, env = "DATAVISTA_WS_QUEUE_LEN", default_value_t = crate::hub::CONNECTION_QUEUE)]
+    pub ws_queue_len: usize,
     /// Log filter, e.g. `info` or `datavista=debug`.
     #[arg(long, env = "DATAVISTA_LOG", default_value = "info")]
     pub log: String,

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::identity::OwnerId;
 
-/// Messages a connection's queue holds before it counts as lagging.
+/// Messages a connection's queue holds by default before it counts as lagging.
 pub const CONNECTION_QUEUE: usize = 256;
 /// Recent messages kept per owner, so a reconnecting tab can catch up without a snapshot.
 const HISTORY: usize = 1024;
@@ -67,10 +67,11 @@ pub struct HubHandle {
 }
 
 impl HubHandle {
-    /// Start the hub task.
-    pub fn start() -> HubHandle {
+    /// Start the hub task; each connection's queue holds `queue_len` messages.
+    pub fn start(queue_len: usize) -> HubHandle {
         let (commands, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(Hub::default().run(receiver));
+        let hub = Hub { owners: HashMap::new(), next_id: 0, queue_len: queue_len.max(1) };
+        tokio::spawn(hub.run(receiver));
         HubHandle { commands }
     }
 
@@ -117,10 +118,10 @@ struct OwnerChannel {
     history: VecDeque<ServerMessage>,
 }
 
-#[derive(Default)]
 struct Hub {
     owners: HashMap<OwnerId, OwnerChannel>,
     next_id: u64,
+    queue_len: usize,
 }
 
 impl Hub {
@@ -129,7 +130,7 @@ impl Hub {
             match command {
                 Command::Subscribe { owner, reply } => {
                     self.next_id += 1;
-                    let (queue, messages) = mpsc::channel(CONNECTION_QUEUE);
+                    let (queue, messages) = mpsc::channel(self.queue_len);
                     let lagged = Arc::new(AtomicBool::new(false));
                     let notify = Arc::new(Notify::new());
                     let connection = Connection { id: self.next_id, queue, lagged: lagged.clone(), notify: notify.clone() };
@@ -214,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_connection_of_an_owner_gets_each_event_and_others_none() {
-        let hub = HubHandle::start();
+        let hub = HubHandle::start(CONNECTION_QUEUE);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
         let mut tab1 = hub.subscribe(ada.clone()).await.unwrap();
         let mut tab2 = hub.subscribe(ada.clone()).await.unwrap();
@@ -227,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_marks_the_connection_lagged_without_blocking_others() {
-        let hub = HubHandle::start();
+        let hub = HubHandle::start(CONNECTION_QUEUE);
         let owner = OwnerId::random();
         let slow = hub.subscribe(owner.clone()).await.unwrap();
         let mut fast = hub.subscribe(owner.clone()).await.unwrap();

@@ -577,3 +577,44 @@ async fn a_silent_client_is_closed_after_the_heartbeat_limit() {
     let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("datavista_websocket_connections 0"), "the server dropped the silent client");
 }
+
+#[tokio::test]
+async fn a_client_that_falls_behind_gets_a_snapshot_and_loses_nothing() {
+    let server = TestServer::start(&["--ws-queue-len", "4"]);
+    let ada = server.session().await;
+    let mut slow = ada.slow_socket().await;
+    let (mut seq, _) = slow.greeting().await;
+    // A burst of updates while this client reads nothing.
+    let files: Vec<(String, Vec<u8>)> = (0..60).map(|i| (format!("f{i}.csv"), people_csv(3, 0))).collect();
+    let named: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let response = ada.upload(Some("people"), &named).await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    let ids: Vec<String> = body["uploads"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    for id in &ids {
+        ada.wait_final(id).await;
+    }
+    // Now read: the state rebuilt from what arrives must be complete, via a fresh snapshot.
+    let mut jobs = std::collections::HashMap::new();
+    let mut snapshots = 0;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !(jobs.len() == ids.len() && jobs.values().all(|s: &JobState| *s == JobState::Valid)) {
+        assert!(std::time::Instant::now() < deadline, "incomplete state: {} jobs, {snapshots} snapshots", jobs.len());
+        match slow.next().await {
+            ServerMessage::Snapshot { seq: at, part, jobs: part_jobs, .. } => {
+                if part == 0 {
+                    snapshots += 1;
+                    jobs.clear();
+                }
+                jobs.extend(part_jobs.into_iter().map(|j| (j.id, j.state)));
+                seq = at;
+            }
+            ServerMessage::JobUpdate { seq: at, job } if at > seq => {
+                jobs.insert(job.id, job.state);
+                seq = at;
+            }
+            _ => {}
+        }
+    }
+    assert!(snapshots >= 1, "the lagging client was resynchronised with a snapshot");
+}

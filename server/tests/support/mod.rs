@@ -167,6 +167,20 @@ impl Client {
         self.socket_with_origin(query, None).await.expect("the WebSocket opens")
     }
 
+    /// A socket with a tiny receive buffer: a client that reads slowly really falls behind.
+    pub async fn slow_socket(&self) -> Socket {
+        let address: std::net::SocketAddr = self.base.strip_prefix("http://").unwrap().parse().unwrap();
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.set_recv_buffer_size(2048).unwrap();
+        let stream = tcp.connect(address).await.unwrap();
+        let mut request = format!("ws://{address}/ws").into_client_request().unwrap();
+        if let Auth::Cookie(cookie) = &self.auth {
+            request.headers_mut().insert("cookie", cookie.parse().unwrap());
+        }
+        let (stream, _) = tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap();
+        Socket { stream }
+    }
+
     pub async fn socket_with_origin(&self, query: &str, origin: Option<&str>) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
         let url = format!("{}/ws{query}", self.base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().unwrap();
