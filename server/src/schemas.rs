@@ -25,6 +25,7 @@ pub struct SchemaInfo {
 struct Entry {
     info: SchemaInfo,
     schema: Schema,
+    body: String,
 }
 
 /// The shared schemas, parsed once at start.
@@ -71,6 +72,14 @@ impl SchemaCatalog {
         Ok(stored.into_iter().find(|s| s.id == id).and_then(|s| Schema::from_json(&s.body).ok()))
     }
 
+    /// The schema's JSON as it was given (the dashboard pre-checks files with it). Blocking.
+    pub fn body(&self, store: &dyn JobStore, owner: &OwnerId, id: &str) -> StoreResult<Option<String>> {
+        if let Some(entry) = self.shared.iter().find(|e| e.info.id == id) {
+            return Ok(Some(entry.body.clone()));
+        }
+        Ok(store.schemas(owner)?.into_iter().find(|s| s.id == id).map(|s| s.body))
+    }
+
     /// Check and keep a user's schema; the error is the shared crate's reason. Blocking.
     pub fn add(&self, store: &dyn JobStore, owner: &OwnerId, name: Option<String>, body: String) -> Result<SchemaInfo, AddError> {
         let id = format!("s-{}", uuid::Uuid::new_v4());
@@ -94,5 +103,5 @@ fn entry(id: &str, body: &str, shared: bool) -> Result<Entry, String> {
         .and_then(|v| v.get("title").and_then(|t| t.as_str()).map(str::to_owned))
         .unwrap_or_else(|| id.to_owned());
     let fields = schema.fields.iter().map(|f| f.name.clone()).collect();
-    Ok(Entry { info: SchemaInfo { id: id.to_owned(), name: title, shared, fields }, schema })
+    Ok(Entry { info: SchemaInfo { id: id.to_owned(), name: title, shared, fields }, schema, body: body.to_owned() })
 }

@@ -441,6 +441,9 @@ async fn schemas_can_be_listed_added_and_used() {
         .unwrap();
     assert_eq!(added.status(), 201);
     let schema_id = added.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let body: Value = ada.get(&format!("/api/schemas/{schema_id}")).await.json().await.unwrap();
+    assert_eq!(body["fields"][0]["name"], "score", "the schema JSON itself, for the dashboard's pre-check");
+    assert_eq!(bob.get(&format!("/api/schemas/{schema_id}")).await.status(), 404);
     let id = created_id(ada.upload(Some(&schema_id), &[("s.csv", b"score\n5\n11\n".to_vec())]).await).await;
     let job = ada.wait_final(&id).await;
     assert_eq!((job.state, job.progress.errors), (JobState::Invalid, 1));

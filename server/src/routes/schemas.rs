@@ -17,13 +17,23 @@ pub fn routes(config: &mut web::ServiceConfig) {
         web::resource("/api/schemas")
             .route(web::get().to(list))
             .route(web::post().to(add)),
-    );
+    )
+    .route("/api/schemas/{id}", web::get().to(get));
 }
 
 async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
     let state2 = state.clone();
     let schemas = web::block(move || state2.schemas.list(state2.store.as_ref(), &owner.0)).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "schemas": schemas })))
+}
+
+/// `GET /api/schemas/{id}`: the Table Schema JSON itself.
+async fn get(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let state2 = state.clone();
+    let id = id.into_inner();
+    let body = web::block(move || state2.schemas.body(state2.store.as_ref(), &owner.0, &id)).await??;
+    let body = body.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
+    Ok(HttpResponse::Ok().content_type("application/json").body(body))
 }
 
 #[derive(Deserialize)]

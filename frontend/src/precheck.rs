@@ -1,0 +1,102 @@
+//! The pre-check: the shared validator (the server's own rules) on the first MiB of a file,
+//! right after it is dropped.
+
+use datavista_shared::{Dialect, ErrorCode, Limits, Schema, Validator};
+
+/// How much of each file the pre-check reads.
+pub const PRECHECK_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Precheck {
+    /// The header cannot match the schema: ask before uploading.
+    pub header_mismatch: bool,
+    pub errors: u64,
+    /// What the user reads on the file's row.
+    pub verdict: String,
+}
+
+/// Check the start of a file. `complete` says whether `bytes` is the whole file; when it is
+/// not, the last (probably cut) line is left out so it does not look broken.
+pub fn precheck(bytes: &[u8], schema: &Schema, complete: bool) -> Precheck {
+    let cut = if complete { bytes.len() } else { bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
+    let limits = Limits { max_error_sample: 20, ..Limits::default() };
+    let mut validator = Validator::new(schema.clone(), Dialect::default(), limits);
+    validator.feed(&bytes[..cut]);
+    let report = validator.finish();
+    let header_codes =
+        [ErrorCode::MissingLabel, ErrorCode::ExtraLabel, ErrorCode::IncorrectLabel, ErrorCode::BlankLabel, ErrorCode::DuplicateLabel];
+    let header_error = report.errors.iter().find(|e| header_codes.contains(&e.code));
+    let data_rows = report.rows.saturating_sub(1);
+    let scope = if complete { "in the file".to_owned() } else { format!("in the first {} rows", group(data_rows)) };
+    let verdict = match header_error {
+        Some(error) => format!("header does not fit the schema: {}", error.message),
+        None if report.error_total == 0 => format!("header OK, no errors {scope}"),
+        None => format!(
+            "header OK, {} {scope}; first: {}",
+            plural(report.error_total, "error"),
+            report.errors.first().map(|e| e.message.as_str()).unwrap_or("")
+        ),
+    };
+    Precheck { header_mismatch: header_error.is_some(), errors: report.error_total, verdict }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{} {word}s", group(n)) }
+}
+
+/// 5000 → "5,000".
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Files we accept: CSV by name or type (browsers often report "" or "application/vnd.ms-excel").
+pub fn looks_like_csv(name: &str, mime: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".csv") || lower.ends_with(".tsv") || lower.ends_with(".txt") || mime == "text/csv"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn people() -> Schema {
+        Schema::from_json(r#"{"fields": [{"name": "id", "type": "integer"}, {"name": "email", "format": "email"}]}"#).unwrap()
+    }
+
+    #[test]
+    fn a_clean_start_says_so() {
+        let check = precheck(b"id,email\n1,a@b.org\n2,c@d.org\n3,cut-in-the-mid", &people(), false);
+        assert_eq!(check.verdict, "header OK, no errors in the first 2 rows");
+        assert!(!check.header_mismatch);
+    }
+
+    #[test]
+    fn a_wrong_header_asks_before_upload() {
+        let check = precheck(b"id,mail\n1,a@b.org\n", &people(), true);
+        assert!(check.header_mismatch);
+        assert_eq!(check.verdict, "header does not fit the schema: column 2 header is 'mail', the schema expects 'email'");
+    }
+
+    #[test]
+    fn errors_in_the_first_rows_are_counted() {
+        let check = precheck(b"id,email\nx,a@b.org\n2,nope\n", &people(), true);
+        assert_eq!(check.errors, 2);
+        assert!(check.verdict.starts_with("header OK, 2 errors in the file; first: row 2, field 'id'"), "{}", check.verdict);
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(group(5000), "5,000");
+        assert_eq!(group(1_234_567), "1,234,567");
+        assert!(looks_like_csv("Data.CSV", ""));
+        assert!(!looks_like_csv("photo.png", "image/png"));
+    }
+}
