@@ -21,7 +21,10 @@ use crate::identity::OwnerId;
 /// Messages a connection's queue holds by default before it counts as lagging.
 pub const CONNECTION_QUEUE: usize = 256;
 /// Recent messages kept per owner, so a reconnecting tab can catch up without a snapshot.
-const HISTORY: usize = 1024;
+const HISTORY: usize = 256;
+/// An owner with no open connection keeps its history this long (a tab reconnecting after a
+/// network blip catches up from it); then it is dropped, and a later tab gets a snapshot.
+const IDLE_HISTORY: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// An event for every connection of one owner.
 #[derive(Debug, Clone)]
@@ -70,7 +73,7 @@ impl HubHandle {
     /// Start the hub task; each connection's queue holds `queue_len` messages.
     pub fn start(queue_len: usize) -> HubHandle {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let hub = Hub { owners: HashMap::new(), next_id: 0, queue_len: queue_len.max(1) };
+        let hub = Hub { owners: HashMap::new(), next_id: 0, queue_len: queue_len.max(1), deliveries: 0 };
         tokio::spawn(hub.run(receiver));
         HubHandle { commands }
     }
@@ -112,16 +115,24 @@ struct Connection {
     notify: Arc<Notify>,
 }
 
-#[derive(Default)]
 struct OwnerChannel {
     connections: Vec<Connection>,
     history: VecDeque<ServerMessage>,
+    /// When the last connection went away (None while any is open).
+    idle_since: Option<std::time::Instant>,
+}
+
+impl Default for OwnerChannel {
+    fn default() -> Self {
+        OwnerChannel { connections: Vec::new(), history: VecDeque::new(), idle_since: Some(std::time::Instant::now()) }
+    }
 }
 
 struct Hub {
     owners: HashMap<OwnerId, OwnerChannel>,
     next_id: u64,
     queue_len: usize,
+    deliveries: u64,
 }
 
 impl Hub {
@@ -134,13 +145,19 @@ impl Hub {
                     let lagged = Arc::new(AtomicBool::new(false));
                     let notify = Arc::new(Notify::new());
                     let connection = Connection { id: self.next_id, queue, lagged: lagged.clone(), notify: notify.clone() };
-                    self.owners.entry(owner).or_default().connections.push(connection);
+                    let channel = self.owners.entry(owner).or_default();
+                    channel.connections.push(connection);
+                    channel.idle_since = None;
                     let _ = reply.send(Subscription { id: self.next_id, messages, lagged, notify });
                 }
                 Command::Unsubscribe { owner, id } => {
                     if let Some(channel) = self.owners.get_mut(&owner) {
                         channel.connections.retain(|c| c.id != id);
+                        if channel.connections.is_empty() {
+                            channel.idle_since = Some(std::time::Instant::now());
+                        }
                     }
+                    self.forget_idle_owners();
                 }
                 Command::Deliver(event) => self.deliver(event),
                 Command::History { owner, after, reply } => {
@@ -153,7 +170,16 @@ impl Hub {
         }
     }
 
+    /// Memory stays proportional to owners with open tabs, not to every owner ever seen.
+    fn forget_idle_owners(&mut self) {
+        self.owners.retain(|_, channel| channel.idle_since.is_none_or(|since| since.elapsed() < IDLE_HISTORY));
+    }
+
     fn deliver(&mut self, event: OwnerEvent) {
+        self.deliveries += 1;
+        if self.deliveries % 1024 == 0 {
+            self.forget_idle_owners();
+        }
         let channel = self.owners.entry(event.owner).or_default();
         if channel.history.len() == HISTORY {
             channel.history.pop_front();

@@ -75,9 +75,28 @@ async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
     if let Some(owner) = req.extensions().get::<OwnerId>() {
         return Ok(Owner(owner.clone())); // a session minted for this very request
     }
-    session_owner(req, &state.session_key)
-        .map(Owner)
-        .ok_or_else(|| ApiError::Unauthenticated("no session: open the dashboard first, or send a bearer token".into()))
+    let owner = session_owner(req, &state.session_key)
+        .ok_or_else(|| ApiError::Unauthenticated("no session: open the dashboard first, or send a bearer token".into()))?;
+    // A cookie goes along with requests from any page of the same *site* (another port,
+    // a sibling subdomain): changes made with it must come from our own origin.
+    if !matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
+        check_origin(req, &state.config.allowed_origins)?;
+    }
+    Ok(Owner(owner))
+}
+
+/// A browser sends its page's Origin; only our own (or a configured one) may act with the
+/// session. Requests without an Origin do not come from another page.
+pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else { return Ok(()) };
+    let origin = origin.to_str().unwrap_or_default();
+    let info = req.connection_info();
+    let own = format!("{}://{}", info.scheme(), info.host());
+    if origin == own || allowed.iter().any(|a| a == origin) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("requests from origin '{origin}' are not allowed")))
+    }
 }
 
 /// The owner named by a validly signed session cookie.

@@ -1,21 +1,27 @@
 //! Validation jobs: each upload is written to storage while the shared validator follows it
-//! on a blocking thread (pipelined: the verdict comes about when the last byte has arrived,
-//! instead of after upload time plus validation time). A bounded pool caps how many run at
-//! once; the rest wait as `queued`, reading from the stored file when their turn comes.
+//! (pipelined: the verdict comes about when the last byte has arrived, instead of after
+//! upload time plus validation time).
+//!
+//! A job's task waits for bytes without holding anything; when there is something to read it
+//! takes a permit from the bounded worker pool and runs the validator on a blocking thread
+//! until it has caught up (or used its turn), then gives the permit back. So a slow upload
+//! never ties up a worker or a thread while it trickles in, and jobs waiting for a worker
+//! show as `queued`.
 //!
 //! Every change goes through [`Publisher`]: stored first (which assigns the owner's next
-//! sequence number), then pushed. Progress is coalesced to at most ten updates a second.
+//! sequence number), then pushed. Progress is coalesced to at most ten updates a second, and
+//! once a job has ended only its final state is ever stored.
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::{Job, JobProgress, JobState, ServerMessage};
 use datavista_shared::{Dialect, Limits, Report, Schema, Validator};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::hub::{EventBus, OwnerEvent};
 use crate::identity::OwnerId;
@@ -27,8 +33,8 @@ use crate::store::{JobStore, StoreResult};
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// Validation reads this much at a time.
 const READ_CHUNK: usize = 1 << 20;
-/// How long the validator waits for more uploaded bytes before checking for a cancel.
-const WAIT_FOR_BYTES: Duration = Duration::from_millis(100);
+/// A validation gives its worker back after this many bytes, so queued jobs get turns.
+const TURN_BYTES: u64 = 64 << 20;
 
 /// Stores a job change, then pushes it, in one order for everyone: sequence numbers reach
 /// clients in the order they were given out.
@@ -76,6 +82,17 @@ struct Arrival {
     end: UploadEnd,
 }
 
+/// Which kind of change is being published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Publish {
+    /// Throttled to PROGRESS_EVERY.
+    Progress,
+    /// A state change: always, unless the job has ended.
+    Change,
+    /// The final state, once.
+    Final,
+}
+
 /// Shared between an upload, its validation and anyone who cancels it.
 pub struct JobControl {
     pub owner: OwnerId,
@@ -83,12 +100,18 @@ pub struct JobControl {
     cancelled: AtomicBool,
     /// The job reached its final state (set once: whoever gets there first publishes it).
     finished: AtomicBool,
-    /// A worker has started validating (so a finished upload goes on as `validating`).
-    validation_started: AtomicBool,
     arrival: Mutex<Arrival>,
-    arrived: Condvar,
-    /// The job as last changed, and when it was last published.
-    view: Mutex<(Job, Instant)>,
+    /// Wakes the job's task: bytes arrived, the upload ended, a cancel or shutdown.
+    wake: Notify,
+    /// The job as last changed, when it was last published, and whether a worker has started
+    /// validating (decided under this one lock, so the state shown is always the true one).
+    view: Mutex<View>,
+}
+
+struct View {
+    job: Job,
+    published: Instant,
+    validation_started: bool,
 }
 
 impl JobControl {
@@ -97,11 +120,10 @@ impl JobControl {
             owner,
             id: job.id.clone(),
             cancelled: AtomicBool::new(false),
-            validation_started: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             arrival: Mutex::new(arrival),
-            arrived: Condvar::new(),
-            view: Mutex::new((job, Instant::now())),
+            wake: Notify::new(),
+            view: Mutex::new(View { job, published: Instant::now(), validation_started: false }),
         }
     }
 
@@ -109,14 +131,16 @@ impl JobControl {
         self.arrival.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
     }
 
-    /// More bytes are in storage.
-    pub fn add_written(&self, bytes: u64) {
-        self.arrival().written += bytes;
-        self.arrived.notify_all();
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
     }
 
     pub fn written(&self) -> u64 {
@@ -129,42 +153,38 @@ impl JobControl {
             arrival.end = end;
         }
         drop(arrival);
-        self.arrived.notify_all();
+        self.wake.notify_waiters();
     }
 
-    /// Wait until more than `read` bytes are written or the upload ended, at most a moment.
-    fn wait_for_bytes(&self, read: u64) -> (u64, UploadEnd) {
-        let arrival = self.arrival();
-        let (arrival, _) = self
-            .arrived
-            .wait_timeout_while(arrival, WAIT_FOR_BYTES, |a| a.written <= read && a.end == UploadEnd::Open)
-            .unwrap_or_else(|p| p.into_inner());
-        (arrival.written, arrival.end.clone())
+    fn update(&self, change: impl FnOnce(&mut View)) {
+        let mut view = self.view();
+        change(&mut view);
+        view.job.updated_at_ms = crate::now_ms();
     }
 
-    fn update(&self, change: impl FnOnce(&mut Job)) {
-        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        change(&mut view.0);
-        view.0.updated_at_ms = crate::now_ms();
-    }
-
-    /// Publish the current view if the last publish is old enough (or `force`). The view stays
-    /// locked while it is stored, so two threads of one job (upload writer and validator)
-    /// can never store an older view over a newer one.
-    fn publish(&self, publisher: &Publisher, force: bool) {
-        let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
-        let throttled = view.1.elapsed() < PROGRESS_EVERY || self.finished.load(Ordering::Acquire);
-        if !force && throttled {
-            return; // too soon, or the job already ended (only its final state goes out)
+    /// Store and push the current view. The view stays locked while it is stored, so two
+    /// threads of one job (upload writer and validator) can never store an older view over a
+    /// newer one; and after the end only the final state goes out (a late progress update
+    /// must not bring back a job the user just deleted).
+    fn publish(&self, publisher: &Publisher, kind: Publish) {
+        let mut view = self.view();
+        let ended = self.is_finished();
+        let skip = match kind {
+            Publish::Progress => ended || view.published.elapsed() < PROGRESS_EVERY,
+            Publish::Change => ended,
+            Publish::Final => false,
+        };
+        if skip {
+            return;
         }
-        view.1 = Instant::now();
-        if let Err(e) = publisher.job_changed(&self.owner, &view.0) {
+        view.published = Instant::now();
+        if let Err(e) = publisher.job_changed(&self.owner, &view.job) {
             tracing::error!(job = %self.id, error = %e, "could not store a job change");
         }
     }
 
     pub fn job(&self) -> Job {
-        self.view.lock().unwrap_or_else(|p| p.into_inner()).0.clone()
+        self.view().job.clone()
     }
 }
 
@@ -173,6 +193,23 @@ impl JobControl {
 pub struct Rules {
     pub schema: Schema,
     pub dialect: Dialect,
+}
+
+/// A validation between two turns on a worker.
+struct Work {
+    validator: Validator,
+    reader: Box<dyn Read + Send>,
+    read: u64,
+    buffer: Vec<u8>,
+    started: Instant,
+}
+
+/// How a turn on a worker ended.
+enum Turn {
+    /// Caught up with the upload (or used the turn): wait, then go on.
+    Continue(Work),
+    /// The job ended (finished, cancelled, failed or re-queued for shutdown).
+    Ended,
 }
 
 pub struct JobRunner {
@@ -214,6 +251,10 @@ impl JobRunner {
         &self.storage
     }
 
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<JobControl>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Count an upload against its owner's cap; `None` when the owner is at the cap.
     pub fn begin_upload_slot(self: &Arc<Self>, owner: &OwnerId) -> Option<UploadSlot> {
         let mut counts = self.uploads_per_owner.lock().unwrap_or_else(|p| p.into_inner());
@@ -225,8 +266,8 @@ impl JobRunner {
         Some(UploadSlot { runner: self.clone(), owner: owner.clone() })
     }
 
-    /// Register a new upload: the job is stored as `uploading` and its validation scheduled.
-    /// Blocking (it stores the job).
+    /// Register a new upload: its file is created, the job stored as `uploading`, and its
+    /// validation task started. Blocking (it stores the job).
     pub fn start_upload(
         self: &Arc<Self>,
         owner: &OwnerId,
@@ -246,39 +287,47 @@ impl JobRunner {
             created_at_ms: now,
             updated_at_ms: now,
         };
-        // The file exists before the validator is scheduled to read it.
+        // The file exists before the validator is told to read it.
         let file = self.storage.create_upload(&job.id).map_err(|e| format!("cannot create the upload file: {e}"))?;
         let control = Arc::new(JobControl::new(owner.clone(), job, Arrival { written: 0, end: UploadEnd::Open }));
         // Registered before anyone hears of it, so a cancel right after the first update works.
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(control.id.clone(), control.clone());
-        self.publisher.job_changed(owner, &control.job()).map_err(|e| e.to_string())?;
-        self.schedule(control.clone(), rules);
+        self.running().insert(control.id.clone(), control.clone());
+        if let Err(e) = self.publisher.job_changed(owner, &control.job()) {
+            self.running().remove(&control.id);
+            let _ = self.storage.remove_upload(&control.id);
+            return Err(e.to_string());
+        }
+        self.spawn_validation(control.clone(), rules);
         Ok((control, file))
-    }
-
-    /// All bytes are in: validation can finish.
-    pub fn complete_upload(&self, control: &JobControl) {
-        control.end_upload(UploadEnd::Complete);
-        let started = control.validation_started.load(Ordering::Acquire);
-        control.update(|job| {
-            if job.state == JobState::Uploading {
-                job.state = if started { JobState::Validating } else { JobState::Queued };
-            }
-            job.progress.bytes_total = Some(control.written());
-        });
-        control.publish(&self.publisher, true);
     }
 
     /// `bytes` more of the upload are in storage. Blocking (it may publish progress).
     pub fn uploaded(&self, control: &JobControl, bytes: u64) {
-        control.add_written(bytes);
-        let written = control.written();
-        control.update(|job| {
-            if job.state == JobState::Uploading {
-                job.progress.bytes_done = written;
+        let written = {
+            let mut arrival = control.arrival();
+            arrival.written += bytes;
+            arrival.written
+        };
+        control.wake.notify_waiters();
+        control.update(|view| {
+            if view.job.state == JobState::Uploading {
+                view.job.progress.bytes_done = written;
             }
         });
-        control.publish(&self.publisher, false);
+        control.publish(&self.publisher, Publish::Progress);
+    }
+
+    /// All bytes are in: validation can finish. Blocking.
+    pub fn complete_upload(&self, control: &JobControl) {
+        control.end_upload(UploadEnd::Complete);
+        let written = control.written();
+        control.update(|view| {
+            if view.job.state == JobState::Uploading {
+                view.job.state = if view.validation_started { JobState::Validating } else { JobState::Queued };
+            }
+            view.job.progress.bytes_total = Some(written);
+        });
+        control.publish(&self.publisher, Publish::Change);
     }
 
     /// The upload stopped half-way (`Cancelled`) or was refused (`Failed`): the job ends at
@@ -293,13 +342,13 @@ impl JobRunner {
         let complete_file = job.state != JobState::Uploading && self.storage.upload_exists(&job.id);
         match (rules, complete_file) {
             (Some(rules), true) => {
-                let size = job.progress.bytes_total.unwrap_or(0);
+                let size = self.storage.upload_len(&job.id).unwrap_or(0);
                 job.state = JobState::Queued;
                 job.progress = JobProgress { bytes_done: 0, bytes_total: Some(size), rows: 0, errors: 0 };
-                let written = self.storage.upload_len(&job.id).unwrap_or(size);
-                let control = Arc::new(JobControl::new(owner, job, Arrival { written, end: UploadEnd::Complete }));
-                control.publish(&self.publisher, true);
-                self.schedule(control, rules);
+                let control = Arc::new(JobControl::new(owner, job, Arrival { written: size, end: UploadEnd::Complete }));
+                self.running().insert(control.id.clone(), control.clone());
+                control.publish(&self.publisher, Publish::Change);
+                self.spawn_validation(control, rules);
             }
             (rules, _) => {
                 job.state = JobState::Failed;
@@ -316,151 +365,219 @@ impl JobRunner {
         }
     }
 
-    fn schedule(self: &Arc<Self>, control: Arc<JobControl>, rules: Rules) {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).insert(control.id.clone(), control.clone());
+    fn spawn_validation(self: &Arc<Self>, control: Arc<JobControl>, rules: Rules) {
         let runner = self.clone();
         tokio::spawn(async move {
-            let Ok(permit) = runner.pool.clone().acquire_owned().await else { return };
-            let worker = runner.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| worker.validate(&control, rules)));
-                if outcome.is_err() {
-                    worker.finish(&control, JobState::Failed, Some("internal error while validating".into()), None);
-                }
-                worker.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&control.id);
-                drop(permit);
-            })
-            .await;
+            runner.clone().follow(control.clone(), rules).await;
+            runner.running().remove(&control.id);
         });
     }
 
-    /// Follow the upload with the validator until its end, a cancel or shutdown.
-    fn validate(&self, control: &JobControl, rules: Rules) {
-        if control.finished.load(Ordering::Acquire) {
-            return; // cancelled or refused while it waited for a worker
-        }
-        let started = Instant::now();
-        let mut reader = match self.storage.open_upload(&control.id) {
-            Ok(reader) => reader,
-            Err(e) => return self.finish(control, JobState::Failed, Some(format!("cannot read the upload: {e}")), None),
+    /// The job's task: wait (holding nothing) until there is work, then take a worker for a
+    /// turn, until the job ends.
+    async fn follow(self: Arc<Self>, control: Arc<JobControl>, rules: Rules) {
+        let storage = self.storage.clone();
+        let id = control.id.clone();
+        let reader = match tokio::task::spawn_blocking(move || storage.open_upload(&id)).await {
+            Ok(Ok(reader)) => reader,
+            Ok(Err(e)) => return self.finish_blocking(control, JobState::Failed, format!("cannot read the upload: {e}")).await,
+            Err(e) => return self.finish_blocking(control, JobState::Failed, format!("cannot read the upload: {e}")).await,
         };
-        let mut validator = Validator::new(rules.schema, rules.dialect, Limits::default());
-        let mut buffer = vec![0; READ_CHUNK];
-        let mut read: u64 = 0;
-        control.validation_started.store(true, Ordering::Release);
-        control.update(|job| {
-            if job.state == JobState::Queued {
-                job.state = JobState::Validating;
+        let mut work = Work {
+            validator: Validator::new(rules.schema, rules.dialect, Limits::default()),
+            reader,
+            read: 0,
+            buffer: vec![0; READ_CHUNK],
+            started: Instant::now(),
+        };
+        loop {
+            if !self.wait_for_work(&control, work.read).await {
+                return; // ended by someone else (cancel, abort)
+            }
+            let Ok(permit) = self.pool.clone().acquire_owned().await else { return };
+            let (runner, turn_control) = (self.clone(), control.clone());
+            let turn = tokio::task::spawn_blocking(move || {
+                std::panic::catch_unwind(AssertUnwindSafe(|| runner.take_turn(&turn_control, work)))
+            })
+            .await;
+            drop(permit);
+            match turn {
+                Ok(Ok(Turn::Continue(next))) => work = next,
+                Ok(Ok(Turn::Ended)) => return,
+                _ => return self.finish_blocking(control, JobState::Failed, "internal error while validating".into()).await,
+            }
+        }
+    }
+
+    /// Wait until there are unread bytes, the upload ended, or a cancel or shutdown came.
+    /// False when the job already ended.
+    async fn wait_for_work(&self, control: &JobControl, read: u64) -> bool {
+        loop {
+            let woken = control.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable(); // registered before checking, so no wake-up is lost
+            if control.is_finished() {
+                return false;
+            }
+            let ready = {
+                let arrival = control.arrival();
+                arrival.written > read || arrival.end != UploadEnd::Open
+            };
+            if ready || control.is_cancelled() || self.shutting_down.load(Ordering::Acquire) {
+                return true;
+            }
+            woken.await;
+        }
+    }
+
+    /// One turn on a worker thread: validate what has arrived, up to TURN_BYTES.
+    fn take_turn(&self, control: &JobControl, mut work: Work) -> Turn {
+        control.update(|view| {
+            view.validation_started = true;
+            if view.job.state == JobState::Queued {
+                view.job.state = JobState::Validating;
             }
         });
-        control.publish(&self.publisher, true);
+        control.publish(&self.publisher, Publish::Change);
+        let mut this_turn = 0;
         loop {
-            if control.is_cancelled() {
-                return self.finish(control, JobState::Cancelled, Some("cancelled".into()), None);
+            if control.is_finished() {
+                return Turn::Ended;
             }
             if self.shutting_down.load(Ordering::Acquire) {
-                return self.requeue_on_shutdown(control);
+                self.requeue_on_shutdown(control);
+                return Turn::Ended;
             }
-            let (written, end) = control.wait_for_bytes(read);
-            if written > read {
-                let want = ((written - read) as usize).min(buffer.len());
-                match reader.read(&mut buffer[..want]) {
-                    Ok(0) => continue, // written but not yet visible: try again
+            let (written, end) = {
+                let arrival = control.arrival();
+                (arrival.written, arrival.end.clone())
+            };
+            if written > work.read {
+                if this_turn >= TURN_BYTES {
+                    return Turn::Continue(work); // let queued jobs have a worker too
+                }
+                let want = ((written - work.read) as usize).min(work.buffer.len());
+                match work.reader.read(&mut work.buffer[..want]) {
+                    Ok(0) => return Turn::Continue(work),
                     Ok(n) => {
-                        validator.feed(&buffer[..n]);
-                        read += n as u64;
+                        work.validator.feed(&work.buffer[..n]);
+                        work.read += n as u64;
+                        this_turn += n as u64;
                         self.metrics.bytes_validated.inc_by(n as u64);
-                        let progress = validator.progress();
-                        control.update(|job| {
-                            job.progress.rows = progress.rows;
-                            job.progress.errors = progress.errors;
-                            if job.state == JobState::Validating {
-                                job.progress.bytes_done = read;
+                        let progress = work.validator.progress();
+                        let read = work.read;
+                        control.update(|view| {
+                            view.job.progress.rows = progress.rows;
+                            view.job.progress.errors = progress.errors;
+                            if view.job.state == JobState::Validating {
+                                view.job.progress.bytes_done = read;
                             }
                         });
-                        control.publish(&self.publisher, false);
+                        control.publish(&self.publisher, Publish::Progress);
                     }
                     Err(e) => {
-                        return self.finish(control, JobState::Failed, Some(format!("cannot read the upload: {e}")), None)
+                        self.finish(control, JobState::Failed, Some(format!("cannot read the upload: {e}")), None);
+                        return Turn::Ended;
                     }
                 }
                 continue;
             }
             match end {
-                UploadEnd::Open => {}
-                UploadEnd::Complete => break,
-                UploadEnd::Aborted(state, reason) => return self.finish(control, state, Some(reason), None),
+                UploadEnd::Open => return Turn::Continue(work),
+                UploadEnd::Aborted(state, reason) => {
+                    self.finish(control, state, Some(reason), None);
+                    return Turn::Ended;
+                }
+                UploadEnd::Complete => {
+                    let report = work.validator.finish();
+                    self.metrics.validation_seconds.observe(work.started.elapsed().as_secs_f64());
+                    let stored = serde_json::to_vec(&report)
+                        .map_err(std::io::Error::other)
+                        .and_then(|json| self.storage.write_report(&control.id, &json));
+                    match stored {
+                        Ok(()) => {
+                            let state = if report.valid { JobState::Valid } else { JobState::Invalid };
+                            self.finish(control, state, None, Some(&report));
+                        }
+                        Err(e) => self.finish(control, JobState::Failed, Some(format!("cannot store the report: {e}")), None),
+                    }
+                    return Turn::Ended;
+                }
             }
-        }
-        let report = validator.finish();
-        self.metrics.validation_seconds.observe(started.elapsed().as_secs_f64());
-        let state = if report.valid { JobState::Valid } else { JobState::Invalid };
-        match serde_json::to_vec(&report).map_err(std::io::Error::other).and_then(|json| self.storage.write_report(&control.id, &json)) {
-            Ok(()) => self.finish(control, state, None, Some(&report)),
-            Err(e) => self.finish(control, JobState::Failed, Some(format!("cannot store the report: {e}")), None),
         }
     }
 
+    async fn finish_blocking(self: &Arc<Self>, control: Arc<JobControl>, state: JobState, reason: String) {
+        let runner = self.clone();
+        let _ = tokio::task::spawn_blocking(move || runner.finish(&control, state, Some(reason), None)).await;
+    }
+
+    /// The job's final state, stored and pushed once. The uploaded file goes in every case:
+    /// the report holds what the validation found, and nothing reads the file again.
     fn finish(&self, control: &JobControl, state: JobState, reason: Option<String>, report: Option<&Report>) {
         if control.finished.swap(true, Ordering::AcqRel) {
             return; // already ended (a cancel and the end of the file can race)
         }
-        if matches!(state, JobState::Cancelled | JobState::Failed) {
-            let _ = self.storage.remove_upload(&control.id);
+        control.wake.notify_waiters();
+        let _ = self.storage.remove_upload(&control.id);
+        if report.is_none() {
+            let _ = self.storage.remove_report(&control.id); // a cancel that raced the report
         }
-        control.update(|job| {
-            job.state = state;
-            job.reason = reason;
+        control.update(|view| {
+            view.job.state = state;
+            view.job.reason = reason;
             if let Some(report) = report {
-                job.progress.rows = report.rows;
-                job.progress.errors = report.error_total;
-                job.progress.bytes_done = report.bytes;
-                job.progress.bytes_total = Some(report.bytes);
-                job.error_counts = report.error_counts.clone();
+                view.job.progress.rows = report.rows;
+                view.job.progress.errors = report.error_total;
+                view.job.progress.bytes_done = report.bytes;
+                view.job.progress.bytes_total = Some(report.bytes);
+                view.job.error_counts = report.error_counts.clone();
             }
         });
-        control.publish(&self.publisher, true);
+        control.publish(&self.publisher, Publish::Final);
+        let job = control.job();
+        tracing::info!(job = %job.id, owner = %control.owner, state = state.as_str(), rows = job.progress.rows, errors = job.progress.errors, "job ended");
     }
 
     /// Shutting down mid-validation: leave the job queued, so the next start finishes it.
     fn requeue_on_shutdown(&self, control: &JobControl) {
-        if control.finished.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        control.update(|job| {
-            job.state = if job.state == JobState::Uploading { JobState::Uploading } else { JobState::Queued };
+        control.update(|view| {
+            if view.job.state != JobState::Uploading {
+                view.job.state = JobState::Queued;
+            }
         });
-        control.publish(&self.publisher, true);
+        control.publish(&self.publisher, Publish::Change);
     }
 
-    /// Cancel a running job of this owner; it stops within a chunk (milliseconds). False when
-    /// it is not running (or not theirs). Blocking.
+    /// Cancel a running job of this owner; it stops at once (a worker notices within one read
+    /// of at most 1 MiB). False when it is not running (or not theirs). Blocking.
     pub fn cancel(&self, owner: &OwnerId, id: &str) -> bool {
-        let control = {
-            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            match running.get(id) {
-                Some(control) if &control.owner == owner => control.clone(),
-                _ => return false,
-            }
+        let control = match self.running().get(id) {
+            Some(control) if &control.owner == owner => control.clone(),
+            _ => return false,
         };
         control.cancelled.store(true, Ordering::Release);
         control.end_upload(UploadEnd::Aborted(JobState::Cancelled, "cancelled".into()));
-        // Not waiting for a worker to notice: the job is cancelled now.
         self.finish(&control, JobState::Cancelled, Some("cancelled".into()), None);
         true
     }
 
-    /// Stop validations at their next chunk; their jobs stay queued for the next start.
+    /// Stop validations at their next read; their jobs stay queued for the next start.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
-        for control in self.running.lock().unwrap_or_else(|p| p.into_inner()).values() {
-            control.arrived.notify_all();
+        for control in self.running().values() {
+            control.wake.notify_waiters();
         }
     }
 
-    /// Running validations, for a graceful shutdown to wait on.
+    /// An owner's jobs that have not ended yet.
+    pub fn unfinished_count(&self, owner: &OwnerId) -> usize {
+        self.running().values().filter(|c| &c.owner == owner).count()
+    }
+
+    /// Jobs still running, for a graceful shutdown to wait on.
     pub fn running_count(&self) -> usize {
-        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.running().len()
     }
 }
 

@@ -9,6 +9,9 @@ use serde::Serialize;
 use crate::identity::OwnerId;
 use crate::store::{JobStore, StoreResult, StoredSchema};
 
+/// Schemas one user may add.
+const MAX_SCHEMAS_PER_OWNER: usize = 200;
+
 const BUILT_IN: &[(&str, &str)] =
     &[("people", include_str!("../schemas/people.json")), ("orders", include_str!("../schemas/orders.json"))];
 
@@ -82,6 +85,9 @@ impl SchemaCatalog {
 
     /// Check and keep a user's schema; the error is the shared crate's reason. Blocking.
     pub fn add(&self, store: &dyn JobStore, owner: &OwnerId, name: Option<String>, body: String) -> Result<SchemaInfo, AddError> {
+        if store.schemas(owner).map_err(|e| AddError::Store(e.to_string()))?.len() >= MAX_SCHEMAS_PER_OWNER {
+            return Err(AddError::Invalid(format!("you have {MAX_SCHEMAS_PER_OWNER} schemas already, the most one user may add")));
+        }
         let id = format!("s-{}", uuid::Uuid::new_v4());
         let parsed = entry(&id, &body, false).map_err(AddError::Invalid)?;
         let name = name.filter(|n| !n.trim().is_empty()).unwrap_or(parsed.info.name.clone());

@@ -1,19 +1,19 @@
 //! `/api/uploads`: streaming multi-file upload, job state, error pages, reports, cancel/delete.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
-use bytes::Bytes;
 use datavista_shared::protocol::{Job, JobState};
 use datavista_shared::{Dialect, Report, Schema, ValidationError};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
 use crate::jobs::{JobControl, JobRunner, Rules, UploadSlot};
+use std::io::Write as _;
 use crate::state::AppState;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -27,8 +27,16 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/uploads/{id}/report.csv", web::get().to(report_csv));
 }
 
-/// Chunks in flight between the request and the file writer.
-const WRITE_QUEUE: usize = 16;
+/// Files in one request, and jobs of one owner not finished yet: bounds on what one client
+/// can make the server hold.
+const MAX_FILES_PER_REQUEST: usize = 100;
+const MAX_UNFINISHED_PER_OWNER: usize = 200;
+/// Uploads are written in batches of this size …
+const WRITE_BATCH: usize = 1 << 20;
+/// … or of whatever arrived in this time, so progress keeps moving for slow uploads.
+const WRITE_EVERY: Duration = Duration::from_millis(100);
+/// An upload that sends nothing for this long is given up.
+const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 const MAX_SCHEMA_FIELD_BYTES: usize = 256;
 /// Free disk space is checked again each time this many more bytes have arrived.
 const DISK_CHECK_EVERY: u64 = 64 << 20;
@@ -50,6 +58,8 @@ async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<Uplo
     let owner = owner.0;
     let mut schema_id = query.into_inner().schema.filter(|s| !s.is_empty());
     let mut created = Vec::new();
+    // The schema is parsed once per request, not once per file.
+    let mut rules: Option<(Option<String>, Rules)> = None;
     while let Some(part) = form.next().await {
         let mut part = part.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
         let (name, file_name) = match part.content_disposition() {
@@ -75,7 +85,18 @@ async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<Uplo
                 }
             }
             Some(file_name) => {
-                let job = receive_file(&state, &owner, schema_id.clone(), &file_name, &mut part).await?;
+                if created.len() == MAX_FILES_PER_REQUEST {
+                    return Err(ApiError::BadRequest(format!("at most {MAX_FILES_PER_REQUEST} files per request")));
+                }
+                let rules = match &rules {
+                    Some((id, rules)) if *id == schema_id => rules.clone(),
+                    _ => {
+                        let resolved = resolve_rules(&state, &owner, schema_id.clone()).await?;
+                        rules = Some((schema_id.clone(), resolved.clone()));
+                        resolved
+                    }
+                };
+                let job = receive_file(&state, &owner, schema_id.clone(), rules, &file_name, &mut part).await?;
                 let cancelled = job.state == JobState::Cancelled;
                 created.push(job);
                 if cancelled {
@@ -94,10 +115,13 @@ async fn receive_file(
     state: &web::Data<AppState>,
     owner: &OwnerId,
     schema_id: Option<String>,
+    rules: Rules,
     raw_name: &str,
     part: &mut actix_multipart::Field,
 ) -> Result<Job, ApiError> {
-    let rules = resolve_rules(state, owner, schema_id.clone()).await?;
+    if state.jobs.unfinished_count(owner) >= MAX_UNFINISHED_PER_OWNER {
+        return Err(ApiError::TooManyUploads(format!("{MAX_UNFINISHED_PER_OWNER} of your files are still waiting; let some finish first")));
+    }
     let slot = state.jobs.begin_upload_slot(owner).ok_or_else(|| {
         ApiError::TooManyUploads(format!("at most {} uploads at once; wait for one to finish", state.config.max_uploads_per_owner))
     })?;
@@ -111,23 +135,25 @@ async fn receive_file(
     let file_name = display_name(raw_name);
     let (control, file) = web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules)).await?.map_err(ApiError::Internal)?;
     let mut upload = InProgress { runner: state.jobs.clone(), control: control.clone(), ended: false, _slot: slot };
-    let (chunks, writer) = spawn_writer(state.jobs.clone(), control.clone(), file);
+    let mut writer = Writer { runner: state.jobs.clone(), control: control.clone(), file: Some(file), pending: Vec::new(), flushed: Instant::now() };
     let limit = state.config.max_file_bytes;
     let mut received: u64 = 0;
-    while let Some(chunk) = part.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                drop(chunks);
-                let _ = writer.await;
+    loop {
+        let chunk = match tokio::time::timeout(UPLOAD_IDLE, part.next()).await {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
                 upload.end(JobState::Cancelled, &format!("the upload was interrupted: {e}")).await;
                 return Err(ApiError::BadRequest(format!("the upload of '{}' was interrupted: {e}", control.job().file_name)));
+            }
+            Err(_) => {
+                let reason = format!("no data arrived for {} seconds", UPLOAD_IDLE.as_secs());
+                upload.end(JobState::Failed, &reason).await;
+                return Err(ApiError::BadRequest(format!("'{}': {reason}", control.job().file_name)));
             }
         };
         received += chunk.len() as u64;
         if received > limit {
-            drop(chunks);
-            let _ = writer.await;
             let reason = format!("the file is larger than the {} limit", human_size(limit));
             upload.end(JobState::Failed, &reason).await;
             return Err(ApiError::TooLarge(format!("'{}': {reason}", control.job().file_name)));
@@ -136,53 +162,78 @@ async fn receive_file(
             let storage = state.jobs.storage().clone();
             let free = web::block(move || storage.available_bytes()).await??;
             if free < state.config.min_free_bytes {
-                drop(chunks);
-                let _ = writer.await;
                 let reason = "the server ran low on disk space during the upload".to_owned();
                 upload.end(JobState::Failed, &reason).await;
                 return Err(ApiError::InsufficientStorage(format!("'{}': {reason}; try again later", control.job().file_name)));
             }
         }
-        if control.is_cancelled() || chunks.send(chunk).await.is_err() {
-            break; // cancelled meanwhile, or the writer failed (its error ends the job)
+        if control.is_cancelled() {
+            upload.ended = true; // the cancel already ended the job
+            return Ok(control.job());
+        }
+        if let Err(e) = writer.push(&chunk).await {
+            upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await;
+            return Err(ApiError::Internal(format!("cannot store an upload: {e}")));
         }
     }
-    drop(chunks);
-    match writer.await {
-        Ok(Ok(())) if !control.is_cancelled() => {
-            upload.ended = true;
-            let runner = state.jobs.clone();
-            let done = control.clone();
-            web::block(move || runner.complete_upload(&done)).await?;
-        }
-        Ok(Ok(())) => upload.ended = true, // cancelled: the job already says so
-        Ok(Err(e)) => upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await,
-        Err(e) => upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await,
+    if let Err(e) = writer.flush().await {
+        upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await;
+        return Err(ApiError::Internal(format!("cannot store an upload: {e}")));
     }
+    upload.ended = true;
+    let runner = state.jobs.clone();
+    let done = control.clone();
+    web::block(move || runner.complete_upload(&done)).await?;
     Ok(control.job())
 }
 
-/// Writes chunks to storage on a blocking thread and tells the job each time.
-fn spawn_writer(
+/// Writes an upload to storage in batches on the blocking pool, so no thread waits on a slow
+/// client: bytes are gathered until a batch is large (or old) enough, then written at once.
+struct Writer {
     runner: Arc<JobRunner>,
     control: Arc<JobControl>,
-    mut file: Box<dyn std::io::Write + Send>,
-) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<std::io::Result<()>>) {
-    let (sender, mut receiver) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-    let writer = tokio::task::spawn_blocking(move || {
-        while let Some(chunk) = receiver.blocking_recv() {
-            if control.is_cancelled() {
-                return Ok(());
-            }
-            file.write_all(&chunk)?;
-            runner.uploaded(&control, chunk.len() as u64);
-        }
-        file.flush()
-    });
-    (sender, writer)
+    file: Option<Box<dyn std::io::Write + Send>>,
+    pending: Vec<u8>,
+    flushed: Instant,
 }
 
-use std::io::Write as _;
+impl Writer {
+    async fn push(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(chunk);
+        if self.pending.len() >= WRITE_BATCH || self.flushed.elapsed() >= WRITE_EVERY {
+            self.write_pending().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.write_pending().await?;
+        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
+        web::block(move || file.flush()).await.map_err(std::io::Error::other)?
+    }
+
+    async fn write_pending(&mut self) -> std::io::Result<()> {
+        self.flushed = Instant::now();
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
+        let batch = std::mem::take(&mut self.pending);
+        let (runner, control) = (self.runner.clone(), self.control.clone());
+        let (file, result) = web::block(move || {
+            let result = file.write_all(&batch);
+            if result.is_ok() {
+                runner.uploaded(&control, batch.len() as u64);
+            }
+            (file, result)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        self.file = Some(file);
+        result
+    }
+}
+
 
 /// An upload in progress: if the request goes away before the end (the client aborted, the
 /// connection broke), dropping this ends the job as cancelled and removes the partial file.

@@ -20,6 +20,7 @@ use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(5);
 const SILENCE_LIMIT: Duration = Duration::from_secs(10);
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Deserialize)]
 pub struct Connect {
@@ -40,18 +41,10 @@ pub async fn connect(
     Ok(response)
 }
 
-/// Cross-site WebSocket hijacking: a browser sends its page's Origin; only our own (or a
-/// configured one) may connect. Clients that send no Origin are not browsers.
+/// Cross-site WebSocket hijacking: the same Origin check as for every change made with a
+/// session cookie (see `identity::check_origin`).
 fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else { return Ok(()) };
-    let origin = origin.to_str().unwrap_or_default();
-    let info = req.connection_info();
-    let own = format!("{}://{}", info.scheme(), info.host());
-    if origin == own || allowed.iter().any(|a| a == origin) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("WebSocket connections from origin '{origin}' are not allowed")))
-    }
+    crate::identity::check_origin(req, allowed)
 }
 
 async fn run(state: web::Data<AppState>, owner: OwnerId, mut session: Session, mut stream: AggregatedMessageStream, last_seq: Option<u64>) {
@@ -96,8 +89,14 @@ async fn snapshot(state: &web::Data<AppState>, owner: &OwnerId) -> Result<(u64, 
     }
 }
 
+/// A client that stops reading altogether would block this send forever (the outgoing queue
+/// is bounded); give up on it after a while, so its session ends.
 async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), Option<CloseReason>> {
-    session.text(message.to_json()).await.map_err(|_| None)
+    match tokio::time::timeout(SEND_TIMEOUT, session.text(message.to_json())).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(None),
+        Err(_) => Err(Some(CloseReason { code: CloseCode::Away, description: Some("not reading".into()) })),
+    }
 }
 
 async fn serve(

@@ -259,13 +259,15 @@ impl Checker {
             cell: cell.map(truncate_cell),
             ..error(code, Some(row), None, None)
         };
+        let mut first_seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, label) in labels.iter().enumerate() {
             let column = i + 1;
+            let first = *first_seen.entry(label.as_str()).or_insert(i);
             if label.is_empty() {
                 self.errors.add(ErrorCode::BlankLabel, || {
                     header_error(ErrorCode::BlankLabel, format!("column {column} has a blank header label"), Some(i), None, Some(""))
                 });
-            } else if let Some(first) = labels[..i].iter().position(|l| l == label) {
+            } else if first < i {
                 self.errors.add(ErrorCode::DuplicateLabel, || {
                     header_error(
                         ErrorCode::DuplicateLabel,
