@@ -1,0 +1,211 @@
+//! The dashboard end to end: the real server serving the release build of the dashboard,
+//! driven in headless Chromium through WebDriver (chromedriver + fantoccini).
+//!
+//! Run by `cargo xtask test`, which builds `dist/` and the server first.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_server(data_dir: &Path) -> (Running, String) {
+    let binary = std::env::var_os("DATAVISTA_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/debug/datavista"));
+    assert!(binary.exists(), "{} is missing: run `cargo xtask test`", binary.display());
+    let dist = workspace().join("dist");
+    assert!(dist.join("index.html").exists(), "dist/ is missing: run `cargo xtask test` (it runs `trunk build --release`)");
+    let mut child = Command::new(binary)
+        .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .arg(data_dir)
+        .arg("--dist-dir")
+        .arg(&dist)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("DataVista listening on ").expect("the server prints its address").to_owned();
+    (Running(child), url)
+}
+
+async fn start_browser() -> (Running, Client) {
+    let port = free_port();
+    let driver = Command::new("/usr/bin/chromedriver").arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("chromedriver is installed");
+    let driver = Running(driver);
+    let args = [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+    ];
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert("goog:chromeOptions".into(), json!({ "binary": "/usr/bin/chromium", "args": args }));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match ClientBuilder::native().capabilities(capabilities.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
+            Ok(client) => return (driver, client),
+            Err(e) => {
+                assert!(Instant::now() < deadline, "chromedriver did not start: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+fn people_csv(rows: usize, bad_every: usize) -> String {
+    let mut csv = String::from("id,name,email,age,joined\n");
+    for i in 1..=rows {
+        let age = if bad_every > 0 && i % bad_every == 0 { "x".to_owned() } else { (i % 90).to_string() };
+        csv.push_str(&format!("{i},Person {i},p{i}@example.org,{age},2024-01-{:02}\n", i % 28 + 1));
+    }
+    csv
+}
+
+/// (file name, state, errors) for every job row on the page.
+async fn rows(client: &Client) -> Vec<(String, String, String)> {
+    let script = "return Array.from(document.querySelectorAll('[data-testid=job-row]')).map(r => [
+        r.querySelector('[data-testid=file-name]').textContent, r.dataset.state,
+        r.querySelector('[data-testid=errors]').textContent]);";
+    let value = client.execute(script, vec![]).await.unwrap();
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (row[0].as_str().unwrap().to_owned(), row[1].as_str().unwrap().to_owned(), row[2].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn wait_for(client: &Client, what: &str, mut done: impl FnMut(&[(String, String, String)]) -> bool) -> Vec<(String, String, String)> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let rows = rows(client).await;
+        if done(&rows) {
+            return rows;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; rows: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the release dashboard, the server binary and chromedriver: run `cargo xtask test`"]
+async fn drop_three_files_and_watch_them_validate_live() {
+    let temp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&temp.path().join("data"));
+    let (_driver, client) = start_browser().await;
+
+    client.goto(&url).await.unwrap();
+    client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.expect("the dashboard goes live");
+    client.wait().at_most(PATIENCE).for_element(Locator::Css("#schema option[value=people]")).await.unwrap();
+    client.find(Locator::Css("#schema")).await.unwrap().select_by_value("people").await.unwrap();
+    client.execute("window.__sameDocument = true;", vec![]).await.unwrap();
+
+    let files = temp.path();
+    std::fs::write(files.join("valid.csv"), people_csv(200, 0)).unwrap();
+    std::fs::write(files.join("invalid.csv"), people_csv(200, 20)).unwrap();
+    std::fs::write(files.join("big.csv"), people_csv(700_000, 0)).unwrap();
+    let big_size = std::fs::metadata(files.join("big.csv")).unwrap().len();
+    assert!(big_size > 30_000_000, "several tens of MB: {big_size}");
+
+    // WebDriver cannot drag files from the OS: load them through a hidden input, then drop
+    // them on the dropzone as a DataTransfer, as a real drag would.
+    client
+        .execute("const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'e2e-files'; document.body.appendChild(i);", vec![])
+        .await
+        .unwrap();
+    let paths: Vec<String> = ["valid.csv", "invalid.csv", "big.csv"].iter().map(|n| files.join(n).display().to_string()).collect();
+    client.find(Locator::Id("e2e-files")).await.unwrap().send_keys(&paths.join("\n")).await.unwrap();
+    client
+        .execute(
+            "const dt = new DataTransfer();
+             for (const f of document.getElementById('e2e-files').files) dt.items.add(f);
+             const zone = document.querySelector('[data-testid=dropzone]');
+             for (const type of ['dragenter', 'dragover', 'drop']) {
+                 zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+             }
+             return dt.files.length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+    // Watch every row until all three are final, remembering the states each went through.
+    let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let finals = wait_for(&client, "three final rows", |rows| {
+        for (name, state, _) in rows {
+            let states = seen.entry(name.clone()).or_default();
+            if states.last() != Some(state) {
+                states.push(state.clone());
+            }
+        }
+        rows.len() == 3 && rows.iter().all(|(_, s, _)| ["valid", "invalid", "failed", "cancelled"].contains(&s.as_str()))
+    })
+    .await;
+    let state_of = |rows: &[(String, String, String)], name: &str| rows.iter().find(|r| r.0 == name).cloned().unwrap_or_else(|| panic!("no row for {name}: {rows:?}"));
+    assert_eq!(state_of(&finals, "valid.csv").1, "valid");
+    assert_eq!(state_of(&finals, "big.csv").1, "valid");
+    let invalid = state_of(&finals, "invalid.csv");
+    assert_eq!((invalid.1.as_str(), invalid.2.as_str()), ("invalid", "10"));
+    let big_states = &seen["big.csv"];
+    assert!(big_states.iter().any(|s| s == "uploading" || s == "validating"), "the big file was seen in progress: {big_states:?}");
+    for states in seen.values() {
+        let order = ["uploading", "queued", "validating", "valid", "invalid"];
+        let positions: Vec<usize> = states.iter().map(|s| order.iter().position(|o| o == s).unwrap()).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "states only move forward: {states:?}");
+    }
+    let same_document = client.execute("return window.__sameDocument === true;", vec![]).await.unwrap();
+    assert_eq!(same_document, Value::Bool(true), "no reload happened");
+
+    // A reload shows the same history.
+    client.refresh().await.unwrap();
+    client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.unwrap();
+    let after_reload = wait_for(&client, "the history after a reload", |rows| rows.len() == 3).await;
+    let mut before: Vec<_> = finals.clone();
+    let mut after: Vec<_> = after_reload.clone();
+    before.sort();
+    after.sort();
+    assert_eq!(before, after);
+
+    // The invalid file's errors.
+    let invalid_row = client
+        .find_all(Locator::Css("[data-testid=job-row]"))
+        .await
+        .unwrap();
+    for row in invalid_row {
+        if row.find(Locator::Css("[data-testid=file-name]")).await.unwrap().text().await.unwrap() == "invalid.csv" {
+            row.click().await.unwrap();
+        }
+    }
+    let table = client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=error-table]")).await.unwrap();
+    let text = table.text().await.unwrap();
+    assert!(text.contains("row 21, field 'age': 'x' is not an integer"), "{text}");
+    let panel = client.find(Locator::Css("[data-testid=errors-panel]")).await.unwrap().text().await.unwrap();
+    assert!(panel.contains("type-error: 10"), "{panel}");
+
+    let shot = client.screenshot().await.unwrap();
+    let artifacts = workspace().join("target/e2e");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    std::fs::write(artifacts.join("dashboard.png"), shot).unwrap();
+    client.close().await.unwrap();
+}
