@@ -163,7 +163,7 @@ fn SchemaPicker() -> impl IntoView {
             <button on:click=move |_| adding.update(|a| *a = !*a)>"Add a schema…"</button>
         </div>
         <Show when=move || adding.get()>
-            <p class="muted">"Paste Table Schema JSON (or drop a .json file on the box below)."</p>
+            <p class="muted">"Paste Table Schema JSON; it is checked here first, with the same rules as the server."</p>
             <textarea aria-label="Table Schema JSON" prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev))></textarea>
             <button class="primary" on:click=add>"Add schema"</button>
         </Show>
@@ -305,7 +305,7 @@ impl Dashboard {
 }
 
 /// The first MiB of a file, read with `Blob.slice()` (never the whole file).
-async fn read_head(file: &File) -> Result<Vec<u8>, String> {
+pub async fn read_head(file: &File) -> Result<Vec<u8>, String> {
     let end = file.size().min(PRECHECK_BYTES as f64);
     let blob = file.slice_with_f64_and_f64(0.0, end).map_err(|e| format!("{e:?}"))?;
     let buffer = JsFuture::from(blob.array_buffer()).await.map_err(|e| format!("{e:?}"))?;

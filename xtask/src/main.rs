@@ -2,21 +2,28 @@
 //! extra tools to install first).
 //!
 //! - `cargo xtask test` — install what the tests need when it is missing, then run every test:
-//!   the workspace's unit, property and integration tests, and the WebAssembly tests in
-//!   headless Chromium.
+//!   the workspace's unit, property and integration tests, the WebAssembly tests in headless
+//!   Chromium, and the end-to-end test of the release dashboard against the real server.
+//! - `cargo xtask run` — install what is missing, build the dashboard and the server in
+//!   release mode, and start `datavista serve` on http://127.0.0.1:8080.
+//! - `cargo xtask dist` — build the dashboard (`trunk build --release`) and print its size.
 //! - `cargo xtask setup` — only the installs.
 
 mod tools;
 
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
     let result = match task.as_str() {
         "test" => tools::ensure_test_tools().and_then(|()| test()),
+        "run" => tools::ensure_build_tools().and_then(|()| serve()),
+        "dist" => tools::ensure_build_tools().and_then(|()| build_dashboard()),
         "setup" => tools::ensure_test_tools(),
         _ => {
-            eprintln!("usage: cargo xtask <test|setup>");
+            eprintln!("usage: cargo xtask <test|run|dist|setup>");
             return ExitCode::from(2);
         }
     };
@@ -30,11 +37,65 @@ fn main() -> ExitCode {
 }
 
 fn test() -> Result<(), String> {
-    step("native tests: unit, property, integration, command line");
-    run(Command::new(cargo()).args(["test", "--workspace", "--all-features"]))?;
+    step("native tests: unit, property, integration, command line, server");
+    run(Command::new(cargo()).args(["test", "--workspace"]))?;
     step("WebAssembly tests in headless Chromium");
     run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-shared", "--test", "wasm"]))?;
+    run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-frontend", "--test", "browser"]))?;
+    build_dashboard()?;
+    step("end-to-end: the real server and the release dashboard in headless Chromium");
+    run(Command::new(cargo()).args(["build", "-p", "datavista"]))?;
+    run(Command::new(cargo())
+        .args(["test", "-p", "datavista-e2e", "--test", "dashboard", "--", "--ignored"])
+        .env("DATAVISTA_BIN", workspace().join("target/debug/datavista")))?;
+    eprintln!("screenshot of the dashboard: target/e2e/dashboard.png");
     Ok(())
+}
+
+/// `trunk build --release` into dist/, with our wasm-opt first on PATH; prints the size.
+fn build_dashboard() -> Result<(), String> {
+    step("building the dashboard (trunk build --release)");
+    let path = format!("{}:{}", tools::tools_bin().display(), std::env::var("PATH").unwrap_or_default());
+    run(Command::new("trunk")
+        .args(["build", "--release"])
+        .current_dir(workspace())
+        .env("PATH", path)
+        .env("TRUNK_SKIP_VERSION_CHECK", "true"))?;
+    print_dashboard_size(&workspace().join("dist"))
+}
+
+/// The gzipped size of the wasm and JS the browser downloads, to keep an eye on it.
+fn print_dashboard_size(dist: &Path) -> Result<(), String> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dist).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if !matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "js")) {
+            continue;
+        }
+        let raw = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+        let gzipped = Command::new("sh")
+            .arg("-c")
+            .arg(format!("gzip -9 -c '{}' | wc -c", path.display()))
+            .output()
+            .map_err(|e| e.to_string())?;
+        let gzipped: u64 = String::from_utf8_lossy(&gzipped.stdout).trim().parse().unwrap_or(0);
+        total += gzipped;
+        eprintln!("  {}: {} KB, {} KB gzipped", path.file_name().unwrap_or_default().to_string_lossy(), raw / 1024, gzipped / 1024);
+    }
+    eprintln!("  dashboard download: {} KB gzipped (wasm + JS)", total / 1024);
+    Ok(())
+}
+
+fn serve() -> Result<(), String> {
+    build_dashboard()?;
+    step("building the server (release)");
+    run(Command::new(cargo()).args(["build", "--release", "-p", "datavista"]))?;
+    step("starting DataVista: open http://127.0.0.1:8080 (Ctrl-C stops it)");
+    run(Command::new(workspace().join("target/release/datavista")).arg("serve").current_dir(workspace()))
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
 }
 
 fn cargo() -> String {

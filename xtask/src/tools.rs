@@ -9,14 +9,54 @@ use crate::{run, step};
 
 /// Must equal the `wasm-bindgen` version pinned in the workspace Cargo.toml.
 pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
+/// Trunk 0.22 needs a newer rustc than these machines have.
+pub const TRUNK_VERSION: &str = "0.21.14";
+/// wasm-opt from npm (Debian's binaryen 108 silently breaks the wasm); must match
+/// `[tools] wasm_opt` in Trunk.toml.
+pub const BINARYEN_VERSION: &str = "132.0.0";
 /// The wasm-bindgen-cli lockfile pins a webpki-roots release the registry does not serve;
 /// this one builds the same CLI.
 const WEBPKI_ROOTS_FIX: &str = "1.0.10";
 
 pub fn ensure_test_tools() -> Result<(), String> {
+    ensure_build_tools()?;
+    ensure_chromium()
+}
+
+/// What building the dashboard needs.
+pub fn ensure_build_tools() -> Result<(), String> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen()?;
-    ensure_chromium()
+    ensure_trunk()?;
+    ensure_wasm_opt()
+}
+
+fn ensure_trunk() -> Result<(), String> {
+    if output("trunk", &["--version"]).is_some_and(|v| v.trim() == format!("trunk {TRUNK_VERSION}")) {
+        return Ok(());
+    }
+    step(&format!("installing trunk {TRUNK_VERSION} from crates.io (about 20 minutes on 2 cores)"));
+    run(Command::new(crate::cargo()).args(["install", "trunk", "--version", TRUNK_VERSION, "--locked", "--force"]))
+}
+
+/// The project-local folder for npm-installed tools (git-ignored).
+pub fn tools_bin() -> PathBuf {
+    crate::workspace().join(".tools/node_modules/.bin")
+}
+
+fn ensure_wasm_opt() -> Result<(), String> {
+    let major = BINARYEN_VERSION.split('.').next().unwrap_or_default();
+    let wasm_opt = tools_bin().join("wasm-opt");
+    if output(wasm_opt.to_str().unwrap_or_default(), &["--version"]).is_some_and(|v| v.contains(&format!("version_{major}"))) {
+        return Ok(());
+    }
+    step(&format!("installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into .tools/"));
+    let tools = crate::workspace().join(".tools");
+    std::fs::create_dir_all(&tools).map_err(|e| e.to_string())?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&tools)
+        .arg(format!("binaryen@{BINARYEN_VERSION}")))
 }
 
 fn ensure_wasm_target() -> Result<(), String> {
