@@ -177,6 +177,15 @@ async fn drop_three_files_and_watch_them_validate_live() {
     let same_document = client.execute("return window.__sameDocument === true;", vec![]).await.unwrap();
     assert_eq!(same_document, Value::Bool(true), "no reload happened");
 
+    // The full check in the browser agrees with the server (the tab still has the file).
+    for row in client.find_all(Locator::Css("[data-testid=job-row]")).await.unwrap() {
+        if row.find(Locator::Css("[data-testid=file-name]")).await.unwrap().text().await.unwrap() == "invalid.csv" {
+            row.find(Locator::XPath(".//button[contains(., 'Check in browser')]")).await.unwrap().click().await.unwrap();
+        }
+    }
+    let verdict = client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=browser-check]")).await.unwrap();
+    assert_eq!(verdict.text().await.unwrap().split(" (").next().unwrap(), "10 errors found in your browser too");
+
     // A reload shows the same history.
     client.refresh().await.unwrap();
     client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.unwrap();

@@ -1,6 +1,7 @@
 //! The dashboard's components.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 
 use datavista_shared::protocol::{ClientMessage, Job, JobState};
 use datavista_shared::Schema;
@@ -48,6 +49,10 @@ struct Dashboard {
     live: Live,
     files: RwSignal<Vec<LocalFile>>,
     handles: StoredValue<Vec<(u64, File, Option<Upload>)>, LocalStorage>,
+    /// Files this tab uploaded, by job id, for the full check in the browser.
+    uploaded: StoredValue<HashMap<String, File>, LocalStorage>,
+    schemas: RwSignal<Vec<SchemaInfo>>,
+    schema_problem: RwSignal<Option<String>>,
     schema_id: RwSignal<Option<String>>,
     schema: StoredValue<Option<Schema>>,
     selected: RwSignal<Option<String>>,
@@ -60,6 +65,9 @@ pub fn App() -> impl IntoView {
         live: Live::start(),
         files: RwSignal::new(Vec::new()),
         handles: StoredValue::new_local(Vec::new()),
+        uploaded: StoredValue::new_local(HashMap::new()),
+        schemas: RwSignal::new(Vec::new()),
+        schema_problem: RwSignal::new(None),
         schema_id: RwSignal::new(None),
         schema: StoredValue::new(None),
         selected: RwSignal::new(None),
@@ -104,8 +112,8 @@ fn ConnectionIndicator() -> impl IntoView {
 #[component]
 fn SchemaPicker() -> impl IntoView {
     let dashboard = use_context::<Dashboard>().expect("dashboard context");
-    let schemas = RwSignal::new(Vec::<SchemaInfo>::new());
-    let problem = RwSignal::new(None::<String>);
+    let schemas = dashboard.schemas;
+    let problem = dashboard.schema_problem;
     let adding = RwSignal::new(false);
     let draft = RwSignal::new(String::new());
     spawn_local(async move {
@@ -114,45 +122,16 @@ fn SchemaPicker() -> impl IntoView {
             Err(e) => problem.set(Some(format!("could not load schemas: {e}"))),
         }
     });
-    let choose = move |id: String| {
-        if id.is_empty() {
-            dashboard.schema_id.set(None);
-            dashboard.schema.set_value(None);
-            return;
-        }
-        dashboard.schema_id.set(Some(id.clone()));
-        spawn_local(async move {
-            match api::schema_body(&id).await.and_then(|body| Schema::from_json(&body).map_err(|e| e.to_string())) {
-                Ok(schema) => dashboard.schema.set_value(Some(schema)),
-                Err(e) => problem.set(Some(e)),
-            }
-        });
-    };
     let add = move |_| {
-        let body = draft.get_untracked();
-        // The shared crate checks it here first, with the same words the server would use.
-        if let Err(e) = Schema::from_json(&body) {
-            problem.set(Some(format!("this schema cannot be used: {e}")));
-            return;
-        }
-        spawn_local(async move {
-            match api::add_schema(body).await {
-                Ok(info) => {
-                    let id = info.id.clone();
-                    schemas.update(|list| list.push(info));
-                    adding.set(false);
-                    draft.set(String::new());
-                    problem.set(None);
-                    choose(id);
-                }
-                Err(e) => problem.set(Some(format!("this schema cannot be used: {e}"))),
-            }
+        dashboard.add_schema(draft.get_untracked(), move || {
+            adding.set(false);
+            draft.set(String::new());
         });
     };
     view! {
         <div class="toolbar">
             <label for="schema">"Schema for the next files"</label>
-            <select id="schema" data-testid="schema" on:change=move |ev| choose(event_target_value(&ev))>
+            <select id="schema" data-testid="schema" on:change=move |ev| dashboard.choose_schema(event_target_value(&ev))>
                 <option value="" selected=move || dashboard.schema_id.get().is_none()>"none (structure only)"</option>
                 <For each=move || schemas.get() key=|s| s.id.clone() let:schema>
                     <option value=schema.id.clone() selected={let id = schema.id.clone(); move || dashboard.schema_id.get().as_deref() == Some(id.as_str())}>
@@ -163,11 +142,49 @@ fn SchemaPicker() -> impl IntoView {
             <button on:click=move |_| adding.update(|a| *a = !*a)>"Add a schema…"</button>
         </div>
         <Show when=move || adding.get()>
-            <p class="muted">"Paste Table Schema JSON; it is checked here first, with the same rules as the server."</p>
+            <p class="muted">"Paste Table Schema JSON, or drop a .json schema file on the box below. It is checked here first, with the same rules as the server."</p>
             <textarea aria-label="Table Schema JSON" prop:value=move || draft.get() on:input=move |ev| draft.set(event_target_value(&ev))></textarea>
             <button class="primary" on:click=add>"Add schema"</button>
         </Show>
         {move || problem.get().map(|p| view! { <p class="error-text" role="alert">{p}</p> })}
+    }
+}
+
+impl Dashboard {
+    /// Use this schema (by id; empty for none) for the next files.
+    fn choose_schema(self, id: String) {
+        if id.is_empty() {
+            self.schema_id.set(None);
+            self.schema.set_value(None);
+            return;
+        }
+        self.schema_id.set(Some(id.clone()));
+        spawn_local(async move {
+            match api::schema_body(&id).await.and_then(|body| Schema::from_json(&body).map_err(|e| e.to_string())) {
+                Ok(schema) => self.schema.set_value(Some(schema)),
+                Err(e) => self.schema_problem.set(Some(e)),
+            }
+        });
+    }
+
+    /// Add a user's schema (checked here by the shared crate first) and select it.
+    fn add_schema(self, body: String, on_added: impl FnOnce() + 'static) {
+        if let Err(e) = Schema::from_json(&body) {
+            self.schema_problem.set(Some(format!("this schema cannot be used: {e}")));
+            return;
+        }
+        spawn_local(async move {
+            match api::add_schema(body).await {
+                Ok(info) => {
+                    let id = info.id.clone();
+                    self.schemas.update(|list| list.push(info));
+                    self.schema_problem.set(None);
+                    on_added();
+                    self.choose_schema(id);
+                }
+                Err(e) => self.schema_problem.set(Some(format!("this schema cannot be used: {e}"))),
+            }
+        });
     }
 }
 
@@ -223,6 +240,16 @@ impl Dashboard {
             status: RwSignal::new(Local::Checking),
             sent: RwSignal::new((0.0, file.size(), 0.0)),
         };
+        if file.name().to_ascii_lowercase().ends_with(".json") {
+            // A schema file: add it as a schema rather than validating it.
+            spawn_local(async move {
+                match read_text(&file).await {
+                    Ok(text) => self.add_schema(text, || {}),
+                    Err(e) => self.schema_problem.set(Some(e)),
+                }
+            });
+            return;
+        }
         self.files.update(|files| files.push(local.clone()));
         if !looks_like_csv(&file.name(), &file.type_()) {
             local.status.set(Local::Refused("not a CSV file: DataVista validates .csv files".into()));
@@ -269,13 +296,19 @@ impl Dashboard {
         let sent = local.sent;
         let status = local.status;
         let key = local.key;
+        let kept = file.clone();
         let upload = Upload::start(
             &file,
             local.schema.as_deref(),
             move |done, total| sent.set((done, total, started)),
             move |outcome| {
                 match outcome {
-                    Ok(_) => status.set(Local::Done),
+                    Ok(job) => {
+                        self.uploaded.update_value(|files| {
+                            files.insert(job.id, kept);
+                        });
+                        status.set(Local::Done);
+                    }
                     Err(e) => status.set(Local::Refused(e)),
                 }
                 self.handles.update_value(|h| h.retain(|(k, _, _)| *k != key));
@@ -304,12 +337,40 @@ impl Dashboard {
     }
 }
 
-/// The first MiB of a file, read with `Blob.slice()` (never the whole file).
-pub async fn read_head(file: &File) -> Result<Vec<u8>, String> {
-    let end = file.size().min(PRECHECK_BYTES as f64);
-    let blob = file.slice_with_f64_and_f64(0.0, end).map_err(|e| format!("{e:?}"))?;
+/// A small text file (a schema), at most 1 MiB.
+async fn read_text(file: &File) -> Result<String, String> {
+    if file.size() > PRECHECK_BYTES as f64 {
+        return Err(format!("{} is too large for a schema", file.name()));
+    }
+    let bytes = read_range(file, 0.0, file.size()).await?;
+    String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", file.name()))
+}
+
+async fn read_range(file: &File, start: f64, end: f64) -> Result<Vec<u8>, String> {
+    let blob = file.slice_with_f64_and_f64(start, end).map_err(|e| format!("{e:?}"))?;
     let buffer = JsFuture::from(blob.array_buffer()).await.map_err(|e| format!("{e:?}"))?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// The whole file through the shared validator in the browser, one `Blob.slice()` of 1 MiB
+/// at a time: memory stays at one chunk, and the page stays responsive because every read
+/// returns to the event loop. `progress(done, total)` after each chunk.
+pub async fn check_in_browser(file: &File, schema: Schema, progress: impl Fn(f64, f64)) -> Result<datavista_shared::Report, String> {
+    let total = file.size();
+    let mut validator = datavista_shared::Validator::new(schema, datavista_shared::Dialect::default(), datavista_shared::Limits::default());
+    let mut at = 0.0;
+    while at < total {
+        let end = (at + PRECHECK_BYTES as f64).min(total);
+        validator.feed(&read_range(file, at, end).await?);
+        at = end;
+        progress(at, total);
+    }
+    Ok(validator.finish())
+}
+
+/// The first MiB of a file, read with `Blob.slice()` (never the whole file).
+pub async fn read_head(file: &File) -> Result<Vec<u8>, String> {
+    read_range(file, 0.0, file.size().min(PRECHECK_BYTES as f64)).await
 }
 
 fn now() -> f64 {
@@ -409,6 +470,32 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
     let select = move || dashboard.selected.set(Some(select_id.clone()));
     let select_key = select.clone();
     let cancel_id = id.clone();
+    let local_file = dashboard.uploaded.with_value(|files| files.get(&id).cloned());
+    let has_local_file = local_file.is_some();
+    let local_check = RwSignal::new(None::<(f64, f64, Option<String>)>);
+    let check_locally = move |ev: web_sys::MouseEvent| {
+        ev.stop_propagation();
+        let Some(file) = local_file.clone() else { return };
+        let schema_id = job.with_untracked(|j| j.schema_id.clone());
+        local_check.set(Some((0.0, file.size(), None)));
+        spawn_local(async move {
+            let schema = match schema_id {
+                None => Ok(Schema::structural_only()),
+                Some(id) => api::schema_body(&id).await.and_then(|b| Schema::from_json(&b).map_err(|e| e.to_string())),
+            };
+            let outcome = match schema {
+                Ok(schema) => check_in_browser(&file, schema, |done, total| local_check.set(Some((done, total, None)))).await,
+                Err(e) => Err(e),
+            };
+            let verdict = match outcome {
+                Ok(report) if report.valid => format!("valid in your browser too ({} rows, {:.1} s)", group(report.rows), report.elapsed_ms / 1000.0),
+                Ok(report) => format!("{} errors found in your browser too ({:.1} s)", group(report.error_total), report.elapsed_ms / 1000.0),
+                Err(e) => format!("the browser check failed: {e}"),
+            };
+            let total = file.size();
+            local_check.set(Some((total, total, Some(verdict))));
+        });
+    };
     view! {
         <tr class="job" tabindex="0" data-testid="job-row" data-state=move || state().as_str()
             on:click=move |_| select()
@@ -424,6 +511,13 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
             <td data-testid="errors">{move || job.with(|j| group(j.progress.errors))}</td>
             <td class="hide-narrow muted">{move || job.with(|j| format!("{:.1} s", (j.updated_at_ms.saturating_sub(j.created_at_ms)) as f64 / 1000.0))}</td>
             <td>
+                <Show when=move || has_local_file && local_check.with(|c| c.as_ref().is_none_or(|c| c.2.is_some()))>
+                    <button on:click=check_locally.clone() title="Validate the whole file here, in your browser">"Check in browser"</button>
+                </Show>
+                {move || local_check.get().map(|(done, total, verdict)| match verdict {
+                    Some(v) => view! { <div class="muted" data-testid="browser-check">{v}</div> }.into_any(),
+                    None => view! { <div><progress max="1" value={if total > 0.0 { done / total } else { 0.0 }}></progress><span class="muted">" checking in the browser"</span></div> }.into_any(),
+                })}
                 <Show when=move || !state().is_final()>
                     <button on:click={
                         let id = cancel_id.clone();

@@ -42,3 +42,26 @@ async fn a_header_that_cannot_match_is_caught_in_the_browser() {
     assert!(check.header_mismatch);
     assert!(check.verdict.contains("the schema expects 'email'"), "{}", check.verdict);
 }
+
+#[wasm_bindgen_test]
+async fn the_full_check_streams_the_whole_file_in_chunks() {
+    let mut text = String::from("id,email\n");
+    let mut i = 0;
+    while text.len() < 3 * PRECHECK_BYTES {
+        i += 1;
+        let email = if i == 70_000 { "broken".to_owned() } else { format!("p{i}@example.org") };
+        text.push_str(&format!("{i},{email}\n"));
+    }
+    let file = file("big.csv", &text);
+    let calls = std::cell::Cell::new(0);
+    let report = datavista_frontend::app::check_in_browser(&file, schema(), |done, total| {
+        calls.set(calls.get() + 1);
+        assert!(done <= total);
+    })
+    .await
+    .unwrap();
+    assert!(calls.get() >= 3, "one progress step per 1 MiB chunk, got {}", calls.get());
+    assert_eq!(report.rows, i as u64 + 1);
+    assert_eq!(report.error_total, 1);
+    assert_eq!(report.errors[0].message, "row 70001, field 'email': 'broken' is not an email address");
+}
