@@ -120,6 +120,18 @@ async fn drop_three_files_and_watch_them_validate_live() {
     client.wait().at_most(PATIENCE).for_element(Locator::Css("#schema option[value=people]")).await.unwrap();
     client.find(Locator::Css("#schema")).await.unwrap().select_by_value("people").await.unwrap();
     client.execute("window.__sameDocument = true;", vec![]).await.unwrap();
+    // Anything the page reports as an error from here on fails the test.
+    client
+        .execute(
+            "window.__errors = [];
+             window.addEventListener('error', e => window.__errors.push(String(e.message)));
+             window.addEventListener('unhandledrejection', e => window.__errors.push(String(e.reason)));
+             const original = console.error;
+             console.error = (...args) => { window.__errors.push(args.join(' ')); original(...args); };",
+            vec![],
+        )
+        .await
+        .unwrap();
 
     let files = temp.path();
     std::fs::write(files.join("valid.csv"), people_csv(200, 0)).unwrap();
@@ -186,6 +198,9 @@ async fn drop_three_files_and_watch_them_validate_live() {
     let verdict = client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=browser-check]")).await.unwrap();
     assert_eq!(verdict.text().await.unwrap().split(" (").next().unwrap(), "10 errors found in your browser too");
 
+    let errors = client.execute("return window.__errors;", vec![]).await.unwrap();
+    assert_eq!(errors, json!([]), "no errors in the console");
+
     // A reload shows the same history.
     client.refresh().await.unwrap();
     client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.unwrap();
@@ -212,9 +227,11 @@ async fn drop_three_files_and_watch_them_validate_live() {
     let panel = client.find(Locator::Css("[data-testid=errors-panel]")).await.unwrap().text().await.unwrap();
     assert!(panel.contains("type-error: 10"), "{panel}");
 
-    let shot = client.screenshot().await.unwrap();
     let artifacts = workspace().join("target/e2e");
     std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::write(artifacts.join("dashboard.png"), shot).unwrap();
+    std::fs::write(artifacts.join("dashboard.png"), client.screenshot().await.unwrap()).unwrap();
+    // And on a phone-sized window.
+    client.set_window_size(390, 844).await.unwrap();
+    std::fs::write(artifacts.join("dashboard-phone.png"), client.screenshot().await.unwrap()).unwrap();
     client.close().await.unwrap();
 }
