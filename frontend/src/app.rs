@@ -90,7 +90,7 @@ pub fn App() -> impl IntoView {
             </section>
             <ErrorsPanel/>
         </main>
-        <div class="sr-only" aria-live="polite">{move || dashboard.live.announcement.get()}</div>
+        <div class="sr-only" aria-live="polite">{move || dashboard.live.jobs.announcement.get()}</div>
     }
 }
 
@@ -391,12 +391,12 @@ fn FilesTable() -> impl IntoView {
                 <For each=pending key=|f| f.key let:local>
                     <LocalRow local/>
                 </For>
-                <For each=move || dashboard.live.order.get() key=|id| id.clone() let:id>
-                    {dashboard.live.row(&id).map(|job| view! { <JobRow job/> })}
+                <For each=move || dashboard.live.jobs.order.get() key=|id| id.clone() let:id>
+                    {dashboard.live.jobs.row(&id).map(|job| view! { <JobRow job/> })}
                 </For>
             </tbody>
         </table>
-        <Show when=move || dashboard.live.order.get().is_empty() && dashboard.files.get().is_empty()>
+        <Show when=move || dashboard.live.jobs.order.get().is_empty() && dashboard.files.get().is_empty()>
             <p class="muted">"No files yet. Drop some above."</p>
         </Show>
     }
@@ -538,7 +538,7 @@ fn ErrorsPanel() -> impl IntoView {
     let request = StoredValue::new_local(request);
     Effect::new(move |_| {
         let Some(id) = dashboard.selected.get() else { return };
-        let final_state = dashboard.live.row(&id).map(|j| j.with(|j| j.state));
+        let final_state = dashboard.live.jobs.row(&id).map(|j| j.with(|j| j.state));
         let at = offset.get();
         if !matches!(final_state, Some(JobState::Valid | JobState::Invalid)) {
             page.set(None);
@@ -552,7 +552,7 @@ fn ErrorsPanel() -> impl IntoView {
             }
         });
     });
-    let job = move || dashboard.selected.get().and_then(|id| dashboard.live.row(&id));
+    let job = move || dashboard.selected.get().and_then(|id| dashboard.live.jobs.row(&id));
     view! {
         {move || job().map(|job| {
             let j = job.get();

@@ -1,6 +1,5 @@
-//! The live connection: one WebSocket, reconnected with backoff, catching up from the last
-//! sequence number; and the job list it keeps current. Each job is its own signal, so an
-//! update re-renders only its row.
+//! The live connection ([`Live`]: one WebSocket, reconnected with backoff, catching up from
+//! the last sequence number) and the job list it keeps current ([`JobList`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,9 +18,10 @@ pub enum Connection {
     Reconnecting(u32),
 }
 
+/// The owner's jobs as the server last described them, kept in sequence-number order.
+/// Each job is its own signal, so an update re-renders only its row.
 #[derive(Clone, Copy)]
-pub struct Live {
-    pub connection: RwSignal<Connection>,
+pub struct JobList {
     /// Job ids, newest first.
     pub order: RwSignal<Vec<String>>,
     /// What screen readers announce (an aria-live region shows it).
@@ -29,83 +29,34 @@ pub struct Live {
     rows: StoredValue<HashMap<String, RwSignal<Job>>>,
     last_seq: StoredValue<u64>,
     snapshot: StoredValue<Vec<Job>>,
-    failures: StoredValue<u32>,
-    socket: StoredValue<Option<WebSocket>, LocalStorage>,
 }
 
-impl Live {
-    pub fn start() -> Live {
-        let live = Live {
-            connection: RwSignal::new(Connection::Connecting),
+impl Default for JobList {
+    fn default() -> Self {
+        JobList {
             order: RwSignal::new(Vec::new()),
             announcement: RwSignal::new(String::new()),
             rows: StoredValue::new(HashMap::new()),
             last_seq: StoredValue::new(0),
             snapshot: StoredValue::new(Vec::new()),
-            failures: StoredValue::new(0),
-            socket: StoredValue::new_local(None),
-        };
-        live.connect();
-        live
+        }
     }
+}
 
+impl JobList {
     pub fn row(&self, id: &str) -> Option<RwSignal<Job>> {
         self.rows.with_value(|rows| rows.get(id).copied())
     }
 
-    pub fn send(&self, message: &ClientMessage) {
-        self.socket.with_value(|socket| {
-            if let Some(socket) = socket {
-                let _ = socket.send_with_str(&message.to_json());
-            }
-        });
+    /// The highest sequence number applied.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.get_value()
     }
 
-    fn connect(self) {
-        let location = window().location();
-        let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
-        let host = location.host().unwrap_or_default();
-        let last = self.last_seq.get_value();
-        let url = if last > 0 { format!("{scheme}://{host}/ws?last_seq={last}") } else { format!("{scheme}://{host}/ws") };
-        let Ok(socket) = WebSocket::new(&url) else {
-            self.retry_later();
-            return;
-        };
-        self.connection.set(Connection::Connecting);
-        let on_open = Closure::<dyn Fn()>::new(move || {
-            self.failures.set_value(0);
-            self.connection.set(Connection::Live);
-        });
-        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
-            if let Some(text) = event.data().as_string() {
-                if let Ok(message) = ServerMessage::from_json(&text) {
-                    self.apply(message);
-                }
-            }
-        });
-        let on_close = Closure::<dyn Fn()>::new(move || self.retry_later());
-        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        // The handlers live as long as the page; a reconnect makes a new socket with new ones.
-        on_open.forget();
-        on_message.forget();
-        on_close.forget();
-        self.socket.set_value(Some(socket));
-    }
-
-    /// Back off 1, 2, 4 … 15 seconds between attempts.
-    fn retry_later(self) {
-        let failures = self.failures.get_value();
-        self.failures.set_value(failures + 1);
-        let seconds = 2u32.saturating_pow(failures).min(15);
-        self.connection.set(Connection::Reconnecting(seconds));
-        set_timeout(move || self.connect(), Duration::from_secs(seconds as u64));
-    }
-
-    fn apply(&self, message: ServerMessage) {
+    /// Apply a server message; returns a message to send back when something was missed.
+    pub fn apply(&self, message: ServerMessage) -> Option<ClientMessage> {
         match message {
-            ServerMessage::Hello { .. } | ServerMessage::Pong { .. } | ServerMessage::Error { .. } => {}
+            ServerMessage::Hello { .. } | ServerMessage::Pong { .. } | ServerMessage::Error { .. } => None,
             ServerMessage::Snapshot { seq, part, last, jobs } => {
                 if part == 0 {
                     self.snapshot.set_value(Vec::new());
@@ -115,36 +66,41 @@ impl Live {
                     self.replace_all(std::mem::take(&mut self.snapshot.write_value()));
                     self.last_seq.set_value(seq);
                 }
+                None
             }
             ServerMessage::JobUpdate { seq, job } => {
-                if self.in_order(seq) {
+                let (apply, resume) = self.in_order(seq);
+                if apply {
                     self.upsert(job);
                 }
+                resume
             }
             ServerMessage::JobRemoved { seq, job_id } => {
-                if self.in_order(seq) {
+                let (apply, resume) = self.in_order(seq);
+                if apply {
                     self.rows.update_value(|rows| {
                         rows.remove(&job_id);
                     });
                     self.order.update(|order| order.retain(|id| id != &job_id));
                 }
+                resume
             }
         }
     }
 
-    /// True for the next message in sequence. A repeat is dropped; after a gap we ask for
-    /// what we missed (the server resends from there, this message included).
-    fn in_order(&self, seq: u64) -> bool {
+    /// Whether to apply the message with this number, and what to ask the server for. A
+    /// repeat is dropped; after a gap nothing is applied and we ask for what we missed (the
+    /// server resends from there, this message included).
+    fn in_order(&self, seq: u64) -> (bool, Option<ClientMessage>) {
         let last = self.last_seq.get_value();
         if seq <= last {
-            return false;
+            return (false, None);
         }
         if seq > last + 1 && last > 0 {
-            self.send(&ClientMessage::Resume { last_seq: Some(last) });
-            return false;
+            return (false, Some(ClientMessage::Resume { last_seq: Some(last) }));
         }
         self.last_seq.set_value(seq);
-        true
+        (true, None)
     }
 
     fn upsert(&self, job: Job) {
@@ -185,5 +141,159 @@ impl Live {
             n => format!(" with {n} errors"),
         };
         self.announcement.set(format!("{} is {}{detail}", job.file_name, job.state.as_str()));
+    }
+}
+
+/// The live connection: one WebSocket, reconnected with backoff, catching up from the last
+/// sequence number applied to its [`JobList`].
+#[derive(Clone, Copy)]
+pub struct Live {
+    pub connection: RwSignal<Connection>,
+    pub jobs: JobList,
+    failures: StoredValue<u32>,
+    socket: StoredValue<Option<WebSocket>, LocalStorage>,
+}
+
+impl Live {
+    pub fn start() -> Live {
+        let live = Live {
+            connection: RwSignal::new(Connection::Connecting),
+            jobs: JobList::default(),
+            failures: StoredValue::new(0),
+            socket: StoredValue::new_local(None),
+        };
+        live.connect();
+        live
+    }
+
+    pub fn send(&self, message: &ClientMessage) {
+        self.socket.with_value(|socket| {
+            if let Some(socket) = socket {
+                let _ = socket.send_with_str(&message.to_json());
+            }
+        });
+    }
+
+    fn connect(self) {
+        let location = window().location();
+        let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+        let host = location.host().unwrap_or_default();
+        let last = self.jobs.last_seq();
+        let url = if last > 0 { format!("{scheme}://{host}/ws?last_seq={last}") } else { format!("{scheme}://{host}/ws") };
+        let Ok(socket) = WebSocket::new(&url) else {
+            self.retry_later();
+            return;
+        };
+        self.connection.set(Connection::Connecting);
+        let on_open = Closure::<dyn Fn()>::new(move || {
+            self.failures.set_value(0);
+            self.connection.set(Connection::Live);
+        });
+        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |event: MessageEvent| {
+            if let Some(text) = event.data().as_string() {
+                if let Ok(message) = ServerMessage::from_json(&text) {
+                    if let Some(reply) = self.jobs.apply(message) {
+                        self.send(&reply);
+                    }
+                }
+            }
+        });
+        let on_close = Closure::<dyn Fn()>::new(move || self.retry_later());
+        socket.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        // The handlers live as long as the page; a reconnect makes a new socket with new ones.
+        on_open.forget();
+        on_message.forget();
+        on_close.forget();
+        self.socket.set_value(Some(socket));
+    }
+
+    /// Back off 1, 2, 4 … 15 seconds between attempts.
+    fn retry_later(self) {
+        let failures = self.failures.get_value();
+        self.failures.set_value(failures + 1);
+        let seconds = 2u32.saturating_pow(failures).min(15);
+        self.connection.set(Connection::Reconnecting(seconds));
+        set_timeout(move || self.connect(), Duration::from_secs(seconds as u64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datavista_shared::protocol::{JobProgress, JobState};
+
+    use super::*;
+
+    fn job(id: &str, state: JobState) -> Job {
+        Job {
+            id: id.into(),
+            file_name: format!("{id}.csv"),
+            schema_id: None,
+            state,
+            progress: JobProgress::default(),
+            error_counts: Default::default(),
+            reason: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    fn update(seq: u64, id: &str, state: JobState) -> ServerMessage {
+        ServerMessage::JobUpdate { seq, job: job(id, state) }
+    }
+
+    fn states(list: &JobList) -> Vec<(String, JobState)> {
+        list.order.get_untracked().iter().map(|id| (id.clone(), list.row(id).unwrap().get_untracked().state)).collect()
+    }
+
+    #[test]
+    fn a_snapshot_in_parts_replaces_everything() {
+        let list = JobList::default();
+        list.apply(update(1, "old", JobState::Valid));
+        list.apply(ServerMessage::Snapshot { seq: 9, part: 0, last: false, jobs: vec![job("b", JobState::Valid)] });
+        assert_eq!(states(&list).len(), 1, "nothing changes until the last part");
+        list.apply(ServerMessage::Snapshot { seq: 9, part: 1, last: true, jobs: vec![job("a", JobState::Invalid)] });
+        assert_eq!(states(&list), [("b".into(), JobState::Valid), ("a".into(), JobState::Invalid)]);
+        assert_eq!(list.last_seq(), 9);
+    }
+
+    #[test]
+    fn updates_apply_in_order_and_repeats_are_ignored() {
+        let list = JobList::default();
+        list.apply(ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![] });
+        assert_eq!(list.apply(update(5, "x", JobState::Uploading)), None);
+        assert_eq!(list.apply(update(6, "x", JobState::Valid)), None);
+        assert_eq!(list.apply(update(5, "x", JobState::Uploading)), None, "a replay of an old update");
+        assert_eq!(states(&list), [("x".into(), JobState::Valid)]);
+        assert_eq!(list.announcement.get_untracked(), "x.csv is valid");
+        list.apply(ServerMessage::JobRemoved { seq: 7, job_id: "x".into() });
+        assert!(states(&list).is_empty());
+    }
+
+    #[test]
+    fn a_gap_asks_for_what_was_missed_and_applies_nothing() {
+        let list = JobList::default();
+        list.apply(ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![job("x", JobState::Uploading)] });
+        let reply = list.apply(update(7, "x", JobState::Valid));
+        assert_eq!(reply, Some(ClientMessage::Resume { last_seq: Some(4) }));
+        assert_eq!(states(&list), [("x".into(), JobState::Uploading)]);
+        for (seq, state) in [(5, JobState::Validating), (6, JobState::Validating), (7, JobState::Valid)] {
+            assert_eq!(list.apply(update(seq, "x", state)), None);
+        }
+        assert_eq!(states(&list), [("x".into(), JobState::Valid)]);
+    }
+
+    #[test]
+    fn an_update_changes_only_its_own_row_signal() {
+        let list = JobList::default();
+        list.apply(ServerMessage::Snapshot { seq: 1, part: 0, last: true, jobs: (0..200).map(|i| job(&format!("j{i}"), JobState::Validating)).collect() });
+        let untouched = list.row("j0").unwrap();
+        let before = untouched.get_untracked();
+        let order_before = list.order.get_untracked();
+        list.apply(update(2, "j150", JobState::Valid));
+        assert_eq!(untouched.get_untracked(), before);
+        assert_eq!(list.order.get_untracked(), order_before, "the list itself is untouched: no row but j150 re-renders");
+        assert_eq!(list.row("j150").unwrap().get_untracked().state, JobState::Valid);
     }
 }
