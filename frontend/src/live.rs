@@ -221,6 +221,10 @@ impl Live {
 
 #[cfg(test)]
 mod tests {
+    // Native `cargo test` and, in headless Chromium, `cargo test --target wasm32-unknown-unknown`.
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
     use datavista_shared::protocol::{JobProgress, JobState};
 
     use super::*;
@@ -247,7 +251,8 @@ mod tests {
         list.order.get_untracked().iter().map(|id| (id.clone(), list.row(id).unwrap().get_untracked().state)).collect()
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_snapshot_in_parts_replaces_everything() {
         let list = JobList::default();
         list.apply(update(1, "old", JobState::Valid));
@@ -258,7 +263,8 @@ mod tests {
         assert_eq!(list.last_seq(), 9);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn updates_apply_in_order_and_repeats_are_ignored() {
         let list = JobList::default();
         list.apply(ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![] });
@@ -271,7 +277,8 @@ mod tests {
         assert!(states(&list).is_empty());
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_gap_asks_for_what_was_missed_and_applies_nothing() {
         let list = JobList::default();
         list.apply(ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![job("x", JobState::Uploading)] });
@@ -284,7 +291,8 @@ mod tests {
         assert_eq!(states(&list), [("x".into(), JobState::Valid)]);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn an_update_changes_only_its_own_row_signal() {
         let list = JobList::default();
         list.apply(ServerMessage::Snapshot { seq: 1, part: 0, last: true, jobs: (0..200).map(|i| job(&format!("j{i}"), JobState::Validating)).collect() });

@@ -65,34 +65,42 @@ pub fn looks_like_csv(name: &str, mime: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // Native `cargo test` and, in headless Chromium, `cargo test --target wasm32-unknown-unknown`.
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
     use super::*;
 
     fn people() -> Schema {
         Schema::from_json(r#"{"fields": [{"name": "id", "type": "integer"}, {"name": "email", "format": "email"}]}"#).unwrap()
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_clean_start_says_so() {
         let check = precheck(b"id,email\n1,a@b.org\n2,c@d.org\n3,cut-in-the-mid", &people(), false);
         assert_eq!(check.verdict, "header OK, no errors in the first 2 rows");
         assert!(!check.header_mismatch);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_wrong_header_asks_before_upload() {
         let check = precheck(b"id,mail\n1,a@b.org\n", &people(), true);
         assert!(check.header_mismatch);
         assert_eq!(check.verdict, "header does not fit the schema: column 2 header is 'mail', the schema expects 'email'");
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn errors_in_the_first_rows_are_counted() {
         let check = precheck(b"id,email\nx,a@b.org\n2,nope\n", &people(), true);
         assert_eq!(check.errors, 2);
         assert!(check.verdict.starts_with("header OK, 2 errors in the file; first: row 2, field 'id'"), "{}", check.verdict);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn helpers() {
         assert_eq!(group(5000), "5,000");
         assert_eq!(group(1_234_567), "1,234,567");

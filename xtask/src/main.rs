@@ -41,7 +41,7 @@ fn test() -> Result<(), String> {
     run(Command::new(cargo()).args(["test", "--workspace"]))?;
     step("WebAssembly tests in headless Chromium");
     run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-shared", "--test", "wasm"]))?;
-    run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-frontend", "--test", "browser"]))?;
+    run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-frontend", "--lib", "--test", "browser"]))?;
     build_dashboard()?;
     step("end-to-end: the real server and the release dashboard in headless Chromium");
     run(Command::new(cargo()).args(["build", "-p", "datavista"]))?;
