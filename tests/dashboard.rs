@@ -205,6 +205,15 @@ async fn drop_three_files_and_watch_them_validate_live() {
     client.refresh().await.unwrap();
     client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.unwrap();
     let after_reload = wait_for(&client, "the history after a reload", |rows| rows.len() == 3).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let chosen = client.execute("return document.getElementById('schema').value;", vec![]).await.unwrap();
+        if chosen == json!("people") {
+            break; // the schema choice survived the reload
+        }
+        assert!(Instant::now() < deadline, "the schema choice was forgotten: {chosen}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut before: Vec<_> = finals.clone();
     let mut after: Vec<_> = after_reload.clone();
     before.sort();

@@ -118,7 +118,14 @@ fn SchemaPicker() -> impl IntoView {
     let draft = RwSignal::new(String::new());
     spawn_local(async move {
         match api::schemas().await {
-            Ok(list) => schemas.set(list),
+            Ok(list) => {
+                // The schema chosen last time, if it still exists.
+                let remembered = remembered_schema().filter(|id| list.iter().any(|s| &s.id == id));
+                schemas.set(list);
+                if let Some(id) = remembered {
+                    dashboard.choose_schema(id);
+                }
+            }
             Err(e) => problem.set(Some(format!("could not load schemas: {e}"))),
         }
     });
@@ -153,6 +160,7 @@ fn SchemaPicker() -> impl IntoView {
 impl Dashboard {
     /// Use this schema (by id; empty for none) for the next files.
     fn choose_schema(self, id: String) {
+        remember_schema(&id);
         if id.is_empty() {
             self.schema_id.set(None);
             self.schema.set_value(None);
@@ -335,6 +343,23 @@ impl Dashboard {
         self.files.update(|files| files.retain(|f| f.key != key));
         self.pump();
     }
+}
+
+const SCHEMA_KEY: &str = "datavista.schema";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    window().local_storage().ok().flatten()
+}
+
+/// The schema choice survives a reload (browser storage; nothing secret in it).
+fn remember_schema(id: &str) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(SCHEMA_KEY, id);
+    }
+}
+
+fn remembered_schema() -> Option<String> {
+    local_storage()?.get_item(SCHEMA_KEY).ok().flatten().filter(|id| !id.is_empty())
 }
 
 /// A small text file (a schema), at most 1 MiB.
