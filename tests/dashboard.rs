@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 const PATIENCE: Duration = Duration::from_secs(120);
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A child process killed when the test ends, however it ends.
@@ -29,16 +32,36 @@ impl Drop for Running {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start_server(data_dir: &Path) -> (Running, String) {
-    let binary = std::env::var_os("DATAVISTA_BIN").map(PathBuf::from).unwrap_or_else(|| workspace().join("target/debug/datavista"));
-    assert!(binary.exists(), "{} is missing: run `cargo xtask test`", binary.display());
+    let binary = std::env::var_os("DATAVISTA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/datavista"));
+    assert!(
+        binary.exists(),
+        "{} is missing: run `cargo xtask test`",
+        binary.display()
+    );
     let dist = workspace().join("dist");
-    assert!(dist.join("index.html").exists(), "dist/ is missing: run `cargo xtask test` (it runs `trunk build --release`)");
+    assert!(
+        dist.join("index.html").exists(),
+        "dist/ is missing: run `cargo xtask test` (it runs `trunk build --release`)"
+    );
     let mut child = Command::new(binary)
-        .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--data-dir"])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--data-dir",
+        ])
         .arg(data_dir)
         .arg("--dist-dir")
         .arg(&dist)
@@ -46,24 +69,49 @@ fn start_server(data_dir: &Path) -> (Running, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("DataVista listening on ").expect("the server prints its address").to_owned();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("DataVista listening on ")
+        .expect("the server prints its address")
+        .to_owned();
     (Running(child), url)
 }
 
 async fn start_browser() -> (Running, Client) {
     let port = free_port();
-    let driver = Command::new("/usr/bin/chromedriver").arg(format!("--port={port}")).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("chromedriver is installed");
+    let driver = Command::new("/usr/bin/chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed");
     let driver = Running(driver);
     let args = [
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900",
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1280,900",
     ];
     let mut capabilities = serde_json::Map::new();
-    capabilities.insert("goog:chromeOptions".into(), json!({ "binary": "/usr/bin/chromium", "args": args }));
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({ "binary": "/usr/bin/chromium", "args": args }),
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match ClientBuilder::native().capabilities(capabilities.clone()).connect(&format!("http://127.0.0.1:{port}")).await {
+        match ClientBuilder::native()
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
             Ok(client) => return (driver, client),
             Err(e) => {
                 assert!(Instant::now() < deadline, "chromedriver did not start: {e}");
@@ -76,8 +124,15 @@ async fn start_browser() -> (Running, Client) {
 fn people_csv(rows: usize, bad_every: usize) -> String {
     let mut csv = String::from("id,name,email,age,joined\n");
     for i in 1..=rows {
-        let age = if bad_every > 0 && i % bad_every == 0 { "x".to_owned() } else { (i % 90).to_string() };
-        csv.push_str(&format!("{i},Person {i},p{i}@example.org,{age},2024-01-{:02}\n", i % 28 + 1));
+        let age = if bad_every > 0 && i % bad_every == 0 {
+            "x".to_owned()
+        } else {
+            (i % 90).to_string()
+        };
+        csv.push_str(&format!(
+            "{i},Person {i},p{i}@example.org,{age},2024-01-{:02}\n",
+            i % 28 + 1
+        ));
     }
     csv
 }
@@ -92,18 +147,31 @@ async fn rows(client: &Client) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| (row[0].as_str().unwrap().to_owned(), row[1].as_str().unwrap().to_owned(), row[2].as_str().unwrap().to_owned()))
+        .map(|row| {
+            (
+                row[0].as_str().unwrap().to_owned(),
+                row[1].as_str().unwrap().to_owned(),
+                row[2].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
-async fn wait_for(client: &Client, what: &str, mut done: impl FnMut(&[(String, String, String)]) -> bool) -> Vec<(String, String, String)> {
+async fn wait_for(
+    client: &Client,
+    what: &str,
+    mut done: impl FnMut(&[(String, String, String)]) -> bool,
+) -> Vec<(String, String, String)> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         let rows = rows(client).await;
         if done(&rows) {
             return rows;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; rows: {rows:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; rows: {rows:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -116,10 +184,29 @@ async fn drop_three_files_and_watch_them_validate_live() {
     let (_driver, client) = start_browser().await;
 
     client.goto(&url).await.unwrap();
-    client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.expect("the dashboard goes live");
-    client.wait().at_most(PATIENCE).for_element(Locator::Css("#schema option[value=people]")).await.unwrap();
-    client.find(Locator::Css("#schema")).await.unwrap().select_by_value("people").await.unwrap();
-    client.execute("window.__sameDocument = true;", vec![]).await.unwrap();
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("[data-testid=connection].live"))
+        .await
+        .expect("the dashboard goes live");
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("#schema option[value=people]"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#schema"))
+        .await
+        .unwrap()
+        .select_by_value("people")
+        .await
+        .unwrap();
+    client
+        .execute("window.__sameDocument = true;", vec![])
+        .await
+        .unwrap();
     // Anything the page reports as an error from here on fails the test.
     client
         .execute(
@@ -146,8 +233,17 @@ async fn drop_three_files_and_watch_them_validate_live() {
         .execute("const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'e2e-files'; document.body.appendChild(i);", vec![])
         .await
         .unwrap();
-    let paths: Vec<String> = ["valid.csv", "invalid.csv", "big.csv"].iter().map(|n| files.join(n).display().to_string()).collect();
-    client.find(Locator::Id("e2e-files")).await.unwrap().send_keys(&paths.join("\n")).await.unwrap();
+    let paths: Vec<String> = ["valid.csv", "invalid.csv", "big.csv"]
+        .iter()
+        .map(|n| files.join(n).display().to_string())
+        .collect();
+    client
+        .find(Locator::Id("e2e-files"))
+        .await
+        .unwrap()
+        .send_keys(&paths.join("\n"))
+        .await
+        .unwrap();
     client
         .execute(
             "const dt = new DataTransfer();
@@ -171,47 +267,111 @@ async fn drop_three_files_and_watch_them_validate_live() {
                 states.push(state.clone());
             }
         }
-        rows.len() == 3 && rows.iter().all(|(_, s, _)| ["valid", "invalid", "failed", "cancelled"].contains(&s.as_str()))
+        rows.len() == 3
+            && rows
+                .iter()
+                .all(|(_, s, _)| ["valid", "invalid", "failed", "cancelled"].contains(&s.as_str()))
     })
     .await;
-    let state_of = |rows: &[(String, String, String)], name: &str| rows.iter().find(|r| r.0 == name).cloned().unwrap_or_else(|| panic!("no row for {name}: {rows:?}"));
+    let state_of = |rows: &[(String, String, String)], name: &str| {
+        rows.iter()
+            .find(|r| r.0 == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no row for {name}: {rows:?}"))
+    };
     assert_eq!(state_of(&finals, "valid.csv").1, "valid");
     assert_eq!(state_of(&finals, "big.csv").1, "valid");
     let invalid = state_of(&finals, "invalid.csv");
     assert_eq!((invalid.1.as_str(), invalid.2.as_str()), ("invalid", "10"));
     let big_states = &seen["big.csv"];
-    assert!(big_states.iter().any(|s| s == "uploading" || s == "validating"), "the big file was seen in progress: {big_states:?}");
+    assert!(
+        big_states
+            .iter()
+            .any(|s| s == "uploading" || s == "validating"),
+        "the big file was seen in progress: {big_states:?}"
+    );
     for states in seen.values() {
         let order = ["uploading", "queued", "validating", "valid", "invalid"];
-        let positions: Vec<usize> = states.iter().map(|s| order.iter().position(|o| o == s).unwrap()).collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "states only move forward: {states:?}");
+        let positions: Vec<usize> = states
+            .iter()
+            .map(|s| order.iter().position(|o| o == s).unwrap())
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "states only move forward: {states:?}"
+        );
     }
-    let same_document = client.execute("return window.__sameDocument === true;", vec![]).await.unwrap();
+    let same_document = client
+        .execute("return window.__sameDocument === true;", vec![])
+        .await
+        .unwrap();
     assert_eq!(same_document, Value::Bool(true), "no reload happened");
 
     // The full check in the browser agrees with the server (the tab still has the file).
-    for row in client.find_all(Locator::Css("[data-testid=job-row]")).await.unwrap() {
-        if row.find(Locator::Css("[data-testid=file-name]")).await.unwrap().text().await.unwrap() == "invalid.csv" {
-            row.find(Locator::XPath(".//button[contains(., 'Check in browser')]")).await.unwrap().click().await.unwrap();
+    for row in client
+        .find_all(Locator::Css("[data-testid=job-row]"))
+        .await
+        .unwrap()
+    {
+        if row
+            .find(Locator::Css("[data-testid=file-name]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            == "invalid.csv"
+        {
+            row.find(Locator::XPath(".//button[contains(., 'Check in browser')]"))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
         }
     }
-    let verdict = client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=browser-check]")).await.unwrap();
-    assert_eq!(verdict.text().await.unwrap().split(" (").next().unwrap(), "10 errors found in your browser too");
+    let verdict = client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("[data-testid=browser-check]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        verdict.text().await.unwrap().split(" (").next().unwrap(),
+        "10 errors found in your browser too"
+    );
 
-    let errors = client.execute("return window.__errors;", vec![]).await.unwrap();
+    let errors = client
+        .execute("return window.__errors;", vec![])
+        .await
+        .unwrap();
     assert_eq!(errors, json!([]), "no errors in the console");
 
     // A reload shows the same history.
     client.refresh().await.unwrap();
-    client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=connection].live")).await.unwrap();
-    let after_reload = wait_for(&client, "the history after a reload", |rows| rows.len() == 3).await;
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("[data-testid=connection].live"))
+        .await
+        .unwrap();
+    let after_reload = wait_for(&client, "the history after a reload", |rows| {
+        rows.len() == 3
+    })
+    .await;
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let chosen = client.execute("return document.getElementById('schema').value;", vec![]).await.unwrap();
+        let chosen = client
+            .execute("return document.getElementById('schema').value;", vec![])
+            .await
+            .unwrap();
         if chosen == json!("people") {
             break; // the schema choice survived the reload
         }
-        assert!(Instant::now() < deadline, "the schema choice was forgotten: {chosen}");
+        assert!(
+            Instant::now() < deadline,
+            "the schema choice was forgotten: {chosen}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut before: Vec<_> = finals.clone();
@@ -226,21 +386,51 @@ async fn drop_three_files_and_watch_them_validate_live() {
         .await
         .unwrap();
     for row in invalid_row {
-        if row.find(Locator::Css("[data-testid=file-name]")).await.unwrap().text().await.unwrap() == "invalid.csv" {
+        if row
+            .find(Locator::Css("[data-testid=file-name]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            == "invalid.csv"
+        {
             row.click().await.unwrap();
         }
     }
-    let table = client.wait().at_most(PATIENCE).for_element(Locator::Css("[data-testid=error-table]")).await.unwrap();
+    let table = client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("[data-testid=error-table]"))
+        .await
+        .unwrap();
     let text = table.text().await.unwrap();
-    assert!(text.contains("row 21, field 'age': 'x' is not an integer"), "{text}");
-    let panel = client.find(Locator::Css("[data-testid=errors-panel]")).await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains("row 21, field 'age': 'x' is not an integer"),
+        "{text}"
+    );
+    let panel = client
+        .find(Locator::Css("[data-testid=errors-panel]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(panel.contains("type-error: 10"), "{panel}");
 
     let artifacts = workspace().join("target/e2e");
     std::fs::create_dir_all(&artifacts).unwrap();
-    std::fs::write(artifacts.join("dashboard.png"), client.screenshot().await.unwrap()).unwrap();
+    std::fs::write(
+        artifacts.join("dashboard.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
     // And on a phone-sized window.
     client.set_window_size(390, 844).await.unwrap();
-    std::fs::write(artifacts.join("dashboard-phone.png"), client.screenshot().await.unwrap()).unwrap();
+    std::fs::write(
+        artifacts.join("dashboard-phone.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
     client.close().await.unwrap();
 }

@@ -40,15 +40,25 @@ async fn failure(response: gloo_net::http::Response) -> String {
 }
 
 pub async fn schemas() -> Result<Vec<SchemaInfo>, String> {
-    let response = Request::get("/api/schemas").send().await.map_err(|e| e.to_string())?;
+    let response = Request::get("/api/schemas")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !response.ok() {
         return Err(failure(response).await);
     }
-    response.json::<SchemaList>().await.map(|l| l.schemas).map_err(|e| e.to_string())
+    response
+        .json::<SchemaList>()
+        .await
+        .map(|l| l.schemas)
+        .map_err(|e| e.to_string())
 }
 
 pub async fn schema_body(id: &str) -> Result<String, String> {
-    let response = Request::get(&format!("/api/schemas/{id}")).send().await.map_err(|e| e.to_string())?;
+    let response = Request::get(&format!("/api/schemas/{id}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !response.ok() {
         return Err(failure(response).await);
     }
@@ -57,11 +67,19 @@ pub async fn schema_body(id: &str) -> Result<String, String> {
 
 /// Add a schema; the error is the server's reason (the shared crate's, as in the browser).
 pub async fn add_schema(body: String) -> Result<SchemaInfo, String> {
-    let response = Request::post("/api/schemas").body(body).map_err(|e| e.to_string())?.send().await.map_err(|e| e.to_string())?;
+    let response = Request::post("/api/schemas")
+        .body(body)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if !response.ok() {
         return Err(failure(response).await);
     }
-    response.json::<SchemaInfo>().await.map_err(|e| e.to_string())
+    response
+        .json::<SchemaInfo>()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub async fn errors(id: &str, offset: u64, limit: u64) -> Result<ErrorPage, String> {
@@ -70,10 +88,20 @@ pub async fn errors(id: &str, offset: u64, limit: u64) -> Result<ErrorPage, Stri
     if !response.ok() {
         return Err(failure(response).await);
     }
-    response.json::<ErrorPage>().await.map_err(|e| e.to_string())
+    response
+        .json::<ErrorPage>()
+        .await
+        .map_err(|e| e.to_string())
 }
 
 pub async fn delete(id: &str) -> Result<(), String> {
-    let response = Request::delete(&format!("/api/uploads/{id}")).send().await.map_err(|e| e.to_string())?;
-    if response.ok() { Ok(()) } else { Err(failure(response).await) }
+    let response = Request::delete(&format!("/api/uploads/{id}"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(failure(response).await)
+    }
 }

@@ -13,7 +13,7 @@ use web_sys::File;
 
 use crate::api::{self, ErrorPage, SchemaInfo};
 use crate::live::{Connection, Live};
-use crate::precheck::{looks_like_csv, precheck, group, Precheck, PRECHECK_BYTES};
+use crate::precheck::{group, looks_like_csv, precheck, Precheck, PRECHECK_BYTES};
 use crate::upload::Upload;
 
 /// Uploads running side by side; the rest wait their turn.
@@ -168,7 +168,10 @@ impl Dashboard {
         }
         self.schema_id.set(Some(id.clone()));
         spawn_local(async move {
-            match api::schema_body(&id).await.and_then(|body| Schema::from_json(&body).map_err(|e| e.to_string())) {
+            match api::schema_body(&id)
+                .await
+                .and_then(|body| Schema::from_json(&body).map_err(|e| e.to_string()))
+            {
                 Ok(schema) => self.schema.set_value(Some(schema)),
                 Err(e) => self.schema_problem.set(Some(e)),
             }
@@ -178,7 +181,8 @@ impl Dashboard {
     /// Add a user's schema (checked here by the shared crate first) and select it.
     fn add_schema(self, body: String, on_added: impl FnOnce() + 'static) {
         if let Err(e) = Schema::from_json(&body) {
-            self.schema_problem.set(Some(format!("this schema cannot be used: {e}")));
+            self.schema_problem
+                .set(Some(format!("this schema cannot be used: {e}")));
             return;
         }
         spawn_local(async move {
@@ -190,7 +194,9 @@ impl Dashboard {
                     on_added();
                     self.choose_schema(id);
                 }
-                Err(e) => self.schema_problem.set(Some(format!("this schema cannot be used: {e}"))),
+                Err(e) => self
+                    .schema_problem
+                    .set(Some(format!("this schema cannot be used: {e}"))),
             }
         });
     }
@@ -260,17 +266,25 @@ impl Dashboard {
         }
         self.files.update(|files| files.push(local.clone()));
         if !looks_like_csv(&file.name(), &file.type_()) {
-            local.status.set(Local::Refused("not a CSV file: DataVista validates .csv files".into()));
+            local.status.set(Local::Refused(
+                "not a CSV file: DataVista validates .csv files".into(),
+            ));
             return;
         }
-        self.handles.update_value(|handles| handles.push((key, file.clone(), None)));
-        let schema = self.schema.get_value().unwrap_or_else(Schema::structural_only);
+        self.handles
+            .update_value(|handles| handles.push((key, file.clone(), None)));
+        let schema = self
+            .schema
+            .get_value()
+            .unwrap_or_else(Schema::structural_only);
         spawn_local(async move {
             let complete = file.size() <= PRECHECK_BYTES as f64;
             let head = match read_head(&file).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    local.status.set(Local::Refused(format!("cannot read the file: {e}")));
+                    local
+                        .status
+                        .set(Local::Refused(format!("cannot read the file: {e}")));
                     return;
                 }
             };
@@ -287,14 +301,27 @@ impl Dashboard {
     /// Start waiting uploads while fewer than PARALLEL_UPLOADS run.
     fn pump(self) {
         let files = self.files.get_untracked();
-        let running = files.iter().filter(|f| matches!(f.status.get_untracked(), Local::Uploading(_))).count();
-        for local in files.into_iter().filter(|f| matches!(f.status.get_untracked(), Local::Waiting(_))).take(PARALLEL_UPLOADS.saturating_sub(running)) {
+        let running = files
+            .iter()
+            .filter(|f| matches!(f.status.get_untracked(), Local::Uploading(_)))
+            .count();
+        for local in files
+            .into_iter()
+            .filter(|f| matches!(f.status.get_untracked(), Local::Waiting(_)))
+            .take(PARALLEL_UPLOADS.saturating_sub(running))
+        {
             self.start_upload(local);
         }
     }
 
     fn start_upload(self, local: LocalFile) {
-        let Some(file) = self.handles.with_value(|h| h.iter().find(|(k, _, _)| *k == local.key).map(|(_, f, _)| f.clone())) else { return };
+        let Some(file) = self.handles.with_value(|h| {
+            h.iter()
+                .find(|(k, _, _)| *k == local.key)
+                .map(|(_, f, _)| f.clone())
+        }) else {
+            return;
+        };
         let check = match local.status.get_untracked() {
             Local::Waiting(check) => check,
             _ => None,
@@ -319,7 +346,8 @@ impl Dashboard {
                     }
                     Err(e) => status.set(Local::Refused(e)),
                 }
-                self.handles.update_value(|h| h.retain(|(k, _, _)| *k != key));
+                self.handles
+                    .update_value(|h| h.retain(|(k, _, _)| *k != key));
                 self.pump();
             },
         );
@@ -359,7 +387,11 @@ fn remember_schema(id: &str) {
 }
 
 fn remembered_schema() -> Option<String> {
-    local_storage()?.get_item(SCHEMA_KEY).ok().flatten().filter(|id| !id.is_empty())
+    local_storage()?
+        .get_item(SCHEMA_KEY)
+        .ok()
+        .flatten()
+        .filter(|id| !id.is_empty())
 }
 
 /// A small text file (a schema), at most 1 MiB.
@@ -372,17 +404,29 @@ async fn read_text(file: &File) -> Result<String, String> {
 }
 
 async fn read_range(file: &File, start: f64, end: f64) -> Result<Vec<u8>, String> {
-    let blob = file.slice_with_f64_and_f64(start, end).map_err(|e| format!("{e:?}"))?;
-    let buffer = JsFuture::from(blob.array_buffer()).await.map_err(|e| format!("{e:?}"))?;
+    let blob = file
+        .slice_with_f64_and_f64(start, end)
+        .map_err(|e| format!("{e:?}"))?;
+    let buffer = JsFuture::from(blob.array_buffer())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     Ok(js_sys::Uint8Array::new(&buffer).to_vec())
 }
 
 /// The whole file through the shared validator in the browser, one `Blob.slice()` of 1 MiB
 /// at a time: memory stays at one chunk, and the page stays responsive because every read
 /// returns to the event loop. `progress(done, total)` after each chunk.
-pub async fn check_in_browser(file: &File, schema: Schema, progress: impl Fn(f64, f64)) -> Result<datavista_shared::Report, String> {
+pub async fn check_in_browser(
+    file: &File,
+    schema: Schema,
+    progress: impl Fn(f64, f64),
+) -> Result<datavista_shared::Report, String> {
     let total = file.size();
-    let mut validator = datavista_shared::Validator::new(schema, datavista_shared::Dialect::default(), datavista_shared::Limits::default());
+    let mut validator = datavista_shared::Validator::new(
+        schema,
+        datavista_shared::Dialect::default(),
+        datavista_shared::Limits::default(),
+    );
     let mut at = 0.0;
     while at < total {
         let end = (at + PRECHECK_BYTES as f64).min(total);
@@ -405,7 +449,14 @@ fn now() -> f64 {
 #[component]
 fn FilesTable() -> impl IntoView {
     let dashboard = use_context::<Dashboard>().expect("dashboard context");
-    let pending = move || dashboard.files.get().into_iter().filter(|f| f.status.get() != Local::Done).collect::<Vec<_>>();
+    let pending = move || {
+        dashboard
+            .files
+            .get()
+            .into_iter()
+            .filter(|f| f.status.get() != Local::Done)
+            .collect::<Vec<_>>()
+    };
     view! {
         <table data-testid="files">
             <thead><tr>
@@ -436,7 +487,9 @@ fn LocalRow(local: LocalFile) -> impl IntoView {
     let verdict = move || match status.get() {
         Local::Checking => ("checking…".to_owned(), false),
         Local::Confirm(c) => (c.verdict, true),
-        Local::Waiting(c) | Local::Uploading(c) => (c.map(|c| c.verdict).unwrap_or_default(), false),
+        Local::Waiting(c) | Local::Uploading(c) => {
+            (c.map(|c| c.verdict).unwrap_or_default(), false)
+        }
         Local::Refused(e) => (e, true),
         Local::Done => (String::new(), false),
     };
@@ -455,8 +508,18 @@ fn LocalRow(local: LocalFile) -> impl IntoView {
         }
         let seconds = ((now() - started) / 1000.0).max(0.001);
         let speed = done / seconds;
-        let left = if speed > 0.0 { (total - done) / speed } else { 0.0 };
-        format!("{} of {} · {}/s · {:.0} s left", human(done), human(total), human(speed), left)
+        let left = if speed > 0.0 {
+            (total - done) / speed
+        } else {
+            0.0
+        };
+        format!(
+            "{} of {} · {}/s · {:.0} s left",
+            human(done),
+            human(total),
+            human(speed),
+            left
+        )
     };
     let upload_anyway = move |_| {
         if let Local::Confirm(check) = status.get_untracked() {
@@ -490,31 +553,56 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
     let dashboard = use_context::<Dashboard>().expect("dashboard context");
     let id = job.with_untracked(|j| j.id.clone());
     let state = move || job.with(|j| j.state);
-    let percent = move || job.with(|j| j.progress.percent().unwrap_or(if j.state.is_final() { 100.0 } else { 0.0 }));
+    let percent = move || {
+        job.with(|j| {
+            j.progress
+                .percent()
+                .unwrap_or(if j.state.is_final() { 100.0 } else { 0.0 })
+        })
+    };
     let select_id = id.clone();
     let select = move || dashboard.selected.set(Some(select_id.clone()));
     let select_key = select.clone();
     let cancel_id = id.clone();
-    let local_file = dashboard.uploaded.with_value(|files| files.get(&id).cloned());
+    let local_file = dashboard
+        .uploaded
+        .with_value(|files| files.get(&id).cloned());
     let has_local_file = local_file.is_some();
     let local_check = RwSignal::new(None::<(f64, f64, Option<String>)>);
     let check_locally = move |ev: web_sys::MouseEvent| {
         ev.stop_propagation();
-        let Some(file) = local_file.clone() else { return };
+        let Some(file) = local_file.clone() else {
+            return;
+        };
         let schema_id = job.with_untracked(|j| j.schema_id.clone());
         local_check.set(Some((0.0, file.size(), None)));
         spawn_local(async move {
             let schema = match schema_id {
                 None => Ok(Schema::structural_only()),
-                Some(id) => api::schema_body(&id).await.and_then(|b| Schema::from_json(&b).map_err(|e| e.to_string())),
+                Some(id) => api::schema_body(&id)
+                    .await
+                    .and_then(|b| Schema::from_json(&b).map_err(|e| e.to_string())),
             };
             let outcome = match schema {
-                Ok(schema) => check_in_browser(&file, schema, |done, total| local_check.set(Some((done, total, None)))).await,
+                Ok(schema) => {
+                    check_in_browser(&file, schema, |done, total| {
+                        local_check.set(Some((done, total, None)))
+                    })
+                    .await
+                }
                 Err(e) => Err(e),
             };
             let verdict = match outcome {
-                Ok(report) if report.valid => format!("valid in your browser too ({} rows, {:.1} s)", group(report.rows), report.elapsed_ms / 1000.0),
-                Ok(report) => format!("{} errors found in your browser too ({:.1} s)", group(report.error_total), report.elapsed_ms / 1000.0),
+                Ok(report) if report.valid => format!(
+                    "valid in your browser too ({} rows, {:.1} s)",
+                    group(report.rows),
+                    report.elapsed_ms / 1000.0
+                ),
+                Ok(report) => format!(
+                    "{} errors found in your browser too ({:.1} s)",
+                    group(report.error_total),
+                    report.elapsed_ms / 1000.0
+                ),
                 Err(e) => format!("the browser check failed: {e}"),
             };
             let total = file.size();
@@ -562,14 +650,19 @@ fn ErrorsPanel() -> impl IntoView {
     let request = Cell::new(0u32);
     let request = StoredValue::new_local(request);
     Effect::new(move |_| {
-        let Some(id) = dashboard.selected.get() else { return };
+        let Some(id) = dashboard.selected.get() else {
+            return;
+        };
         let final_state = dashboard.live.jobs.row(&id).map(|j| j.with(|j| j.state));
         let at = offset.get();
         if !matches!(final_state, Some(JobState::Valid | JobState::Invalid)) {
             page.set(None);
             return;
         }
-        let ticket = request.with_value(|r| { r.set(r.get() + 1); r.get() });
+        let ticket = request.with_value(|r| {
+            r.set(r.get() + 1);
+            r.get()
+        });
         spawn_local(async move {
             let result = api::errors(&id, at, ERRORS_PER_PAGE).await;
             if request.with_value(|r| r.get()) == ticket {
@@ -577,7 +670,12 @@ fn ErrorsPanel() -> impl IntoView {
             }
         });
     });
-    let job = move || dashboard.selected.get().and_then(|id| dashboard.live.jobs.row(&id));
+    let job = move || {
+        dashboard
+            .selected
+            .get()
+            .and_then(|id| dashboard.live.jobs.row(&id))
+    };
     view! {
         {move || job().map(|job| {
             let j = job.get();
@@ -636,7 +734,11 @@ fn human(bytes: f64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{value:.0} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{value:.0} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 #[allow(dead_code)]

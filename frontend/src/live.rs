@@ -56,8 +56,15 @@ impl JobList {
     /// Apply a server message; returns a message to send back when something was missed.
     pub fn apply(&self, message: ServerMessage) -> Option<ClientMessage> {
         match message {
-            ServerMessage::Hello { .. } | ServerMessage::Pong { .. } | ServerMessage::Error { .. } => None,
-            ServerMessage::Snapshot { seq, part, last, jobs } => {
+            ServerMessage::Hello { .. }
+            | ServerMessage::Pong { .. }
+            | ServerMessage::Error { .. } => None,
+            ServerMessage::Snapshot {
+                seq,
+                part,
+                last,
+                jobs,
+            } => {
                 if part == 0 {
                     self.snapshot.set_value(Vec::new());
                 }
@@ -97,7 +104,12 @@ impl JobList {
             return (false, None);
         }
         if seq > last + 1 && last > 0 {
-            return (false, Some(ClientMessage::Resume { last_seq: Some(last) }));
+            return (
+                false,
+                Some(ClientMessage::Resume {
+                    last_seq: Some(last),
+                }),
+            );
         }
         self.last_seq.set_value(seq);
         (true, None)
@@ -140,7 +152,11 @@ impl JobList {
             0 => String::new(),
             n => format!(" with {n} errors"),
         };
-        self.announcement.set(format!("{} is {}{detail}", job.file_name, job.state.as_str()));
+        self.announcement.set(format!(
+            "{} is {}{detail}",
+            job.file_name,
+            job.state.as_str()
+        ));
     }
 }
 
@@ -176,10 +192,18 @@ impl Live {
 
     fn connect(self) {
         let location = window().location();
-        let scheme = if location.protocol().ok().as_deref() == Some("https:") { "wss" } else { "ws" };
+        let scheme = if location.protocol().ok().as_deref() == Some("https:") {
+            "wss"
+        } else {
+            "ws"
+        };
         let host = location.host().unwrap_or_default();
         let last = self.jobs.last_seq();
-        let url = if last > 0 { format!("{scheme}://{host}/ws?last_seq={last}") } else { format!("{scheme}://{host}/ws") };
+        let url = if last > 0 {
+            format!("{scheme}://{host}/ws?last_seq={last}")
+        } else {
+            format!("{scheme}://{host}/ws")
+        };
         let Ok(socket) = WebSocket::new(&url) else {
             self.retry_later();
             return;
@@ -244,11 +268,18 @@ mod tests {
     }
 
     fn update(seq: u64, id: &str, state: JobState) -> ServerMessage {
-        ServerMessage::JobUpdate { seq, job: job(id, state) }
+        ServerMessage::JobUpdate {
+            seq,
+            job: job(id, state),
+        }
     }
 
     fn states(list: &JobList) -> Vec<(String, JobState)> {
-        list.order.get_untracked().iter().map(|id| (id.clone(), list.row(id).unwrap().get_untracked().state)).collect()
+        list.order
+            .get_untracked()
+            .iter()
+            .map(|id| (id.clone(), list.row(id).unwrap().get_untracked().state))
+            .collect()
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -256,10 +287,30 @@ mod tests {
     fn a_snapshot_in_parts_replaces_everything() {
         let list = JobList::default();
         list.apply(update(1, "old", JobState::Valid));
-        list.apply(ServerMessage::Snapshot { seq: 9, part: 0, last: false, jobs: vec![job("b", JobState::Valid)] });
-        assert_eq!(states(&list).len(), 1, "nothing changes until the last part");
-        list.apply(ServerMessage::Snapshot { seq: 9, part: 1, last: true, jobs: vec![job("a", JobState::Invalid)] });
-        assert_eq!(states(&list), [("b".into(), JobState::Valid), ("a".into(), JobState::Invalid)]);
+        list.apply(ServerMessage::Snapshot {
+            seq: 9,
+            part: 0,
+            last: false,
+            jobs: vec![job("b", JobState::Valid)],
+        });
+        assert_eq!(
+            states(&list).len(),
+            1,
+            "nothing changes until the last part"
+        );
+        list.apply(ServerMessage::Snapshot {
+            seq: 9,
+            part: 1,
+            last: true,
+            jobs: vec![job("a", JobState::Invalid)],
+        });
+        assert_eq!(
+            states(&list),
+            [
+                ("b".into(), JobState::Valid),
+                ("a".into(), JobState::Invalid)
+            ]
+        );
         assert_eq!(list.last_seq(), 9);
     }
 
@@ -267,13 +318,25 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn updates_apply_in_order_and_repeats_are_ignored() {
         let list = JobList::default();
-        list.apply(ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![] });
+        list.apply(ServerMessage::Snapshot {
+            seq: 4,
+            part: 0,
+            last: true,
+            jobs: vec![],
+        });
         assert_eq!(list.apply(update(5, "x", JobState::Uploading)), None);
         assert_eq!(list.apply(update(6, "x", JobState::Valid)), None);
-        assert_eq!(list.apply(update(5, "x", JobState::Uploading)), None, "a replay of an old update");
+        assert_eq!(
+            list.apply(update(5, "x", JobState::Uploading)),
+            None,
+            "a replay of an old update"
+        );
         assert_eq!(states(&list), [("x".into(), JobState::Valid)]);
         assert_eq!(list.announcement.get_untracked(), "x.csv is valid");
-        list.apply(ServerMessage::JobRemoved { seq: 7, job_id: "x".into() });
+        list.apply(ServerMessage::JobRemoved {
+            seq: 7,
+            job_id: "x".into(),
+        });
         assert!(states(&list).is_empty());
     }
 
@@ -281,11 +344,20 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_gap_asks_for_what_was_missed_and_applies_nothing() {
         let list = JobList::default();
-        list.apply(ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![job("x", JobState::Uploading)] });
+        list.apply(ServerMessage::Snapshot {
+            seq: 4,
+            part: 0,
+            last: true,
+            jobs: vec![job("x", JobState::Uploading)],
+        });
         let reply = list.apply(update(7, "x", JobState::Valid));
         assert_eq!(reply, Some(ClientMessage::Resume { last_seq: Some(4) }));
         assert_eq!(states(&list), [("x".into(), JobState::Uploading)]);
-        for (seq, state) in [(5, JobState::Validating), (6, JobState::Validating), (7, JobState::Valid)] {
+        for (seq, state) in [
+            (5, JobState::Validating),
+            (6, JobState::Validating),
+            (7, JobState::Valid),
+        ] {
             assert_eq!(list.apply(update(seq, "x", state)), None);
         }
         assert_eq!(states(&list), [("x".into(), JobState::Valid)]);
@@ -295,13 +367,27 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn an_update_changes_only_its_own_row_signal() {
         let list = JobList::default();
-        list.apply(ServerMessage::Snapshot { seq: 1, part: 0, last: true, jobs: (0..200).map(|i| job(&format!("j{i}"), JobState::Validating)).collect() });
+        list.apply(ServerMessage::Snapshot {
+            seq: 1,
+            part: 0,
+            last: true,
+            jobs: (0..200)
+                .map(|i| job(&format!("j{i}"), JobState::Validating))
+                .collect(),
+        });
         let untouched = list.row("j0").unwrap();
         let before = untouched.get_untracked();
         let order_before = list.order.get_untracked();
         list.apply(update(2, "j150", JobState::Valid));
         assert_eq!(untouched.get_untracked(), before);
-        assert_eq!(list.order.get_untracked(), order_before, "the list itself is untouched: no row but j150 re-renders");
-        assert_eq!(list.row("j150").unwrap().get_untracked().state, JobState::Valid);
+        assert_eq!(
+            list.order.get_untracked(),
+            order_before,
+            "the list itself is untouched: no row but j150 re-renders"
+        );
+        assert_eq!(
+            list.row("j150").unwrap().get_untracked().state,
+            JobState::Valid
+        );
     }
 }

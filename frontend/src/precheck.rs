@@ -18,30 +18,61 @@ pub struct Precheck {
 /// Check the start of a file. `complete` says whether `bytes` is the whole file; when it is
 /// not, the last (probably cut) line is left out so it does not look broken.
 pub fn precheck(bytes: &[u8], schema: &Schema, complete: bool) -> Precheck {
-    let cut = if complete { bytes.len() } else { bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) };
-    let limits = Limits { max_error_sample: 20, ..Limits::default() };
+    let cut = if complete {
+        bytes.len()
+    } else {
+        bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+    };
+    let limits = Limits {
+        max_error_sample: 20,
+        ..Limits::default()
+    };
     let mut validator = Validator::new(schema.clone(), Dialect::default(), limits);
     validator.feed(&bytes[..cut]);
     let report = validator.finish();
-    let header_codes =
-        [ErrorCode::MissingLabel, ErrorCode::ExtraLabel, ErrorCode::IncorrectLabel, ErrorCode::BlankLabel, ErrorCode::DuplicateLabel];
-    let header_error = report.errors.iter().find(|e| header_codes.contains(&e.code));
+    let header_codes = [
+        ErrorCode::MissingLabel,
+        ErrorCode::ExtraLabel,
+        ErrorCode::IncorrectLabel,
+        ErrorCode::BlankLabel,
+        ErrorCode::DuplicateLabel,
+    ];
+    let header_error = report
+        .errors
+        .iter()
+        .find(|e| header_codes.contains(&e.code));
     let data_rows = report.rows.saturating_sub(1);
-    let scope = if complete { "in the file".to_owned() } else { format!("in the first {} rows", group(data_rows)) };
+    let scope = if complete {
+        "in the file".to_owned()
+    } else {
+        format!("in the first {} rows", group(data_rows))
+    };
     let verdict = match header_error {
         Some(error) => format!("header does not fit the schema: {}", error.message),
         None if report.error_total == 0 => format!("header OK, no errors {scope}"),
         None => format!(
             "header OK, {} {scope}; first: {}",
             plural(report.error_total, "error"),
-            report.errors.first().map(|e| e.message.as_str()).unwrap_or("")
+            report
+                .errors
+                .first()
+                .map(|e| e.message.as_str())
+                .unwrap_or("")
         ),
     };
-    Precheck { header_mismatch: header_error.is_some(), errors: report.error_total, verdict }
+    Precheck {
+        header_mismatch: header_error.is_some(),
+        errors: report.error_total,
+        verdict,
+    }
 }
 
 fn plural(n: u64, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{} {word}s", group(n)) }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{} {word}s", group(n))
+    }
 }
 
 /// 5000 → "5,000".
@@ -60,7 +91,10 @@ pub fn group(n: u64) -> String {
 /// Files we accept: CSV by name or type (browsers often report "" or "application/vnd.ms-excel").
 pub fn looks_like_csv(name: &str, mime: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.ends_with(".csv") || lower.ends_with(".tsv") || lower.ends_with(".txt") || mime == "text/csv"
+    lower.ends_with(".csv")
+        || lower.ends_with(".tsv")
+        || lower.ends_with(".txt")
+        || mime == "text/csv"
 }
 
 #[cfg(test)]
@@ -78,7 +112,11 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_clean_start_says_so() {
-        let check = precheck(b"id,email\n1,a@b.org\n2,c@d.org\n3,cut-in-the-mid", &people(), false);
+        let check = precheck(
+            b"id,email\n1,a@b.org\n2,c@d.org\n3,cut-in-the-mid",
+            &people(),
+            false,
+        );
         assert_eq!(check.verdict, "header OK, no errors in the first 2 rows");
         assert!(!check.header_mismatch);
     }
@@ -88,7 +126,10 @@ mod tests {
     fn a_wrong_header_asks_before_upload() {
         let check = precheck(b"id,mail\n1,a@b.org\n", &people(), true);
         assert!(check.header_mismatch);
-        assert_eq!(check.verdict, "header does not fit the schema: column 2 header is 'mail', the schema expects 'email'");
+        assert_eq!(
+            check.verdict,
+            "header does not fit the schema: column 2 header is 'mail', the schema expects 'email'"
+        );
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -96,7 +137,13 @@ mod tests {
     fn errors_in_the_first_rows_are_counted() {
         let check = precheck(b"id,email\nx,a@b.org\n2,nope\n", &people(), true);
         assert_eq!(check.errors, 2);
-        assert!(check.verdict.starts_with("header OK, 2 errors in the file; first: row 2, field 'id'"), "{}", check.verdict);
+        assert!(
+            check
+                .verdict
+                .starts_with("header OK, 2 errors in the file; first: row 2, field 'id'"),
+            "{}",
+            check.verdict
+        );
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

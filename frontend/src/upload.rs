@@ -31,18 +31,24 @@ impl Upload {
                 on_progress(event.loaded(), event.total());
             }
         });
-        request.upload().map_err(js)?.set_onprogress(Some(progress.as_ref().unchecked_ref()));
+        request
+            .upload()
+            .map_err(js)?
+            .set_onprogress(Some(progress.as_ref().unchecked_ref()));
         progress.forget(); // lives as long as the request object in JS
         let finished = request.clone();
         let on_done = std::cell::RefCell::new(Some(on_done));
         let done = Closure::<dyn Fn(web_sys::Event)>::new(move |event: web_sys::Event| {
-            let Some(on_done) = on_done.borrow_mut().take() else { return };
+            let Some(on_done) = on_done.borrow_mut().take() else {
+                return;
+            };
             on_done(outcome(&finished, &event.type_()));
         });
         request.set_onloadend(Some(done.as_ref().unchecked_ref()));
         done.forget();
         let form = FormData::new().map_err(js)?;
-        form.append_with_blob_and_filename("file", file, &file.name()).map_err(js)?;
+        form.append_with_blob_and_filename("file", file, &file.name())
+            .map_err(js)?;
         request.send_with_opt_form_data(Some(&form)).map_err(js)?;
         Ok(Upload { request })
     }
@@ -62,6 +68,9 @@ fn outcome(request: &XmlHttpRequest, _event: &str) -> Result<Job, String> {
     if status == 201 {
         serde_json::from_value(body["uploads"][0].clone()).map_err(|e| e.to_string())
     } else {
-        Err(body["message"].as_str().map(str::to_owned).unwrap_or_else(|| format!("the server answered {status}")))
+        Err(body["message"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("the server answered {status}")))
     }
 }

@@ -15,7 +15,10 @@ fn file(name: &str, text: &str) -> web_sys::File {
 }
 
 fn schema() -> Schema {
-    Schema::from_json(r#"{"fields": [{"name": "id", "type": "integer"}, {"name": "email", "format": "email"}]}"#).unwrap()
+    Schema::from_json(
+        r#"{"fields": [{"name": "id", "type": "integer"}, {"name": "email", "format": "email"}]}"#,
+    )
+    .unwrap()
 }
 
 #[wasm_bindgen_test]
@@ -31,7 +34,13 @@ async fn a_large_file_is_checked_from_its_first_mib_only() {
     assert_eq!(head.len(), PRECHECK_BYTES, "only the first MiB is read");
     let check = precheck(&head, &schema(), false);
     assert!(!check.header_mismatch);
-    assert!(check.verdict.starts_with("header OK, no errors in the first "), "{}", check.verdict);
+    assert!(
+        check
+            .verdict
+            .starts_with("header OK, no errors in the first "),
+        "{}",
+        check.verdict
+    );
 }
 
 #[wasm_bindgen_test]
@@ -40,7 +49,11 @@ async fn a_header_that_cannot_match_is_caught_in_the_browser() {
     let head = datavista_frontend::app::read_head(&file).await.unwrap();
     let check = precheck(&head, &schema(), true);
     assert!(check.header_mismatch);
-    assert!(check.verdict.contains("the schema expects 'email'"), "{}", check.verdict);
+    assert!(
+        check.verdict.contains("the schema expects 'email'"),
+        "{}",
+        check.verdict
+    );
 }
 
 #[wasm_bindgen_test]
@@ -49,7 +62,11 @@ async fn the_full_check_streams_the_whole_file_in_chunks() {
     let mut i = 0;
     while text.len() < 3 * PRECHECK_BYTES {
         i += 1;
-        let email = if i == 70_000 { "broken".to_owned() } else { format!("p{i}@example.org") };
+        let email = if i == 70_000 {
+            "broken".to_owned()
+        } else {
+            format!("p{i}@example.org")
+        };
         text.push_str(&format!("{i},{email}\n"));
     }
     let file = file("big.csv", &text);
@@ -60,8 +77,15 @@ async fn the_full_check_streams_the_whole_file_in_chunks() {
     })
     .await
     .unwrap();
-    assert!(calls.get() >= 3, "one progress step per 1 MiB chunk, got {}", calls.get());
+    assert!(
+        calls.get() >= 3,
+        "one progress step per 1 MiB chunk, got {}",
+        calls.get()
+    );
     assert_eq!(report.rows, i as u64 + 1);
     assert_eq!(report.error_total, 1);
-    assert_eq!(report.errors[0].message, "row 70001, field 'email': 'broken' is not an email address");
+    assert_eq!(
+        report.errors[0].message,
+        "row 70001, field 'email': 'broken' is not an email address"
+    );
 }

@@ -20,11 +20,21 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::JobStore;
 
 pub async fn serve(config: Config) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| format!("cannot create the data dir {}: {e}", config.data_dir.display()))?;
-    let store: Arc<dyn JobStore> =
-        Arc::new(SqliteStore::open(&config.data_dir.join("datavista.sqlite3")).map_err(|e| format!("cannot open the database: {e}"))?);
-    let storage: Arc<dyn Storage> = Arc::new(LocalDisk::new(&config.data_dir).map_err(|e| format!("cannot prepare storage: {e}"))?);
-    let session_key = identity::load_or_create_key(&config.data_dir.join("session.key")).map_err(|e| format!("cannot create the session key: {e}"))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data dir {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let store: Arc<dyn JobStore> = Arc::new(
+        SqliteStore::open(&config.data_dir.join("datavista.sqlite3"))
+            .map_err(|e| format!("cannot open the database: {e}"))?,
+    );
+    let storage: Arc<dyn Storage> = Arc::new(
+        LocalDisk::new(&config.data_dir).map_err(|e| format!("cannot prepare storage: {e}"))?,
+    );
+    let session_key = identity::load_or_create_key(&config.data_dir.join("session.key"))
+        .map_err(|e| format!("cannot create the session key: {e}"))?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let hub = HubHandle::start(config.ws_queue_len);
@@ -38,27 +48,39 @@ pub async fn serve(config: Config) -> Result<(), String> {
         config.max_uploads_per_owner,
     ));
     let (shutdown, _) = tokio::sync::watch::channel(false);
-    let state = web::Data::new(AppState { config: config.clone(), store, jobs, hub, schemas, metrics, session_key, shutdown });
+    let state = web::Data::new(AppState {
+        config: config.clone(),
+        store,
+        jobs,
+        hub,
+        schemas,
+        metrics,
+        session_key,
+        shutdown,
+    });
 
     recover_jobs(&state).await?;
 
     let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(app_state.clone())
-            .app_data(web::QueryConfig::default().error_handler(|e, _| crate::errors::ApiError::BadRequest(e.to_string()).into()))
-            .wrap(from_fn(system::ensure_session))
-            .configure(routes::uploads::routes)
-            .configure(routes::schemas::routes)
-            .configure(system::routes)
-            .route("/ws", web::get().to(routes::ws::connect))
-            .route("/{path:.*}", web::get().to(system::dashboard))
-            .default_service(web::to(system::not_found))
-    })
-    .disable_signals()
-    .shutdown_timeout(10)
-    .bind(config.bind)
-    .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+    let server =
+        HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::errors::ApiError::BadRequest(e.to_string()).into()
+                }))
+                .wrap(from_fn(system::ensure_session))
+                .configure(routes::uploads::routes)
+                .configure(routes::schemas::routes)
+                .configure(system::routes)
+                .route("/ws", web::get().to(routes::ws::connect))
+                .route("/{path:.*}", web::get().to(system::dashboard))
+                .default_service(web::to(system::not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(10)
+        .bind(config.bind)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
     for address in server.addrs() {
         // Tests and scripts read this line to find the port.
         println!("DataVista listening on http://{address}");
@@ -84,7 +106,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handlers can be installed");
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("signal handlers can be installed");
         tokio::select! {
             _ = terminate.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

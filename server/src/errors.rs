@@ -78,10 +78,15 @@ impl ResponseError for ApiError {
             tracing::error!(%detail, "request failed");
         }
         let message = match self {
-            ApiError::Internal(_) => "something went wrong on the server; it has been logged".to_owned(),
+            ApiError::Internal(_) => {
+                "something went wrong on the server; it has been logged".to_owned()
+            }
             other => other.to_string(),
         };
-        HttpResponse::build(self.status_code()).json(ErrorBody { code: self.code(), message })
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            code: self.code(),
+            message,
+        })
     }
 }
 

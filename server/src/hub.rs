@@ -57,11 +57,23 @@ pub struct Subscription {
 }
 
 enum Command {
-    Subscribe { owner: OwnerId, reply: oneshot::Sender<Subscription> },
-    Unsubscribe { owner: OwnerId, id: u64 },
+    Subscribe {
+        owner: OwnerId,
+        reply: oneshot::Sender<Subscription>,
+    },
+    Unsubscribe {
+        owner: OwnerId,
+        id: u64,
+    },
     Deliver(OwnerEvent),
-    History { owner: OwnerId, after: u64, reply: oneshot::Sender<Option<Vec<ServerMessage>>> },
-    Connections { reply: oneshot::Sender<usize> },
+    History {
+        owner: OwnerId,
+        after: u64,
+        reply: oneshot::Sender<Option<Vec<ServerMessage>>>,
+    },
+    Connections {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 #[derive(Clone)]
@@ -73,14 +85,21 @@ impl HubHandle {
     /// Start the hub task; each connection's queue holds `queue_len` messages.
     pub fn start(queue_len: usize) -> HubHandle {
         let (commands, receiver) = mpsc::unbounded_channel();
-        let hub = Hub { owners: HashMap::new(), next_id: 0, queue_len: queue_len.max(1), deliveries: 0 };
+        let hub = Hub {
+            owners: HashMap::new(),
+            next_id: 0,
+            queue_len: queue_len.max(1),
+            deliveries: 0,
+        };
         tokio::spawn(hub.run(receiver));
         HubHandle { commands }
     }
 
     pub async fn subscribe(&self, owner: OwnerId) -> Option<Subscription> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::Subscribe { owner, reply }).ok()?;
+        self.commands
+            .send(Command::Subscribe { owner, reply })
+            .ok()?;
         answer.await.ok()
     }
 
@@ -95,7 +114,13 @@ impl HubHandle {
     /// Messages after `after`, if the hub still has all of them; `None` means "send a snapshot".
     pub async fn history(&self, owner: OwnerId, after: u64) -> Option<Vec<ServerMessage>> {
         let (reply, answer) = oneshot::channel();
-        self.commands.send(Command::History { owner, after, reply }).ok()?;
+        self.commands
+            .send(Command::History {
+                owner,
+                after,
+                reply,
+            })
+            .ok()?;
         answer.await.ok().flatten()
     }
 
@@ -124,7 +149,11 @@ struct OwnerChannel {
 
 impl Default for OwnerChannel {
     fn default() -> Self {
-        OwnerChannel { connections: Vec::new(), history: VecDeque::new(), idle_since: Some(std::time::Instant::now()) }
+        OwnerChannel {
+            connections: Vec::new(),
+            history: VecDeque::new(),
+            idle_since: Some(std::time::Instant::now()),
+        }
     }
 }
 
@@ -144,11 +173,21 @@ impl Hub {
                     let (queue, messages) = mpsc::channel(self.queue_len);
                     let lagged = Arc::new(AtomicBool::new(false));
                     let notify = Arc::new(Notify::new());
-                    let connection = Connection { id: self.next_id, queue, lagged: lagged.clone(), notify: notify.clone() };
+                    let connection = Connection {
+                        id: self.next_id,
+                        queue,
+                        lagged: lagged.clone(),
+                        notify: notify.clone(),
+                    };
                     let channel = self.owners.entry(owner).or_default();
                     channel.connections.push(connection);
                     channel.idle_since = None;
-                    let _ = reply.send(Subscription { id: self.next_id, messages, lagged, notify });
+                    let _ = reply.send(Subscription {
+                        id: self.next_id,
+                        messages,
+                        lagged,
+                        notify,
+                    });
                 }
                 Command::Unsubscribe { owner, id } => {
                     if let Some(channel) = self.owners.get_mut(&owner) {
@@ -160,8 +199,16 @@ impl Hub {
                     self.forget_idle_owners();
                 }
                 Command::Deliver(event) => self.deliver(event),
-                Command::History { owner, after, reply } => {
-                    let _ = reply.send(self.owners.get(&owner).and_then(|channel| history_after(&channel.history, after)));
+                Command::History {
+                    owner,
+                    after,
+                    reply,
+                } => {
+                    let _ = reply.send(
+                        self.owners
+                            .get(&owner)
+                            .and_then(|channel| history_after(&channel.history, after)),
+                    );
                 }
                 Command::Connections { reply } => {
                     let _ = reply.send(self.owners.values().map(|c| c.connections.len()).sum());
@@ -172,7 +219,11 @@ impl Hub {
 
     /// Memory stays proportional to owners with open tabs, not to every owner ever seen.
     fn forget_idle_owners(&mut self) {
-        self.owners.retain(|_, channel| channel.idle_since.is_none_or(|since| since.elapsed() < IDLE_HISTORY));
+        self.owners.retain(|_, channel| {
+            channel
+                .idle_since
+                .is_none_or(|since| since.elapsed() < IDLE_HISTORY)
+        });
     }
 
     fn deliver(&mut self, event: OwnerEvent) {
@@ -216,7 +267,13 @@ fn history_after(history: &VecDeque<ServerMessage>, after: u64) -> Option<Vec<Se
     if oldest > after + 1 {
         return None; // a gap: some messages after `after` are gone
     }
-    Some(history.iter().filter(|m| m.seq() > after).cloned().collect())
+    Some(
+        history
+            .iter()
+            .filter(|m| m.seq() > after)
+            .cloned()
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -225,18 +282,29 @@ mod tests {
     use datavista_shared::protocol::ServerMessage;
 
     fn removed(seq: u64) -> ServerMessage {
-        ServerMessage::JobRemoved { seq, job_id: format!("j{seq}") }
+        ServerMessage::JobRemoved {
+            seq,
+            job_id: format!("j{seq}"),
+        }
     }
 
     #[test]
     fn history_replays_only_without_gaps() {
         let history: VecDeque<_> = (5..=9).map(removed).collect();
         assert_eq!(history_after(&history, 9), Some(vec![]));
-        assert_eq!(history_after(&history, 999), None, "a number from elsewhere gets a snapshot");
+        assert_eq!(
+            history_after(&history, 999),
+            None,
+            "a number from elsewhere gets a snapshot"
+        );
         assert_eq!(history_after(&history, 7).unwrap().len(), 2);
         assert_eq!(history_after(&history, 4).unwrap().len(), 5);
         assert_eq!(history_after(&history, 3), None);
-        assert_eq!(history_after(&VecDeque::new(), 3), None, "after a restart the history is empty");
+        assert_eq!(
+            history_after(&VecDeque::new(), 3),
+            None,
+            "after a restart the history is empty"
+        );
     }
 
     #[tokio::test]
@@ -246,7 +314,10 @@ mod tests {
         let mut tab1 = hub.subscribe(ada.clone()).await.unwrap();
         let mut tab2 = hub.subscribe(ada.clone()).await.unwrap();
         let mut other = hub.subscribe(bob).await.unwrap();
-        hub.deliver(OwnerEvent { owner: ada, message: removed(1) });
+        hub.deliver(OwnerEvent {
+            owner: ada,
+            message: removed(1),
+        });
         assert_eq!(tab1.messages.recv().await, Some(removed(1)));
         assert_eq!(tab2.messages.recv().await, Some(removed(1)));
         assert!(other.messages.try_recv().is_err());
@@ -259,7 +330,10 @@ mod tests {
         let slow = hub.subscribe(owner.clone()).await.unwrap();
         let mut fast = hub.subscribe(owner.clone()).await.unwrap();
         for seq in 1..=(CONNECTION_QUEUE as u64 + 10) {
-            hub.deliver(OwnerEvent { owner: owner.clone(), message: removed(seq) });
+            hub.deliver(OwnerEvent {
+                owner: owner.clone(),
+                message: removed(seq),
+            });
             assert_eq!(fast.messages.recv().await.map(|m| m.seq()), Some(seq));
         }
         assert!(slow.lagged.load(Ordering::Acquire));

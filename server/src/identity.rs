@@ -58,28 +58,43 @@ impl FromRequest for Owner {
 }
 
 async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered on the app").clone();
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered on the app")
+        .clone();
     if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::Unauthenticated("the Authorization header must be 'Bearer <token>'".into()))?
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the Authorization header must be 'Bearer <token>'".into(),
+                )
+            })?
             .trim()
             .to_owned();
         let hash = token_hash(&token);
         let store = state.store.clone();
         let owner = web::block(move || store.token_owner(&hash)).await??;
-        return owner.map(Owner).ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()));
+        return owner
+            .map(Owner)
+            .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()));
     }
     if let Some(owner) = req.extensions().get::<OwnerId>() {
         return Ok(Owner(owner.clone())); // a session minted for this very request
     }
-    let owner = session_owner(req, &state.session_key)
-        .ok_or_else(|| ApiError::Unauthenticated("no session: open the dashboard first, or send a bearer token".into()))?;
+    let owner = session_owner(req, &state.session_key).ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "no session: open the dashboard first, or send a bearer token".into(),
+        )
+    })?;
     // A cookie goes along with requests from any page of the same *site* (another port,
     // a sibling subdomain): changes made with it must come from our own origin.
-    if !matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
+    if !matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) {
         check_origin(req, &state.config.allowed_origins)?;
     }
     Ok(Owner(owner))
@@ -88,14 +103,18 @@ async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
 /// A browser sends its page's Origin; only our own (or a configured one) may act with the
 /// session. Requests without an Origin do not come from another page.
 pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else { return Ok(()) };
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
+        return Ok(());
+    };
     let origin = origin.to_str().unwrap_or_default();
     let info = req.connection_info();
     let own = format!("{}://{}", info.scheme(), info.host());
     if origin == own || allowed.iter().any(|a| a == origin) {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("requests from origin '{origin}' are not allowed")))
+        Err(ApiError::Forbidden(format!(
+            "requests from origin '{origin}' are not allowed"
+        )))
     }
 }
 
@@ -105,7 +124,9 @@ pub fn session_owner(req: &HttpRequest, key: &Key) -> Option<OwnerId> {
     let mut jar = CookieJar::new();
     jar.add_original(cookie);
     let verified = jar.signed(key).get(SESSION_COOKIE)?;
-    uuid::Uuid::parse_str(verified.value()).ok().map(|id| OwnerId(id.to_string()))
+    uuid::Uuid::parse_str(verified.value())
+        .ok()
+        .map(|id| OwnerId(id.to_string()))
 }
 
 /// A signed, HttpOnly, SameSite=Lax cookie for a new anonymous session.
@@ -125,12 +146,18 @@ pub fn session_cookie(owner: &OwnerId, key: &Key, secure: bool) -> Cookie<'stati
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the OS random source is available");
-    format!("dv_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "dv_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// Tokens are stored only as SHA-256 hashes: a leaked database reveals no usable token.
 pub fn token_hash(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The key that signs session cookies: kept in the data dir so sessions survive restarts.

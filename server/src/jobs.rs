@@ -46,23 +46,41 @@ pub struct Publisher {
 
 impl Publisher {
     pub fn new(store: Arc<dyn JobStore>, bus: Arc<dyn EventBus>) -> Publisher {
-        Publisher { store, bus, order: Mutex::new(()) }
+        Publisher {
+            store,
+            bus,
+            order: Mutex::new(()),
+        }
     }
 
     /// Blocking: call from a blocking thread.
     pub fn job_changed(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
         let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
         let seq = self.store.save_job(owner, job)?;
-        let message = ServerMessage::JobUpdate { seq, job: job.clone().clamped() };
-        self.bus.publish(OwnerEvent { owner: owner.clone(), message });
+        let message = ServerMessage::JobUpdate {
+            seq,
+            job: job.clone().clamped(),
+        };
+        self.bus.publish(OwnerEvent {
+            owner: owner.clone(),
+            message,
+        });
         Ok(seq)
     }
 
     /// Blocking. False when the owner has no such job.
     pub fn job_removed(&self, owner: &OwnerId, id: &str) -> StoreResult<bool> {
         let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(seq) = self.store.delete_job(owner, id)? else { return Ok(false) };
-        self.bus.publish(OwnerEvent { owner: owner.clone(), message: ServerMessage::JobRemoved { seq, job_id: id.to_owned() } });
+        let Some(seq) = self.store.delete_job(owner, id)? else {
+            return Ok(false);
+        };
+        self.bus.publish(OwnerEvent {
+            owner: owner.clone(),
+            message: ServerMessage::JobRemoved {
+                seq,
+                job_id: id.to_owned(),
+            },
+        });
         Ok(true)
     }
 }
@@ -123,7 +141,11 @@ impl JobControl {
             finished: AtomicBool::new(false),
             arrival: Mutex::new(arrival),
             wake: Notify::new(),
-            view: Mutex::new(View { job, published: Instant::now(), validation_started: false }),
+            view: Mutex::new(View {
+                job,
+                published: Instant::now(),
+                validation_started: false,
+            }),
         }
     }
 
@@ -257,13 +279,19 @@ impl JobRunner {
 
     /// Count an upload against its owner's cap; `None` when the owner is at the cap.
     pub fn begin_upload_slot(self: &Arc<Self>, owner: &OwnerId) -> Option<UploadSlot> {
-        let mut counts = self.uploads_per_owner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self
+            .uploads_per_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let count = counts.entry(owner.clone()).or_default();
         if *count >= self.max_uploads_per_owner {
             return None;
         }
         *count += 1;
-        Some(UploadSlot { runner: self.clone(), owner: owner.clone() })
+        Some(UploadSlot {
+            runner: self.clone(),
+            owner: owner.clone(),
+        })
     }
 
     /// Register a new upload: its file is created, the job stored as `uploading`, and its
@@ -288,8 +316,18 @@ impl JobRunner {
             updated_at_ms: now,
         };
         // The file exists before the validator is told to read it.
-        let file = self.storage.create_upload(&job.id).map_err(|e| format!("cannot create the upload file: {e}"))?;
-        let control = Arc::new(JobControl::new(owner.clone(), job, Arrival { written: 0, end: UploadEnd::Open }));
+        let file = self
+            .storage
+            .create_upload(&job.id)
+            .map_err(|e| format!("cannot create the upload file: {e}"))?;
+        let control = Arc::new(JobControl::new(
+            owner.clone(),
+            job,
+            Arrival {
+                written: 0,
+                end: UploadEnd::Open,
+            },
+        ));
         // Registered before anyone hears of it, so a cancel right after the first update works.
         self.running().insert(control.id.clone(), control.clone());
         if let Err(e) = self.publisher.job_changed(owner, &control.job()) {
@@ -323,7 +361,11 @@ impl JobRunner {
         let written = control.written();
         control.update(|view| {
             if view.job.state == JobState::Uploading {
-                view.job.state = if view.validation_started { JobState::Validating } else { JobState::Queued };
+                view.job.state = if view.validation_started {
+                    JobState::Validating
+                } else {
+                    JobState::Queued
+                };
             }
             view.job.progress.bytes_total = Some(written);
         });
@@ -344,8 +386,20 @@ impl JobRunner {
             (Some(rules), true) => {
                 let size = self.storage.upload_len(&job.id).unwrap_or(0);
                 job.state = JobState::Queued;
-                job.progress = JobProgress { bytes_done: 0, bytes_total: Some(size), rows: 0, errors: 0 };
-                let control = Arc::new(JobControl::new(owner, job, Arrival { written: size, end: UploadEnd::Complete }));
+                job.progress = JobProgress {
+                    bytes_done: 0,
+                    bytes_total: Some(size),
+                    rows: 0,
+                    errors: 0,
+                };
+                let control = Arc::new(JobControl::new(
+                    owner,
+                    job,
+                    Arrival {
+                        written: size,
+                        end: UploadEnd::Complete,
+                    },
+                ));
                 self.running().insert(control.id.clone(), control.clone());
                 control.publish(&self.publisher, Publish::Change);
                 self.spawn_validation(control, rules);
@@ -354,7 +408,8 @@ impl JobRunner {
                 job.state = JobState::Failed;
                 job.reason = Some(match rules {
                     None => "the job's schema is no longer available".to_owned(),
-                    Some(_) => "the server stopped while the file was uploading; upload it again".to_owned(),
+                    Some(_) => "the server stopped while the file was uploading; upload it again"
+                        .to_owned(),
                 });
                 job.updated_at_ms = crate::now_ms();
                 let _ = self.storage.remove_upload(&job.id);
@@ -380,8 +435,24 @@ impl JobRunner {
         let id = control.id.clone();
         let reader = match tokio::task::spawn_blocking(move || storage.open_upload(&id)).await {
             Ok(Ok(reader)) => reader,
-            Ok(Err(e)) => return self.finish_blocking(control, JobState::Failed, format!("cannot read the upload: {e}")).await,
-            Err(e) => return self.finish_blocking(control, JobState::Failed, format!("cannot read the upload: {e}")).await,
+            Ok(Err(e)) => {
+                return self
+                    .finish_blocking(
+                        control,
+                        JobState::Failed,
+                        format!("cannot read the upload: {e}"),
+                    )
+                    .await
+            }
+            Err(e) => {
+                return self
+                    .finish_blocking(
+                        control,
+                        JobState::Failed,
+                        format!("cannot read the upload: {e}"),
+                    )
+                    .await
+            }
         };
         let mut work = Work {
             validator: Validator::new(rules.schema, rules.dialect, Limits::default()),
@@ -394,7 +465,9 @@ impl JobRunner {
             if !self.wait_for_work(&control, work.read).await {
                 return; // ended by someone else (cancel, abort)
             }
-            let Ok(permit) = self.pool.clone().acquire_owned().await else { return };
+            let Ok(permit) = self.pool.clone().acquire_owned().await else {
+                return;
+            };
             let (runner, turn_control) = (self.clone(), control.clone());
             let turn = tokio::task::spawn_blocking(move || {
                 std::panic::catch_unwind(AssertUnwindSafe(|| runner.take_turn(&turn_control, work)))
@@ -404,7 +477,15 @@ impl JobRunner {
             match turn {
                 Ok(Ok(Turn::Continue(next))) => work = next,
                 Ok(Ok(Turn::Ended)) => return,
-                _ => return self.finish_blocking(control, JobState::Failed, "internal error while validating".into()).await,
+                _ => {
+                    return self
+                        .finish_blocking(
+                            control,
+                            JobState::Failed,
+                            "internal error while validating".into(),
+                        )
+                        .await
+                }
             }
         }
     }
@@ -476,7 +557,12 @@ impl JobRunner {
                         control.publish(&self.publisher, Publish::Progress);
                     }
                     Err(e) => {
-                        self.finish(control, JobState::Failed, Some(format!("cannot read the upload: {e}")), None);
+                        self.finish(
+                            control,
+                            JobState::Failed,
+                            Some(format!("cannot read the upload: {e}")),
+                            None,
+                        );
                         return Turn::Ended;
                     }
                 }
@@ -490,16 +576,27 @@ impl JobRunner {
                 }
                 UploadEnd::Complete => {
                     let report = work.validator.finish();
-                    self.metrics.validation_seconds.observe(work.started.elapsed().as_secs_f64());
+                    self.metrics
+                        .validation_seconds
+                        .observe(work.started.elapsed().as_secs_f64());
                     let stored = serde_json::to_vec(&report)
                         .map_err(std::io::Error::other)
                         .and_then(|json| self.storage.write_report(&control.id, &json));
                     match stored {
                         Ok(()) => {
-                            let state = if report.valid { JobState::Valid } else { JobState::Invalid };
+                            let state = if report.valid {
+                                JobState::Valid
+                            } else {
+                                JobState::Invalid
+                            };
                             self.finish(control, state, None, Some(&report));
                         }
-                        Err(e) => self.finish(control, JobState::Failed, Some(format!("cannot store the report: {e}")), None),
+                        Err(e) => self.finish(
+                            control,
+                            JobState::Failed,
+                            Some(format!("cannot store the report: {e}")),
+                            None,
+                        ),
                     }
                     return Turn::Ended;
                 }
@@ -507,14 +604,27 @@ impl JobRunner {
         }
     }
 
-    async fn finish_blocking(self: &Arc<Self>, control: Arc<JobControl>, state: JobState, reason: String) {
+    async fn finish_blocking(
+        self: &Arc<Self>,
+        control: Arc<JobControl>,
+        state: JobState,
+        reason: String,
+    ) {
         let runner = self.clone();
-        let _ = tokio::task::spawn_blocking(move || runner.finish(&control, state, Some(reason), None)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || runner.finish(&control, state, Some(reason), None))
+                .await;
     }
 
     /// The job's final state, stored and pushed once. The uploaded file goes in every case:
     /// the report holds what the validation found, and nothing reads the file again.
-    fn finish(&self, control: &JobControl, state: JobState, reason: Option<String>, report: Option<&Report>) {
+    fn finish(
+        &self,
+        control: &JobControl,
+        state: JobState,
+        reason: Option<String>,
+        report: Option<&Report>,
+    ) {
         if control.finished.swap(true, Ordering::AcqRel) {
             return; // already ended (a cancel and the end of the file can race)
         }
@@ -558,7 +668,12 @@ impl JobRunner {
         };
         control.cancelled.store(true, Ordering::Release);
         control.end_upload(UploadEnd::Aborted(JobState::Cancelled, "cancelled".into()));
-        self.finish(&control, JobState::Cancelled, Some("cancelled".into()), None);
+        self.finish(
+            &control,
+            JobState::Cancelled,
+            Some("cancelled".into()),
+            None,
+        );
         true
     }
 
@@ -572,7 +687,10 @@ impl JobRunner {
 
     /// An owner's jobs that have not ended yet.
     pub fn unfinished_count(&self, owner: &OwnerId) -> usize {
-        self.running().values().filter(|c| &c.owner == owner).count()
+        self.running()
+            .values()
+            .filter(|c| &c.owner == owner)
+            .count()
     }
 
     /// Jobs still running, for a graceful shutdown to wait on.
@@ -589,7 +707,11 @@ pub struct UploadSlot {
 
 impl Drop for UploadSlot {
     fn drop(&mut self) {
-        let mut counts = self.runner.uploads_per_owner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut counts = self
+            .runner
+            .uploads_per_owner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(count) = counts.get_mut(&self.owner) {
             *count = count.saturating_sub(1);
             if *count == 0 {

@@ -33,7 +33,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "datavista", version, about = "Validate large CSV files against Frictionless Table Schemas")]
+#[command(
+    name = "datavista",
+    version,
+    about = "Validate large CSV files against Frictionless Table Schemas"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -68,7 +72,9 @@ struct TokenArgs {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn main() -> ExitCode {
@@ -76,8 +82,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate_command::run(&args),
         Command::Serve(config) => {
-            let filter = tracing_subscriber::EnvFilter::try_new(&config.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
             let result = actix_web::rt::System::new().block_on(app::serve(config));
             match result {
                 Ok(()) => ExitCode::SUCCESS,

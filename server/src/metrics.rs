@@ -28,11 +28,29 @@ impl Metrics {
         let jobs = Family::<StateLabel, Gauge>::default();
         let bytes_validated = Counter::default();
         let validation_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
-        registry.register("websocket_connections", "Open WebSocket connections", connections.clone());
+        registry.register(
+            "websocket_connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
         registry.register("jobs", "Jobs by state", jobs.clone());
-        registry.register("validated_bytes", "Bytes run through the validator", bytes_validated.clone());
-        registry.register("validation_duration_seconds", "Time from a validation's start to its report", validation_seconds.clone());
-        Metrics { registry, connections, jobs, bytes_validated, validation_seconds }
+        registry.register(
+            "validated_bytes",
+            "Bytes run through the validator",
+            bytes_validated.clone(),
+        );
+        registry.register(
+            "validation_duration_seconds",
+            "Time from a validation's start to its report",
+            validation_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            connections,
+            jobs,
+            bytes_validated,
+            validation_seconds,
+        }
     }
 
     pub fn render(&self) -> String {

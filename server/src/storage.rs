@@ -37,7 +37,9 @@ impl LocalDisk {
 
     /// Ids are UUIDs we made; anything else never reaches the file system.
     fn checked(id: &str) -> io::Result<&str> {
-        uuid::Uuid::parse_str(id).map(|_| id).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a storage id"))
+        uuid::Uuid::parse_str(id)
+            .map(|_| id)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a storage id"))
     }
 
     fn upload_path(&self, id: &str) -> io::Result<PathBuf> {

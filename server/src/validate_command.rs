@@ -52,19 +52,34 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let limits = Limits { max_error_sample: args.max_errors, ..Limits::default() };
+    let limits = Limits {
+        max_error_sample: args.max_errors,
+        ..Limits::default()
+    };
     let outcomes: Vec<FileOutcome> = args
         .files
         .iter()
         .map(|path| {
             let file = path.display().to_string();
             match validate_file(path, &schema, &dialect, &limits) {
-                Ok(report) => FileOutcome { file, report: Some(report), failure: None },
-                Err(e) => FileOutcome { file, report: None, failure: Some(e.to_string()) },
+                Ok(report) => FileOutcome {
+                    file,
+                    report: Some(report),
+                    failure: None,
+                },
+                Err(e) => FileOutcome {
+                    file,
+                    report: None,
+                    failure: Some(e.to_string()),
+                },
             }
         })
         .collect();
-    let printed = if args.json { print_json(&outcomes) } else { print_summary(&outcomes) };
+    let printed = if args.json {
+        print_json(&outcomes)
+    } else {
+        print_summary(&outcomes)
+    };
     if let Err(e) = printed {
         if e.kind() != io::ErrorKind::BrokenPipe {
             eprintln!("datavista: cannot write the output: {e}");
@@ -76,7 +91,8 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
 
 fn load_rules(args: &ValidateArgs) -> Result<(Schema, Dialect), String> {
     let read = |path: &Path, what: &str| {
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
     };
     let schema = match &args.schema {
         Some(path) => Schema::from_json(&read(path, "schema")?)
@@ -91,7 +107,12 @@ fn load_rules(args: &ValidateArgs) -> Result<(Schema, Dialect), String> {
     Ok((schema, dialect))
 }
 
-fn validate_file(path: &Path, schema: &Schema, dialect: &Dialect, limits: &Limits) -> io::Result<Report> {
+fn validate_file(
+    path: &Path,
+    schema: &Schema,
+    dialect: &Dialect,
+    limits: &Limits,
+) -> io::Result<Report> {
     let mut file = File::open(path)?;
     let mut validator = Validator::new(schema.clone(), dialect.clone(), limits.clone());
     let mut buffer = vec![0; CHUNK_BYTES];
@@ -109,7 +130,10 @@ fn validate_file(path: &Path, schema: &Schema, dialect: &Dialect, limits: &Limit
 fn exit_code(outcomes: &[FileOutcome]) -> ExitCode {
     if outcomes.iter().any(|o| o.report.is_none()) {
         ExitCode::from(2)
-    } else if outcomes.iter().any(|o| o.report.as_ref().is_some_and(|r| !r.valid)) {
+    } else if outcomes
+        .iter()
+        .any(|o| o.report.as_ref().is_some_and(|r| !r.valid))
+    {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -126,7 +150,12 @@ fn print_summary(outcomes: &[FileOutcome]) -> io::Result<()> {
     let mut out = io::stdout().lock();
     for outcome in outcomes {
         let Some(report) = &outcome.report else {
-            writeln!(out, "{}: could not be validated: {}", outcome.file, outcome.failure.as_deref().unwrap_or(""))?;
+            writeln!(
+                out,
+                "{}: could not be validated: {}",
+                outcome.file,
+                outcome.failure.as_deref().unwrap_or("")
+            )?;
             continue;
         };
         let verdict = if report.valid { "valid" } else { "INVALID" };
@@ -146,16 +175,26 @@ fn print_summary(outcomes: &[FileOutcome]) -> io::Result<()> {
         for error in report.errors.iter().take(ERRORS_SHOWN) {
             writeln!(out, "  - {}", error.message)?;
         }
-        let more = report.error_total.saturating_sub(ERRORS_SHOWN.min(report.errors.len()) as u64);
+        let more = report
+            .error_total
+            .saturating_sub(ERRORS_SHOWN.min(report.errors.len()) as u64);
         if more > 0 {
-            writeln!(out, "  … and {} more (use --json for the report)", plural(more, "error"))?;
+            writeln!(
+                out,
+                "  … and {} more (use --json for the report)",
+                plural(more, "error")
+            )?;
         }
     }
     Ok(())
 }
 
 fn plural(n: u64, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 fn human_bytes(bytes: u64) -> String {
@@ -166,5 +205,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

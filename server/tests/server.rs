@@ -5,8 +5,8 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use datavista_shared::protocol::{ClientMessage, JobState, ProtocolErrorCode, ServerMessage};
+use futures_util::StreamExt;
 use serde_json::Value;
 use support::{create_token, people_csv, Client, Socket, TestServer, PATIENCE};
 use tokio::io::AsyncWriteExt;
@@ -21,10 +21,18 @@ async fn created_id(response: reqwest::Response) -> String {
 
 /// States must appear in the life-cycle order (some may be skipped when work is fast).
 fn assert_life_cycle(states: &[JobState], last: JobState) {
-    let order = [JobState::Uploading, JobState::Queued, JobState::Validating, last];
+    let order = [
+        JobState::Uploading,
+        JobState::Queued,
+        JobState::Validating,
+        last,
+    ];
     let mut position = 0;
     for state in states {
-        let found = order[position..].iter().position(|s| s == state).unwrap_or_else(|| panic!("{state:?} out of order in {states:?}"));
+        let found = order[position..]
+            .iter()
+            .position(|s| s == state)
+            .unwrap_or_else(|| panic!("{state:?} out of order in {states:?}"));
         position += found;
     }
     assert_eq!(states.first(), Some(&JobState::Uploading), "{states:?}");
@@ -39,43 +47,83 @@ async fn valid_and_invalid_files_report_every_state_live() {
     let (seq, jobs) = socket.greeting().await;
     assert!(jobs.is_empty());
 
-    let id = created_id(ada.upload(Some("people"), &[("good.csv", people_csv(500, 0))]).await).await;
+    let id = created_id(
+        ada.upload(Some("people"), &[("good.csv", people_csv(500, 0))])
+            .await,
+    )
+    .await;
     let (states, job, seq) = socket.states_until_final(&id, seq).await;
     assert_life_cycle(&states, JobState::Valid);
     assert_eq!((job.progress.rows, job.progress.errors), (501, 0));
 
-    let id = created_id(ada.upload(Some("people"), &[("bad.csv", people_csv(500, 10))]).await).await;
+    let id = created_id(
+        ada.upload(Some("people"), &[("bad.csv", people_csv(500, 10))])
+            .await,
+    )
+    .await;
     let (states, job, _) = socket.states_until_final(&id, seq).await;
     assert_life_cycle(&states, JobState::Invalid);
     assert_eq!(job.error_counts.values().sum::<u64>(), 50);
 
-    let page: Value = ada.get(&format!("/api/uploads/{id}/errors?offset=0&limit=2")).await.json().await.unwrap();
+    let page: Value = ada
+        .get(&format!("/api/uploads/{id}/errors?offset=0&limit=2"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page["error_total"], 50);
     assert_eq!(page["errors"].as_array().unwrap().len(), 2);
-    assert_eq!(page["errors"][0]["message"], "row 11, field 'age': 'x' is not an integer");
+    assert_eq!(
+        page["errors"][0]["message"],
+        "row 11, field 'age': 'x' is not an integer"
+    );
     assert_eq!(page["errors"][1]["row"], 21);
 
-    let csv = ada.get(&format!("/api/uploads/{id}/report.csv")).await.text().await.unwrap();
+    let csv = ada
+        .get(&format!("/api/uploads/{id}/report.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert_eq!(csv.lines().count(), 51, "a header and one line per error");
-    assert!(csv.starts_with("row,line,byte_offset,field_number,field_name,code,constraint,cell,message"));
-    let report: Value = ada.get(&format!("/api/uploads/{id}/report.json")).await.json().await.unwrap();
+    assert!(csv
+        .starts_with("row,line,byte_offset,field_number,field_name,code,constraint,cell,message"));
+    let report: Value = ada
+        .get(&format!("/api/uploads/{id}/report.json"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(report["valid"], false);
     assert_eq!(report["error_counts"]["type-error"], 50);
 
     let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
     assert_eq!(list["total"], 2);
     assert_eq!(list["uploads"][0]["file_name"], "bad.csv", "newest first");
-    assert!(server.stored_uploads().is_empty(), "the report holds the findings; uploaded files are not kept");
+    assert!(
+        server.stored_uploads().is_empty(),
+        "the report holds the findings; uploaded files are not kept"
+    );
 }
 
 #[tokio::test]
 async fn several_files_in_one_request() {
     let server = TestServer::start(&[]);
     let ada = server.session().await;
-    let response = ada.upload(Some("people"), &[("a.csv", people_csv(10, 0)), ("b.csv", people_csv(10, 2))]).await;
+    let response = ada
+        .upload(
+            Some("people"),
+            &[("a.csv", people_csv(10, 0)), ("b.csv", people_csv(10, 2))],
+        )
+        .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
-    let ids: Vec<String> = body["uploads"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = body["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(ids.len(), 2);
     assert_eq!(ada.wait_final(&ids[0]).await.state, JobState::Valid);
     assert_eq!(ada.wait_final(&ids[1]).await.state, JobState::Invalid);
@@ -93,23 +141,57 @@ async fn every_tab_of_an_owner_sees_updates_and_other_owners_see_nothing() {
     let (seq2, _) = tab2.greeting().await;
     bobs.greeting().await;
 
-    let id = created_id(ada.upload(Some("people"), &[("mine.csv", people_csv(50, 0))]).await).await;
-    assert_eq!(tab1.states_until_final(&id, seq1).await.1.state, JobState::Valid);
-    assert_eq!(tab2.states_until_final(&id, seq2).await.1.state, JobState::Valid);
+    let id = created_id(
+        ada.upload(Some("people"), &[("mine.csv", people_csv(50, 0))])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        tab1.states_until_final(&id, seq1).await.1.state,
+        JobState::Valid
+    );
+    assert_eq!(
+        tab2.states_until_final(&id, seq2).await.1.state,
+        JobState::Valid
+    );
 
     // Bob's socket got nothing: the first thing it receives is the answer to its ping.
     bobs.send(&ClientMessage::Ping { nonce: 7 }).await;
-    assert!(matches!(bobs.next().await, ServerMessage::Pong { nonce: 7, .. }));
-    for path in [format!("/api/uploads/{id}"), format!("/api/uploads/{id}/errors"), format!("/api/uploads/{id}/report.json")] {
+    assert!(matches!(
+        bobs.next().await,
+        ServerMessage::Pong { nonce: 7, .. }
+    ));
+    for path in [
+        format!("/api/uploads/{id}"),
+        format!("/api/uploads/{id}/errors"),
+        format!("/api/uploads/{id}/report.json"),
+    ] {
         let response = bob.get(&path).await;
         assert_eq!(response.status(), 404, "{path}");
         assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found");
     }
-    assert_eq!(bob.delete(&format!("/api/uploads/{id}")).await.status(), 404);
-    assert_eq!(bob.get("/api/uploads").await.json::<Value>().await.unwrap()["total"], 0);
-    bobs.send(&ClientMessage::Cancel { job_id: id.clone() }).await;
-    assert!(matches!(bobs.next().await, ServerMessage::Error { code: ProtocolErrorCode::NotFound, .. }));
-    assert_eq!(ada.job(&id).await.state, JobState::Valid, "Bob's cancel changed nothing");
+    assert_eq!(
+        bob.delete(&format!("/api/uploads/{id}")).await.status(),
+        404
+    );
+    assert_eq!(
+        bob.get("/api/uploads").await.json::<Value>().await.unwrap()["total"],
+        0
+    );
+    bobs.send(&ClientMessage::Cancel { job_id: id.clone() })
+        .await;
+    assert!(matches!(
+        bobs.next().await,
+        ServerMessage::Error {
+            code: ProtocolErrorCode::NotFound,
+            ..
+        }
+    ));
+    assert_eq!(
+        ada.job(&id).await.state,
+        JobState::Valid,
+        "Bob's cancel changed nothing"
+    );
 }
 
 #[tokio::test]
@@ -119,7 +201,11 @@ async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
     let id = created_id(ada.upload(None, &[("a.csv", b"a,b\n1,2\n".to_vec())]).await).await;
 
     let shared = Client::with_token(&server, &create_token(&server.data_dir, Some(&ada.owner)));
-    assert_eq!(shared.wait_final(&id).await.state, JobState::Valid, "a token given to Ada's owner sees her uploads");
+    assert_eq!(
+        shared.wait_final(&id).await.state,
+        JobState::Valid,
+        "a token given to Ada's owner sees her uploads"
+    );
     let own = Client::with_token(&server, &create_token(&server.data_dir, None));
     assert_eq!(own.get(&format!("/api/uploads/{id}")).await.status(), 404);
     let script_job = created_id(own.upload(None, &[("s.csv", b"x\n1\n".to_vec())]).await).await;
@@ -128,11 +214,20 @@ async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
     let forged = Client::with_token(&server, "dv_not-a-real-token");
     let response = forged.get("/api/uploads").await;
     assert_eq!(response.status(), 401);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "unauthenticated");
-    assert!(forged.socket_with_origin("", None).await.is_err(), "no WebSocket with a bad token");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "unauthenticated"
+    );
+    assert!(
+        forged.socket_with_origin("", None).await.is_err(),
+        "no WebSocket with a bad token"
+    );
     let anonymous = reqwest::get(server.url("/api/uploads")).await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let tampered = Client { auth: support::Auth::Cookie("dv_session=forged-value".into()), ..ada.clone() };
+    let tampered = Client {
+        auth: support::Auth::Cookie("dv_session=forged-value".into()),
+        ..ada.clone()
+    };
     assert_eq!(tampered.get("/api/uploads").await.status(), 401);
 }
 
@@ -146,17 +241,29 @@ impl SlowUpload {
     fn start(client: &Client, schema: Option<&str>, name: &str) -> SlowUpload {
         let (pieces, receiver) = mpsc::channel::<Bytes>(4);
         let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|piece| (Ok::<_, std::io::Error>(piece), receiver))
+            receiver
+                .recv()
+                .await
+                .map(|piece| (Ok::<_, std::io::Error>(piece), receiver))
         });
-        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream)).file_name(name.to_owned());
+        let part = reqwest::multipart::Part::stream(reqwest::Body::wrap_stream(stream))
+            .file_name(name.to_owned());
         let form = reqwest::multipart::Form::new().part("file", part);
-        let path = schema.map_or("/api/uploads".to_owned(), |s| format!("/api/uploads?schema={s}"));
+        let path = schema.map_or("/api/uploads".to_owned(), |s| {
+            format!("/api/uploads?schema={s}")
+        });
         let request = client.request(reqwest::Method::POST, &path).multipart(form);
-        SlowUpload { pieces, response: tokio::spawn(request.send()) }
+        SlowUpload {
+            pieces,
+            response: tokio::spawn(request.send()),
+        }
     }
 
     async fn send(&self, bytes: &[u8]) {
-        self.pieces.send(Bytes::copy_from_slice(bytes)).await.unwrap();
+        self.pieces
+            .send(Bytes::copy_from_slice(bytes))
+            .await
+            .unwrap();
     }
 
     async fn finish(self) -> reqwest::Result<reqwest::Response> {
@@ -194,23 +301,38 @@ async fn cancel_by_delete_or_by_socket_stops_the_job_and_removes_the_file() {
     assert_eq!(states.last(), Some(&JobState::Cancelled));
     assert_eq!(job.reason.as_deref(), Some("cancelled"));
     let _ = slow.finish().await;
-    assert!(!server.stored_uploads().iter().any(|f| f.starts_with(&id)), "the partial file is gone");
+    assert!(
+        !server.stored_uploads().iter().any(|f| f.starts_with(&id)),
+        "the partial file is gone"
+    );
 
     let slow = SlowUpload::start(&ada, Some("people"), "slow2.csv");
     slow.send(&people_csv(100, 0)).await;
     let (id, _) = first_update_named(&mut socket, "slow2.csv").await;
-    socket.send(&ClientMessage::Cancel { job_id: id.clone() }).await;
+    socket
+        .send(&ClientMessage::Cancel { job_id: id.clone() })
+        .await;
     let (states, _, _) = socket.states_until_final(&id, seq).await;
     assert_eq!(states.last(), Some(&JobState::Cancelled));
     let _ = slow.finish().await;
     assert!(!server.stored_uploads().iter().any(|f| f.starts_with(&id)));
 
     // Deleting a finished job removes it, its file and its report, and tells the sockets.
-    let done = created_id(ada.upload(Some("people"), &[("done.csv", people_csv(5, 0))]).await).await;
+    let done = created_id(
+        ada.upload(Some("people"), &[("done.csv", people_csv(5, 0))])
+            .await,
+    )
+    .await;
     ada.wait_final(&done).await;
-    assert_eq!(ada.delete(&format!("/api/uploads/{done}")).await.status(), 204);
+    assert_eq!(
+        ada.delete(&format!("/api/uploads/{done}")).await.status(),
+        204
+    );
     assert_eq!(ada.get(&format!("/api/uploads/{done}")).await.status(), 404);
-    assert!(!server.data_dir.join(format!("reports/{done}.json")).exists());
+    assert!(!server
+        .data_dir
+        .join(format!("reports/{done}.json"))
+        .exists());
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         assert!(std::time::Instant::now() < deadline, "no job_removed");
@@ -229,17 +351,26 @@ async fn a_reconnecting_tab_gets_what_it_missed() {
     let (seq, _) = socket.greeting().await;
     drop(socket);
 
-    let id = created_id(ada.upload(Some("people"), &[("while-away.csv", people_csv(20, 0))]).await).await;
+    let id = created_id(
+        ada.upload(Some("people"), &[("while-away.csv", people_csv(20, 0))])
+            .await,
+    )
+    .await;
     ada.wait_final(&id).await;
 
     let mut socket = ada.socket(&format!("?last_seq={seq}")).await;
-    let ServerMessage::Hello { seq: now, .. } = socket.next().await else { panic!("hello first") };
+    let ServerMessage::Hello { seq: now, .. } = socket.next().await else {
+        panic!("hello first")
+    };
     assert!(now > seq);
     let mut last = seq;
     let mut final_state = None;
     while last < now {
         let message = socket.next().await;
-        assert!(matches!(message, ServerMessage::JobUpdate { .. }), "missed updates, not a snapshot: {message:?}");
+        assert!(
+            matches!(message, ServerMessage::JobUpdate { .. }),
+            "missed updates, not a snapshot: {message:?}"
+        );
         assert_eq!(message.seq(), last + 1, "no gap");
         last = message.seq();
         if let ServerMessage::JobUpdate { job, .. } = message {
@@ -250,7 +381,12 @@ async fn a_reconnecting_tab_gets_what_it_missed() {
 
     // Resume on an open socket: nothing new to send, then a request for everything.
     socket.send(&ClientMessage::Resume { last_seq: None }).await;
-    let ServerMessage::Snapshot { jobs, last: true, .. } = socket.next().await else { panic!("a snapshot") };
+    let ServerMessage::Snapshot {
+        jobs, last: true, ..
+    } = socket.next().await
+    else {
+        panic!("a snapshot")
+    };
     assert_eq!(jobs.len(), 1);
 }
 
@@ -263,43 +399,79 @@ async fn a_job_interrupted_by_sigkill_finishes_after_restart() {
     let mut socket = ada.socket("").await;
     socket.greeting().await;
 
-    let finished = created_id(ada.upload(Some("people"), &[("before.csv", people_csv(10, 0))]).await).await;
+    let finished = created_id(
+        ada.upload(Some("people"), &[("before.csv", people_csv(10, 0))])
+            .await,
+    )
+    .await;
     ada.wait_final(&finished).await;
     // A file large enough that validation is still going when the upload is done.
     let uploader = ada.clone();
-    let upload = tokio::spawn(async move { uploader.upload(Some("people"), &[("big.csv", people_csv(600_000, 0))]).await });
+    let upload = tokio::spawn(async move {
+        uploader
+            .upload(Some("people"), &[("big.csv", people_csv(600_000, 0))])
+            .await
+    });
     let deadline = std::time::Instant::now() + PATIENCE;
     let queued = loop {
-        assert!(std::time::Instant::now() < deadline, "the big file never validated after its upload");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the big file never validated after its upload"
+        );
         if let ServerMessage::JobUpdate { job, .. } = socket.next().await {
-            let behind = job.progress.bytes_total.is_some_and(|total| job.progress.bytes_done < total);
+            let behind = job
+                .progress
+                .bytes_total
+                .is_some_and(|total| job.progress.bytes_done < total);
             if job.file_name == "big.csv" && job.state == JobState::Validating && behind {
                 break job.id;
             }
-            assert!(!(job.file_name == "big.csv" && job.state.is_final()), "validation finished before it could be interrupted");
+            assert!(
+                !(job.file_name == "big.csv" && job.state.is_final()),
+                "validation finished before it could be interrupted"
+            );
         }
     };
     server.kill(); // mid-validation: the last update said it was behind the upload
     let _ = upload.await; // the response may or may not have made it out
 
     let server = TestServer::start_in(&data_dir, &["--workers", "1"]);
-    let ada = Client { base: server.url(""), ..ada };
+    let ada = Client {
+        base: server.url(""),
+        ..ada
+    };
     let job = ada.wait_final(&queued).await;
     assert_eq!(job.state, JobState::Valid, "{job:?}");
     assert_eq!(job.progress.rows, 600_001);
-    assert_eq!(ada.job(&finished).await.state, JobState::Valid, "finished jobs are kept");
+    assert_eq!(
+        ada.job(&finished).await.state,
+        JobState::Valid,
+        "finished jobs are kept"
+    );
 }
 
 #[tokio::test]
 async fn an_oversized_upload_gets_413_and_leaves_nothing_on_disk() {
     let server = TestServer::start(&["--max-file-bytes", "1000"]);
     let ada = server.session().await;
-    let response = ada.upload(Some("people"), &[("big.csv", people_csv(200, 0))]).await;
+    let response = ada
+        .upload(Some("people"), &[("big.csv", people_csv(200, 0))])
+        .await;
     assert_eq!(response.status(), 413);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "file_too_large");
-    assert!(body["message"].as_str().unwrap().contains("larger than the 1000 bytes limit"), "{body}");
-    assert!(server.stored_uploads().is_empty(), "{:?}", server.stored_uploads());
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the 1000 bytes limit"),
+        "{body}"
+    );
+    assert!(
+        server.stored_uploads().is_empty(),
+        "{:?}",
+        server.stored_uploads()
+    );
     let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
     assert_eq!(list["uploads"][0]["state"], "failed");
 }
@@ -313,9 +485,14 @@ async fn too_many_concurrent_uploads_get_429() {
     let slow = SlowUpload::start(&ada, None, "slow.csv");
     slow.send(b"a,b\n").await;
     first_update_named(&mut socket, "slow.csv").await;
-    let response = ada.upload(None, &[("second.csv", b"a\n1\n".to_vec())]).await;
+    let response = ada
+        .upload(None, &[("second.csv", b"a\n1\n".to_vec())])
+        .await;
     assert_eq!(response.status(), 429);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "too_many_uploads");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "too_many_uploads"
+    );
     assert_eq!(slow.finish().await.unwrap().status(), 201);
 }
 
@@ -324,7 +501,11 @@ async fn hostile_file_names_are_only_labels() {
     let server = TestServer::start(&[]);
     let ada = server.session().await;
     let long = "n".repeat(10_000);
-    for (name, shown) in [("../../x.csv", "x.csv".to_owned()), ("..\\..\\evil.csv", "evil.csv".to_owned()), (long.as_str(), "n".repeat(255))] {
+    for (name, shown) in [
+        ("../../x.csv", "x.csv".to_owned()),
+        ("..\\..\\evil.csv", "evil.csv".to_owned()),
+        (long.as_str(), "n".repeat(255)),
+    ] {
         let response = ada.upload(None, &[(name, b"a\n1\n".to_vec())]).await;
         assert_eq!(response.status(), 201, "{name}");
         let body: Value = response.json().await.unwrap();
@@ -345,8 +526,12 @@ fn uuid_like(text: &str) -> bool {
 async fn an_upload_aborted_by_the_client_ends_cancelled_without_a_partial_file() {
     let server = TestServer::start(&[]);
     let ada = server.session().await;
-    let support::Auth::Cookie(cookie) = &ada.auth else { unreachable!() };
-    let mut tcp = tokio::net::TcpStream::connect(&server.address).await.unwrap();
+    let support::Auth::Cookie(cookie) = &ada.auth else {
+        unreachable!()
+    };
+    let mut tcp = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
     let boundary = "XyZboundary";
     let head = format!(
         "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
@@ -369,7 +554,11 @@ async fn an_upload_aborted_by_the_client_ends_cancelled_without_a_partial_file()
     let job = ada.wait_final(&id).await;
     assert_eq!(job.state, JobState::Cancelled, "{job:?}");
     assert!(job.reason.unwrap().contains("interrupted"));
-    assert!(server.stored_uploads().is_empty(), "{:?}", server.stored_uploads());
+    assert!(
+        server.stored_uploads().is_empty(),
+        "{:?}",
+        server.stored_uploads()
+    );
 }
 
 #[tokio::test]
@@ -379,11 +568,28 @@ async fn garbage_and_oversized_frames_are_answered_not_fatal() {
     let mut socket = ada.socket("").await;
     socket.greeting().await;
     socket.send_raw(Message::text("{not json")).await;
-    assert!(matches!(socket.next().await, ServerMessage::Error { code: ProtocolErrorCode::BadMessage, .. }));
-    socket.send_raw(Message::binary(vec![0u8, 159, 146, 150])).await;
-    assert!(matches!(socket.next().await, ServerMessage::Error { code: ProtocolErrorCode::Unsupported, .. }));
+    assert!(matches!(
+        socket.next().await,
+        ServerMessage::Error {
+            code: ProtocolErrorCode::BadMessage,
+            ..
+        }
+    ));
+    socket
+        .send_raw(Message::binary(vec![0u8, 159, 146, 150]))
+        .await;
+    assert!(matches!(
+        socket.next().await,
+        ServerMessage::Error {
+            code: ProtocolErrorCode::Unsupported,
+            ..
+        }
+    ));
     socket.send(&ClientMessage::Ping { nonce: 1 }).await;
-    assert!(matches!(socket.next().await, ServerMessage::Pong { nonce: 1, .. }), "still open after garbage");
+    assert!(
+        matches!(socket.next().await, ServerMessage::Pong { nonce: 1, .. }),
+        "still open after garbage"
+    );
 
     socket.send_raw(Message::text("x".repeat(100_000))).await;
     let deadline = std::time::Instant::now() + PATIENCE;
@@ -399,27 +605,50 @@ async fn garbage_and_oversized_frames_are_answered_not_fatal() {
         }
     }
     // The server is fine.
-    assert_eq!(reqwest::get(server.url("/healthz")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn a_websocket_from_a_foreign_origin_is_refused() {
     let server = TestServer::start(&[]);
     let ada = server.session().await;
-    let refused = ada.socket_with_origin("", Some("http://evil.example")).await;
+    let refused = ada
+        .socket_with_origin("", Some("http://evil.example"))
+        .await;
     match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
         other => panic!("expected a 403, got {:?}", other.map(|_| "an open socket")),
     }
     let own = format!("http://{}", server.address);
-    assert!(ada.socket_with_origin("", Some(&own)).await.is_ok(), "the server's own origin is fine");
+    assert!(
+        ada.socket_with_origin("", Some(&own)).await.is_ok(),
+        "the server's own origin is fine"
+    );
 
     // The same for changes made with the session cookie from another page of the same site.
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"a\n1\n".to_vec()).file_name("x.csv"));
-    let forged = ada.request(reqwest::Method::POST, "/api/uploads").header("origin", "http://localhost:9999").multipart(form).send().await.unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"a\n1\n".to_vec()).file_name("x.csv"),
+    );
+    let forged = ada
+        .request(reqwest::Method::POST, "/api/uploads")
+        .header("origin", "http://localhost:9999")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
     assert_eq!(forged.json::<Value>().await.unwrap()["code"], "forbidden");
-    assert_eq!(ada.get("/api/uploads").await.json::<Value>().await.unwrap()["total"], 0, "nothing was created");
+    assert_eq!(
+        ada.get("/api/uploads").await.json::<Value>().await.unwrap()["total"],
+        0,
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -428,33 +657,77 @@ async fn schemas_can_be_listed_added_and_used() {
     let ada = server.session().await;
     let bob = server.session().await;
     let list: Value = ada.get("/api/schemas").await.json().await.unwrap();
-    let ids: Vec<&str> = list["schemas"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"people") && ids.contains(&"orders"), "{ids:?}");
+    let ids: Vec<&str> = list["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"people") && ids.contains(&"orders"),
+        "{ids:?}"
+    );
 
-    let broken = ada.request(reqwest::Method::POST, "/api/schemas").body(r#"{"fields": [{"name": "a", "type": "geojson"}]}"#).send().await.unwrap();
+    let broken = ada
+        .request(reqwest::Method::POST, "/api/schemas")
+        .body(r#"{"fields": [{"name": "a", "type": "geojson"}]}"#)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(broken.status(), 400);
     let body: Value = broken.json().await.unwrap();
     assert_eq!(body["code"], "invalid_schema");
-    assert_eq!(body["message"], "field 'a': type 'geojson' is not supported");
+    assert_eq!(
+        body["message"],
+        "field 'a': type 'geojson' is not supported"
+    );
 
     let added = ada
         .request(reqwest::Method::POST, "/api/schemas?name=Scores")
-        .body(r#"{"fields": [{"name": "score", "type": "integer", "constraints": {"maximum": 10}}]}"#)
+        .body(
+            r#"{"fields": [{"name": "score", "type": "integer", "constraints": {"maximum": 10}}]}"#,
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(added.status(), 201);
-    let schema_id = added.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
-    let body: Value = ada.get(&format!("/api/schemas/{schema_id}")).await.json().await.unwrap();
-    assert_eq!(body["fields"][0]["name"], "score", "the schema JSON itself, for the dashboard's pre-check");
-    assert_eq!(bob.get(&format!("/api/schemas/{schema_id}")).await.status(), 404);
-    let id = created_id(ada.upload(Some(&schema_id), &[("s.csv", b"score\n5\n11\n".to_vec())]).await).await;
+    let schema_id = added.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = ada
+        .get(&format!("/api/schemas/{schema_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["fields"][0]["name"], "score",
+        "the schema JSON itself, for the dashboard's pre-check"
+    );
+    assert_eq!(
+        bob.get(&format!("/api/schemas/{schema_id}")).await.status(),
+        404
+    );
+    let id = created_id(
+        ada.upload(Some(&schema_id), &[("s.csv", b"score\n5\n11\n".to_vec())])
+            .await,
+    )
+    .await;
     let job = ada.wait_final(&id).await;
     assert_eq!((job.state, job.progress.errors), (JobState::Invalid, 1));
 
-    let response = bob.upload(Some(&schema_id), &[("s.csv", b"score\n5\n".to_vec())]).await;
+    let response = bob
+        .upload(Some(&schema_id), &[("s.csv", b"score\n5\n".to_vec())])
+        .await;
     assert_eq!(response.status(), 400, "Ada's schema is hers");
-    assert!(!bob.get("/api/schemas").await.text().await.unwrap().contains(&schema_id));
+    assert!(!bob
+        .get("/api/schemas")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains(&schema_id));
 }
 
 #[tokio::test]
@@ -464,38 +737,95 @@ async fn health_metrics_and_sigterm() {
     let id = created_id(ada.upload(None, &[("a.csv", b"a\n1\n".to_vec())]).await).await;
     ada.wait_final(&id).await;
     let _socket = ada.socket("").await;
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("datavista_websocket_connections 1"), "{metrics}");
-    assert!(metrics.contains("datavista_jobs{state=\"valid\"} 1"), "{metrics}");
-    assert!(metrics.contains("datavista_validated_bytes_total 4"), "{metrics}");
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("datavista_websocket_connections 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("datavista_jobs{state=\"valid\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("datavista_validated_bytes_total 4"),
+        "{metrics}"
+    );
     assert!(server.terminate().success(), "a clean exit on SIGTERM");
 }
 
 #[tokio::test]
 async fn serves_the_dashboard_with_a_page_fallback_and_json_errors_for_the_api() {
     let dist = tempfile::tempdir().unwrap();
-    std::fs::write(dist.path().join("index.html"), "<html>DataVista dashboard</html>").unwrap();
+    std::fs::write(
+        dist.path().join("index.html"),
+        "<html>DataVista dashboard</html>",
+    )
+    .unwrap();
     std::fs::write(dist.path().join("app.js"), "console.log('hi')").unwrap();
     let server = TestServer::start(&["--dist-dir", dist.path().to_str().unwrap()]);
     let page = reqwest::get(server.url("/")).await.unwrap();
     assert_eq!(page.status(), 200);
-    let cookie = page.headers().get("set-cookie").expect("a first visit gets a session").to_str().unwrap().to_owned();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .expect("a first visit gets a session")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     assert!(page.text().await.unwrap().contains("DataVista dashboard"));
     let deep = reqwest::get(server.url("/uploads/some-id")).await.unwrap();
-    assert!(deep.text().await.unwrap().contains("DataVista dashboard"), "page paths fall back to index.html");
-    assert_eq!(reqwest::get(server.url("/app.js")).await.unwrap().text().await.unwrap(), "console.log('hi')");
+    assert!(
+        deep.text().await.unwrap().contains("DataVista dashboard"),
+        "page paths fall back to index.html"
+    );
+    assert_eq!(
+        reqwest::get(server.url("/app.js"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "console.log('hi')"
+    );
 
     let ada = server.session().await;
-    for (method, path) in [(reqwest::Method::GET, "/api/nope"), (reqwest::Method::PUT, "/api/uploads"), (reqwest::Method::POST, "/elsewhere")] {
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/nope"),
+        (reqwest::Method::PUT, "/api/uploads"),
+        (reqwest::Method::POST, "/elsewhere"),
+    ] {
         let response = ada.request(method.clone(), path).send().await.unwrap();
         assert_eq!(response.status(), 404, "{method} {path}");
-        assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found", "{method} {path}");
+        assert_eq!(
+            response.json::<Value>().await.unwrap()["code"],
+            "not_found",
+            "{method} {path}"
+        );
     }
-    let huge_schema = format!(r#"{{"fields": [], "description": "{}"}}"#, "x".repeat(2 << 20));
-    let response = ada.request(reqwest::Method::POST, "/api/schemas").body(huge_schema).send().await.unwrap();
+    let huge_schema = format!(
+        r#"{{"fields": [], "description": "{}"}}"#,
+        "x".repeat(2 << 20)
+    );
+    let response = ada
+        .request(reqwest::Method::POST, "/api/schemas")
+        .body(huge_schema)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 413);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "file_too_large");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "file_too_large"
+    );
 }
 
 #[tokio::test]
@@ -504,7 +834,10 @@ async fn low_disk_space_refuses_uploads_with_507() {
     let ada = server.session().await;
     let response = ada.upload(None, &[("a.csv", b"a\n1\n".to_vec())]).await;
     assert_eq!(response.status(), 507);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "insufficient_storage");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "insufficient_storage"
+    );
     assert!(server.stored_uploads().is_empty());
 }
 
@@ -515,9 +848,21 @@ async fn schema_dir_files_are_offered_to_everyone() {
     let server = TestServer::start(&["--schema-dir", dir.path().to_str().unwrap()]);
     let ada = server.session().await;
     let list: Value = ada.get("/api/schemas").await.json().await.unwrap();
-    let cities = list["schemas"].as_array().unwrap().iter().find(|s| s["id"] == "cities").expect("the dir's schema is listed");
+    let cities = list["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "cities")
+        .expect("the dir's schema is listed");
     assert_eq!(cities["name"], "Cities");
-    let id = created_id(ada.upload(Some("cities"), &[("c.csv", b"city,population\nBonn,many\n".to_vec())]).await).await;
+    let id = created_id(
+        ada.upload(
+            Some("cities"),
+            &[("c.csv", b"city,population\nBonn,many\n".to_vec())],
+        )
+        .await,
+    )
+    .await;
     assert_eq!(ada.wait_final(&id).await.state, JobState::Invalid);
 }
 
@@ -530,14 +875,27 @@ async fn reports_of_cancelled_jobs_and_foreign_sequence_numbers() {
     let slow = SlowUpload::start(&ada, None, "slow.csv");
     slow.send(b"a,b\n1,2\n").await;
     let (id, _) = first_update_named(&mut socket, "slow.csv").await;
-    assert_eq!(ada.get(&format!("/api/uploads/{id}/report.json")).await.status(), 409, "not finished yet");
+    assert_eq!(
+        ada.get(&format!("/api/uploads/{id}/report.json"))
+            .await
+            .status(),
+        409,
+        "not finished yet"
+    );
     ada.delete(&format!("/api/uploads/{id}")).await;
     socket.states_until_final(&id, seq).await;
     let response = slow.finish().await.unwrap();
     assert_eq!(response.status(), 201);
-    assert_eq!(response.json::<Value>().await.unwrap()["uploads"][0]["state"], "cancelled");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["uploads"][0]["state"],
+        "cancelled"
+    );
     let response = ada.get(&format!("/api/uploads/{id}/report.json")).await;
-    assert_eq!(response.status(), 404, "a cancelled upload never has a report");
+    assert_eq!(
+        response.status(),
+        404,
+        "a cancelled upload never has a report"
+    );
 
     // A sequence number this server never gave out (say, from another data dir) gets a snapshot.
     let mut socket = ada.socket("?last_seq=999999").await;
@@ -552,10 +910,20 @@ async fn token_create_and_serve_can_start_together_on_a_fresh_data_dir() {
     let data_dir = temp.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
     let token_dir = data_dir.clone();
-    let tokens = std::thread::spawn(move || (0..3).map(|_| create_token(&token_dir, None)).collect::<Vec<_>>());
+    let tokens = std::thread::spawn(move || {
+        (0..3)
+            .map(|_| create_token(&token_dir, None))
+            .collect::<Vec<_>>()
+    });
     let server = TestServer::start_in(&data_dir, &[]);
     for token in tokens.join().unwrap() {
-        assert_eq!(Client::with_token(&server, &token).get("/api/uploads").await.status(), 200);
+        assert_eq!(
+            Client::with_token(&server, &token)
+                .get("/api/uploads")
+                .await
+                .status(),
+            200
+        );
     }
 }
 
@@ -581,8 +949,16 @@ async fn a_silent_client_is_closed_after_the_heartbeat_limit() {
     .await
     .expect("the connection ends");
     assert!(matches!(ended, Some(1001) | None), "{ended:?}");
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("datavista_websocket_connections 0"), "the server dropped the silent client");
+    let metrics = reqwest::get(server.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("datavista_websocket_connections 0"),
+        "the server dropped the silent client"
+    );
 }
 
 #[tokio::test]
@@ -592,12 +968,19 @@ async fn a_client_that_falls_behind_gets_a_snapshot_and_loses_nothing() {
     let mut slow = ada.slow_socket().await;
     let (mut seq, _) = slow.greeting().await;
     // A burst of updates while this client reads nothing.
-    let files: Vec<(String, Vec<u8>)> = (0..60).map(|i| (format!("f{i}.csv"), people_csv(3, 0))).collect();
+    let files: Vec<(String, Vec<u8>)> = (0..60)
+        .map(|i| (format!("f{i}.csv"), people_csv(3, 0)))
+        .collect();
     let named: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let response = ada.upload(Some("people"), &named).await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
-    let ids: Vec<String> = body["uploads"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> = body["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect();
     for id in &ids {
         ada.wait_final(id).await;
     }
@@ -606,9 +989,18 @@ async fn a_client_that_falls_behind_gets_a_snapshot_and_loses_nothing() {
     let mut snapshots = 0;
     let deadline = std::time::Instant::now() + PATIENCE;
     while !(jobs.len() == ids.len() && jobs.values().all(|s: &JobState| *s == JobState::Valid)) {
-        assert!(std::time::Instant::now() < deadline, "incomplete state: {} jobs, {snapshots} snapshots", jobs.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "incomplete state: {} jobs, {snapshots} snapshots",
+            jobs.len()
+        );
         match slow.next().await {
-            ServerMessage::Snapshot { seq: at, part, jobs: part_jobs, .. } => {
+            ServerMessage::Snapshot {
+                seq: at,
+                part,
+                jobs: part_jobs,
+                ..
+            } => {
                 if part == 0 {
                     snapshots += 1;
                     jobs.clear();
@@ -623,5 +1015,8 @@ async fn a_client_that_falls_behind_gets_a_snapshot_and_loses_nothing() {
             _ => {}
         }
     }
-    assert!(snapshots >= 1, "the lagging client was resynchronised with a snapshot");
+    assert!(
+        snapshots >= 1,
+        "the lagging client was resynchronised with a snapshot"
+    );
 }

@@ -45,23 +45,42 @@ fn stdout(output: &Output) -> String {
 fn valid_file_exits_zero_with_a_summary() {
     let files = Files::new();
     let csv = files.write("ok.csv", "id,email\n1,a@b.org\n2,c@d.org\n");
-    let output = datavista(&[&csv, Path::new("--schema"), &files.path("schema.json")], &[]);
+    let output = datavista(
+        &[&csv, Path::new("--schema"), &files.path("schema.json")],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(0), "{output:?}");
-    assert!(stdout(&output).contains("ok.csv: valid — 0 errors in 3 rows"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("ok.csv: valid — 0 errors in 3 rows"),
+        "{}",
+        stdout(&output)
+    );
 }
 
 #[test]
 fn invalid_file_exits_one_and_lists_errors() {
     let files = Files::new();
     let csv = files.write("bad.csv", "id,email\n1,a@b.org\nx,nope\n1,\n");
-    let output = datavista(&[&csv, Path::new("--schema"), &files.path("schema.json")], &[]);
+    let output = datavista(
+        &[&csv, Path::new("--schema"), &files.path("schema.json")],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let text = stdout(&output);
-    assert!(text.contains("bad.csv: INVALID — 4 errors in 4 rows"), "{text}");
+    assert!(
+        text.contains("bad.csv: INVALID — 4 errors in 4 rows"),
+        "{text}"
+    );
     assert!(text.contains("  type-error: 2"), "{text}");
     assert!(text.contains("  primary-key: 1"), "{text}");
-    assert!(text.contains("  - row 3, field 'id': 'x' is not an integer"), "{text}");
-    assert!(text.contains("  - row 4: the primary key (id) repeats the value of an earlier row"), "{text}");
+    assert!(
+        text.contains("  - row 3, field 'id': 'x' is not an integer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  - row 4: the primary key (id) repeats the value of an earlier row"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -69,7 +88,15 @@ fn json_output_holds_one_report_per_file() {
     let files = Files::new();
     let good = files.write("good.csv", "id,email\n1,a@b.org\n");
     let bad = files.write("bad.csv", "id,email\n1,oops\n");
-    let output = datavista(&[&good, &bad, Path::new("--schema"), &files.path("schema.json")], &["--json"]);
+    let output = datavista(
+        &[
+            &good,
+            &bad,
+            Path::new("--schema"),
+            &files.path("schema.json"),
+        ],
+        &["--json"],
+    );
     assert_eq!(output.status.code(), Some(1));
     let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reports[0]["report"]["valid"], true);
@@ -81,15 +108,28 @@ fn json_output_holds_one_report_per_file() {
 fn cannot_run_exits_two() {
     let files = Files::new();
     let csv = files.write("ok.csv", "id,email\n1,a@b.org\n");
-    let missing = datavista(&[&files.path("missing.csv"), Path::new("--schema"), &files.path("schema.json")], &[]);
+    let missing = datavista(
+        &[
+            &files.path("missing.csv"),
+            Path::new("--schema"),
+            &files.path("schema.json"),
+        ],
+        &[],
+    );
     assert_eq!(missing.status.code(), Some(2));
     assert!(stdout(&missing).contains("missing.csv: could not be validated"));
 
-    let broken = files.write("broken.json", r#"{"fields": [{"name": "a", "type": "geojson"}]}"#);
+    let broken = files.write(
+        "broken.json",
+        r#"{"fields": [{"name": "a", "type": "geojson"}]}"#,
+    );
     let output = datavista(&[&csv, Path::new("--schema"), &broken], &[]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("field 'a': type 'geojson' is not supported"), "{stderr}");
+    assert!(
+        stderr.contains("field 'a': type 'geojson' is not supported"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -97,7 +137,16 @@ fn dialect_file_and_structural_mode() {
     let files = Files::new();
     let csv = files.write("semi.csv", "a;b\n1;2\n");
     let dialect = files.write("dialect.json", r#"{"delimiter": ";"}"#);
-    assert_eq!(datavista(&[&csv, Path::new("--dialect"), &dialect], &[]).status.code(), Some(0));
+    assert_eq!(
+        datavista(&[&csv, Path::new("--dialect"), &dialect], &[])
+            .status
+            .code(),
+        Some(0)
+    );
     let ragged = files.write("ragged.csv", "a,b\n1\n");
-    assert_eq!(datavista(&[&ragged], &[]).status.code(), Some(1), "structure is checked without a schema");
+    assert_eq!(
+        datavista(&[&ragged], &[]).status.code(),
+        Some(1),
+        "structure is checked without a schema"
+    );
 }

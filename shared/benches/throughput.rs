@@ -87,7 +87,9 @@ fn parse_only(data: &[u8]) -> u64 {
             ReadRecordResult::Record => records += 1,
             ReadRecordResult::End => return records,
             ReadRecordResult::InputEmpty => {}
-            ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => panic!("buffers sized for the data"),
+            ReadRecordResult::OutputFull | ReadRecordResult::OutputEndsFull => {
+                panic!("buffers sized for the data")
+            }
         }
     }
 }
@@ -99,21 +101,36 @@ fn validate(data: &[u8], schema: &Schema) -> u64 {
         validator.feed(chunk);
     }
     let report = validator.finish();
-    assert!(report.valid || schema.fields.is_empty(), "the generated file is valid: {:?}", report.errors.first());
+    assert!(
+        report.valid || schema.fields.is_empty(),
+        "the generated file is valid: {:?}",
+        report.errors.first()
+    );
     report.rows
 }
 
 fn size() -> usize {
-    std::env::var("DATAVISTA_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(100) * 1_000_000
+    std::env::var("DATAVISTA_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+        * 1_000_000
 }
 
 fn throughput(c: &mut Criterion) {
     let data = generate(size());
     let schema = Schema::from_json(SCHEMA).unwrap();
     let mut group = c.benchmark_group("validator");
-    group.throughput(Throughput::Bytes(data.len() as u64)).sample_size(10).measurement_time(Duration::from_secs(20));
-    group.bench_function("csv-core parse only (baseline)", |b| b.iter(|| parse_only(&data)));
-    group.bench_function("full typed validation", |b| b.iter(|| validate(&data, &schema)));
+    group
+        .throughput(Throughput::Bytes(data.len() as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20));
+    group.bench_function("csv-core parse only (baseline)", |b| {
+        b.iter(|| parse_only(&data))
+    });
+    group.bench_function("full typed validation", |b| {
+        b.iter(|| validate(&data, &schema))
+    });
     group.finish();
 }
 
@@ -146,7 +163,10 @@ fn print_ratio() {
     println!("  csv-core parse only:    {p:7.1} MB/s (min {p_min:.1}, max {p_max:.1})");
     println!("  structure checks only:  {st:7.1} MB/s (min {st_min:.1}, max {st_max:.1})");
     println!("  full typed validation:  {f:7.1} MB/s (min {f_min:.1}, max {f_max:.1})");
-    println!("  ratio: validation runs at {:.0} % of plain parsing (goal ≥ 50 %)", f / p * 100.0);
+    println!(
+        "  ratio: validation runs at {:.0} % of plain parsing (goal ≥ 50 %)",
+        f / p * 100.0
+    );
 }
 
 criterion_group!(benches, throughput);

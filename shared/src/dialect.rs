@@ -53,12 +53,22 @@ impl Dialect {
         for (key, value) in map {
             let bad = |what: &str| SchemaError::new(format!("dialect property '{key}' {what}"));
             match key.as_str() {
-                "header" => dialect.header = value.as_bool().ok_or_else(|| bad("must be true or false"))?,
+                "header" => {
+                    dialect.header = value
+                        .as_bool()
+                        .ok_or_else(|| bad("must be true or false"))?
+                }
                 "headerRows" => {
-                    let rows = value.as_array().ok_or_else(|| bad("must be an array of row numbers"))?;
+                    let rows = value
+                        .as_array()
+                        .ok_or_else(|| bad("must be an array of row numbers"))?;
                     dialect.header_rows = rows
                         .iter()
-                        .map(|row| row.as_u64().filter(|n| *n >= 1).ok_or_else(|| bad("must hold row numbers from 1")))
+                        .map(|row| {
+                            row.as_u64()
+                                .filter(|n| *n >= 1)
+                                .ok_or_else(|| bad("must hold row numbers from 1"))
+                        })
                         .collect::<Result<_, _>>()?;
                     dialect.header_rows.sort_unstable();
                     dialect.header_rows.dedup();
@@ -66,14 +76,35 @@ impl Dialect {
                         return Err(bad("must not be empty (use \"header\": false)"));
                     }
                 }
-                "delimiter" => dialect.delimiter = single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?,
-                "quoteChar" => dialect.quote_char = Some(single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?),
-                "doubleQuote" => dialect.double_quote = value.as_bool().ok_or_else(|| bad("must be true or false"))?,
-                "escapeChar" => dialect.escape_char = Some(single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?),
-                "skipInitialSpace" => {
-                    dialect.skip_initial_space = value.as_bool().ok_or_else(|| bad("must be true or false"))?
+                "delimiter" => {
+                    dialect.delimiter =
+                        single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?
                 }
-                "commentChar" => dialect.comment_char = Some(single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?),
+                "quoteChar" => {
+                    dialect.quote_char = Some(
+                        single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?,
+                    )
+                }
+                "doubleQuote" => {
+                    dialect.double_quote = value
+                        .as_bool()
+                        .ok_or_else(|| bad("must be true or false"))?
+                }
+                "escapeChar" => {
+                    dialect.escape_char = Some(
+                        single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?,
+                    )
+                }
+                "skipInitialSpace" => {
+                    dialect.skip_initial_space = value
+                        .as_bool()
+                        .ok_or_else(|| bad("must be true or false"))?
+                }
+                "commentChar" => {
+                    dialect.comment_char = Some(
+                        single_ascii(value).ok_or_else(|| bad("must be one ASCII character"))?,
+                    )
+                }
                 // Line ends are always auto-detected; accept the usual values, refuse others.
                 "lineTerminator" => match value.as_str() {
                     Some("\n" | "\r\n" | "\r") => {}
@@ -85,7 +116,8 @@ impl Dialect {
                     }
                 }
                 "$schema" | "csvddfVersion" | "name" | "title" | "description" => {}
-                "nullSequence" | "headerJoin" | "commentRows" | "itemType" | "itemKeys" | "sheetNumber" | "sheetName" | "table" | "property" => {
+                "nullSequence" | "headerJoin" | "commentRows" | "itemType" | "itemKeys"
+                | "sheetNumber" | "sheetName" | "table" | "property" => {
                     return Err(bad("is not supported"))
                 }
                 _ => {} // custom properties are allowed by the spec and change nothing
@@ -94,14 +126,21 @@ impl Dialect {
         if !dialect.header {
             dialect.header_rows.clear();
         }
-        let special = [Some(dialect.delimiter), dialect.quote_char, dialect.escape_char, dialect.comment_char];
+        let special = [
+            Some(dialect.delimiter),
+            dialect.quote_char,
+            dialect.escape_char,
+            dialect.comment_char,
+        ];
         for byte in special.iter().flatten() {
             if *byte == b'\n' || *byte == b'\r' {
                 return Err(SchemaError::new("dialect characters cannot be line ends"));
             }
         }
         if dialect.quote_char == Some(dialect.delimiter) {
-            return Err(SchemaError::new("dialect delimiter and quoteChar must differ"));
+            return Err(SchemaError::new(
+                "dialect delimiter and quoteChar must differ",
+            ));
         }
         Ok(dialect)
     }

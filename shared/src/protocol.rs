@@ -37,7 +37,10 @@ pub enum JobState {
 
 impl JobState {
     pub fn is_final(self) -> bool {
-        matches!(self, JobState::Valid | JobState::Invalid | JobState::Failed | JobState::Cancelled)
+        matches!(
+            self,
+            JobState::Valid | JobState::Invalid | JobState::Failed | JobState::Cancelled
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -66,7 +69,9 @@ pub struct JobProgress {
 impl JobProgress {
     /// 0–100, when the total is known.
     pub fn percent(&self) -> Option<f64> {
-        self.bytes_total.filter(|t| *t > 0).map(|total| (self.bytes_done as f64 / total as f64 * 100.0).min(100.0))
+        self.bytes_total
+            .filter(|t| *t > 0)
+            .map(|total| (self.bytes_done as f64 / total as f64 * 100.0).min(100.0))
     }
 }
 
@@ -108,14 +113,35 @@ fn cut(text: &str, chars: usize) -> String {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// First message on every connection.
-    Hello { seq: u64, protocol_version: u32 },
+    Hello {
+        seq: u64,
+        protocol_version: u32,
+    },
     /// All of the user's jobs as of `seq`, newest first, in parts; `last` marks the final part.
-    Snapshot { seq: u64, part: u32, last: bool, jobs: Vec<Job> },
-    JobUpdate { seq: u64, job: Job },
-    JobRemoved { seq: u64, job_id: String },
+    Snapshot {
+        seq: u64,
+        part: u32,
+        last: bool,
+        jobs: Vec<Job>,
+    },
+    JobUpdate {
+        seq: u64,
+        job: Job,
+    },
+    JobRemoved {
+        seq: u64,
+        job_id: String,
+    },
     /// Something the client sent could not be done; the connection stays open.
-    Error { seq: u64, code: ProtocolErrorCode, message: String },
-    Pong { seq: u64, nonce: u64 },
+    Error {
+        seq: u64,
+        code: ProtocolErrorCode,
+        message: String,
+    },
+    Pong {
+        seq: u64,
+        nonce: u64,
+    },
 }
 
 impl ServerMessage {
@@ -158,7 +184,12 @@ impl ServerMessage {
         parts
             .into_iter()
             .enumerate()
-            .map(|(i, jobs)| ServerMessage::Snapshot { seq, part: i as u32, last: i + 1 == count, jobs })
+            .map(|(i, jobs)| ServerMessage::Snapshot {
+                seq,
+                part: i as u32,
+                last: i + 1 == count,
+                jobs,
+            })
             .collect()
     }
 }
@@ -168,9 +199,15 @@ impl ServerMessage {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Catch up: send what changed after `last_seq` (or a snapshot when `None` or too old).
-    Resume { last_seq: Option<u64> },
-    Cancel { job_id: String },
-    Ping { nonce: u64 },
+    Resume {
+        last_seq: Option<u64>,
+    },
+    Cancel {
+        job_id: String,
+    },
+    Ping {
+        nonce: u64,
+    },
 }
 
 impl ClientMessage {
@@ -186,9 +223,15 @@ impl ClientMessage {
 
 fn parse<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, ProtocolError> {
     if text.len() > MAX_MESSAGE_BYTES {
-        return Err(ProtocolError { code: ProtocolErrorCode::TooLarge, message: format!("message is larger than {MAX_MESSAGE_BYTES} bytes") });
+        return Err(ProtocolError {
+            code: ProtocolErrorCode::TooLarge,
+            message: format!("message is larger than {MAX_MESSAGE_BYTES} bytes"),
+        });
     }
-    serde_json::from_str(text).map_err(|e| ProtocolError { code: ProtocolErrorCode::BadMessage, message: format!("not a protocol message: {e}") })
+    serde_json::from_str(text).map_err(|e| ProtocolError {
+        code: ProtocolErrorCode::BadMessage,
+        message: format!("not a protocol message: {e}"),
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,7 +260,12 @@ mod tests {
             file_name: name.into(),
             schema_id: Some("people".into()),
             state: JobState::Validating,
-            progress: JobProgress { bytes_done: 37, bytes_total: Some(100), rows: 12, errors: 3 },
+            progress: JobProgress {
+                bytes_done: 37,
+                bytes_total: Some(100),
+                rows: 12,
+                errors: 3,
+            },
             error_counts: ErrorCode::ALL.iter().map(|c| (*c, u64::MAX)).collect(),
             reason: Some("x".repeat(10_000)),
             created_at_ms: 1,
@@ -228,15 +276,36 @@ mod tests {
     #[test]
     fn every_message_round_trips() {
         let server = [
-            ServerMessage::Hello { seq: 0, protocol_version: PROTOCOL_VERSION },
-            ServerMessage::Snapshot { seq: 4, part: 0, last: true, jobs: vec![job("a.csv").clamped()] },
-            ServerMessage::JobUpdate { seq: 5, job: job("b.csv").clamped() },
-            ServerMessage::JobRemoved { seq: 6, job_id: "x".into() },
-            ServerMessage::Error { seq: 7, code: ProtocolErrorCode::NotFound, message: "no such job".into() },
+            ServerMessage::Hello {
+                seq: 0,
+                protocol_version: PROTOCOL_VERSION,
+            },
+            ServerMessage::Snapshot {
+                seq: 4,
+                part: 0,
+                last: true,
+                jobs: vec![job("a.csv").clamped()],
+            },
+            ServerMessage::JobUpdate {
+                seq: 5,
+                job: job("b.csv").clamped(),
+            },
+            ServerMessage::JobRemoved {
+                seq: 6,
+                job_id: "x".into(),
+            },
+            ServerMessage::Error {
+                seq: 7,
+                code: ProtocolErrorCode::NotFound,
+                message: "no such job".into(),
+            },
             ServerMessage::Pong { seq: 8, nonce: 9 },
         ];
         for message in server {
-            assert_eq!(ServerMessage::from_json(&message.to_json()).unwrap(), message);
+            assert_eq!(
+                ServerMessage::from_json(&message.to_json()).unwrap(),
+                message
+            );
         }
         let client = [
             ClientMessage::Resume { last_seq: Some(3) },
@@ -245,13 +314,20 @@ mod tests {
             ClientMessage::Ping { nonce: 1 },
         ];
         for message in client {
-            assert_eq!(ClientMessage::from_json(&message.to_json()).unwrap(), message);
+            assert_eq!(
+                ClientMessage::from_json(&message.to_json()).unwrap(),
+                message
+            );
         }
     }
 
     #[test]
     fn wire_format_is_tagged_json() {
-        let text = ServerMessage::JobRemoved { seq: 6, job_id: "j".into() }.to_json();
+        let text = ServerMessage::JobRemoved {
+            seq: 6,
+            job_id: "j".into(),
+        }
+        .to_json();
         assert_eq!(text, r#"{"type":"job_removed","seq":6,"job_id":"j"}"#);
         assert_eq!(
             ClientMessage::from_json(r#"{"type":"resume","last_seq":12}"#).unwrap(),
@@ -261,18 +337,42 @@ mod tests {
 
     #[test]
     fn garbage_is_a_clear_error() {
-        for bad in ["", "null", "{}", r#"{"type":"launch"}"#, r#"{"type":"cancel"}"#, "\u{0}\u{1}"] {
-            assert_eq!(ClientMessage::from_json(bad).unwrap_err().code, ProtocolErrorCode::BadMessage, "{bad:?}");
+        for bad in [
+            "",
+            "null",
+            "{}",
+            r#"{"type":"launch"}"#,
+            r#"{"type":"cancel"}"#,
+            "\u{0}\u{1}",
+        ] {
+            assert_eq!(
+                ClientMessage::from_json(bad).unwrap_err().code,
+                ProtocolErrorCode::BadMessage,
+                "{bad:?}"
+            );
         }
-        let huge = format!(r#"{{"type":"cancel","job_id":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES));
-        assert_eq!(ClientMessage::from_json(&huge).unwrap_err().code, ProtocolErrorCode::TooLarge);
+        let huge = format!(
+            r#"{{"type":"cancel","job_id":"{}"}}"#,
+            "x".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert_eq!(
+            ClientMessage::from_json(&huge).unwrap_err().code,
+            ProtocolErrorCode::TooLarge
+        );
     }
 
     #[test]
     fn the_largest_job_update_stays_small() {
         // Control characters escape to six bytes each: the worst case for a file name.
-        let message = ServerMessage::JobUpdate { seq: u64::MAX, job: job(&"\u{1}".repeat(5_000)).clamped() };
-        assert!(message.to_json().len() < MAX_MESSAGE_BYTES / 4, "{}", message.to_json().len());
+        let message = ServerMessage::JobUpdate {
+            seq: u64::MAX,
+            job: job(&"\u{1}".repeat(5_000)).clamped(),
+        };
+        assert!(
+            message.to_json().len() < MAX_MESSAGE_BYTES / 4,
+            "{}",
+            message.to_json().len()
+        );
     }
 
     #[test]
@@ -283,11 +383,22 @@ mod tests {
         let mut seen = 0;
         for (i, part) in parts.iter().enumerate() {
             assert!(part.to_json().len() <= SNAPSHOT_PART_BYTES + 1024);
-            let ServerMessage::Snapshot { seq, part, last, jobs } = part else { panic!() };
+            let ServerMessage::Snapshot {
+                seq,
+                part,
+                last,
+                jobs,
+            } = part
+            else {
+                panic!()
+            };
             assert_eq!((*seq, *part as usize, *last), (42, i, i + 1 == parts.len()));
             seen += jobs.len();
         }
         assert_eq!(seen, 500);
-        assert!(matches!(&ServerMessage::snapshot_parts(1, vec![])[..], [ServerMessage::Snapshot { last: true, .. }]));
+        assert!(matches!(
+            &ServerMessage::snapshot_parts(1, vec![])[..],
+            [ServerMessage::Snapshot { last: true, .. }]
+        ));
     }
 }

@@ -24,12 +24,17 @@ fn read_records(bytes: &[u8], chunk: usize) -> Vec<Vec<String>> {
 
 /// Header row + data rows → the array of objects csv-spectrum expects.
 fn as_objects(rows: &[Vec<String>]) -> Value {
-    let (header, data) = rows.split_first().expect("every spectrum file has a header");
+    let (header, data) = rows
+        .split_first()
+        .expect("every spectrum file has a header");
     Value::Array(
         data.iter()
             .map(|row| {
-                let object: Map<String, Value> =
-                    header.iter().cloned().zip(row.iter().map(|cell| Value::String(cell.clone()))).collect();
+                let object: Map<String, Value> = header
+                    .iter()
+                    .cloned()
+                    .zip(row.iter().map(|cell| Value::String(cell.clone())))
+                    .collect();
                 Value::Object(object)
             })
             .collect(),
@@ -40,9 +45,17 @@ fn as_objects(rows: &[Vec<String>]) -> Value {
 /// array of rows, and its phone number (1234567890) is not the one in the CSV (2095257564).
 /// Apply exactly those two corrections, so any other difference still fails.
 fn corrected_location_coordinates(expected: Value) -> Value {
-    let Value::Object(mut row) = expected else { panic!("the erratum is gone: drop this correction") };
-    assert_eq!(row["Contact Phone Number"], "1234567890", "the erratum changed: review this correction");
-    row.insert("Contact Phone Number".into(), Value::String("2095257564".into()));
+    let Value::Object(mut row) = expected else {
+        panic!("the erratum is gone: drop this correction")
+    };
+    assert_eq!(
+        row["Contact Phone Number"], "1234567890",
+        "the erratum changed: review this correction"
+    );
+    row.insert(
+        "Contact Phone Number".into(),
+        Value::String("2095257564".into()),
+    );
     Value::Array(vec![Value::Object(row)])
 }
 
@@ -54,15 +67,25 @@ fn every_spectrum_file_reads_to_its_expected_json() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let bytes = std::fs::read(&path).unwrap();
-        let mut expected: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("json").join(format!("{name}.json"))).unwrap()).unwrap();
+        let mut expected: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("json").join(format!("{name}.json"))).unwrap(),
+        )
+        .unwrap();
         if name == "location_coordinates" {
             expected = corrected_location_coordinates(expected);
         }
         for chunk in [1, 7, bytes.len().max(1)] {
-            assert_eq!(as_objects(&read_records(&bytes, chunk)), expected, "{name}, chunks of {chunk}");
+            assert_eq!(
+                as_objects(&read_records(&bytes, chunk)),
+                expected,
+                "{name}, chunks of {chunk}"
+            );
         }
-        let mut validator = Validator::new(Schema::structural_only(), Dialect::default(), Limits::default());
+        let mut validator = Validator::new(
+            Schema::structural_only(),
+            Dialect::default(),
+            Limits::default(),
+        );
         validator.feed(&bytes);
         let report = validator.finish();
         assert!(report.valid, "{name}: {:#?}", report.errors);

@@ -22,14 +22,19 @@ fn dialects() -> Vec<Dialect> {
     vec![
         Dialect::default(),
         Dialect::from_json(r##"{"skipInitialSpace": true, "commentChar": "#"}"##).unwrap(),
-        Dialect::from_json(r#"{"escapeChar": "\\", "doubleQuote": false, "delimiter": ";"}"#).unwrap(),
+        Dialect::from_json(r#"{"escapeChar": "\\", "doubleQuote": false, "delimiter": ";"}"#)
+            .unwrap(),
         Dialect::from_json(r#"{"header": false}"#).unwrap(),
         Dialect::from_json(r#"{"headerRows": [1, 2]}"#).unwrap(),
     ]
 }
 
 fn run(bytes: &[u8], cuts: &[usize], dialect: &Dialect, limits: &Limits) -> Report {
-    let mut validator = Validator::new(Schema::from_json(SCHEMA).unwrap(), dialect.clone(), limits.clone());
+    let mut validator = Validator::new(
+        Schema::from_json(SCHEMA).unwrap(),
+        dialect.clone(),
+        limits.clone(),
+    );
     let mut start = 0;
     let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
     cuts.sort_unstable();

@@ -16,7 +16,11 @@ const SCHEMA: &str = r#"{"fields": [
 const CSV: &[u8] = b"id,email,joined\r\n1,ada@example.org,2024-01-31\r\n2,not-an-email,2024-02-30\r\n1,\"b@c.de\",2024-03-01\r\n";
 
 fn validate(chunk: usize) -> Report {
-    let mut validator = Validator::new(Schema::from_json(SCHEMA).unwrap(), Dialect::default(), Limits::default());
+    let mut validator = Validator::new(
+        Schema::from_json(SCHEMA).unwrap(),
+        Dialect::default(),
+        Limits::default(),
+    );
     for piece in CSV.chunks(chunk) {
         validator.feed(piece);
     }

@@ -11,7 +11,6 @@
 
 mod tools;
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -40,13 +39,38 @@ fn test() -> Result<(), String> {
     step("native tests: unit, property, integration, command line, server");
     run(Command::new(cargo()).args(["test", "--workspace"]))?;
     step("WebAssembly tests in headless Chromium");
-    run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-shared", "--test", "wasm"]))?;
-    run(Command::new(cargo()).args(["test", "--target", "wasm32-unknown-unknown", "-p", "datavista-frontend", "--lib", "--test", "browser"]))?;
+    run(Command::new(cargo()).args([
+        "test",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "datavista-shared",
+        "--test",
+        "wasm",
+    ]))?;
+    run(Command::new(cargo()).args([
+        "test",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "datavista-frontend",
+        "--lib",
+        "--test",
+        "browser",
+    ]))?;
     build_dashboard()?;
     step("end-to-end: the real server and the release dashboard in headless Chromium");
     run(Command::new(cargo()).args(["build", "-p", "datavista"]))?;
     run(Command::new(cargo())
-        .args(["test", "-p", "datavista-e2e", "--test", "dashboard", "--", "--ignored"])
+        .args([
+            "test",
+            "-p",
+            "datavista-e2e",
+            "--test",
+            "dashboard",
+            "--",
+            "--ignored",
+        ])
         .env("DATAVISTA_BIN", workspace().join("target/debug/datavista")))?;
     eprintln!("screenshot of the dashboard: target/e2e/dashboard.png");
     Ok(())
@@ -55,7 +79,11 @@ fn test() -> Result<(), String> {
 /// `trunk build --release` into dist/, with our wasm-opt first on PATH; prints the size.
 fn build_dashboard() -> Result<(), String> {
     step("building the dashboard (trunk build --release)");
-    let path = format!("{}:{}", tools::tools_bin().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        tools::tools_bin().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     run(Command::new("trunk")
         .args(["build", "--release"])
         .current_dir(workspace())
@@ -69,7 +97,10 @@ fn print_dashboard_size(dist: &Path) -> Result<(), String> {
     let mut total = 0;
     for entry in std::fs::read_dir(dist).map_err(|e| e.to_string())? {
         let path = entry.map_err(|e| e.to_string())?.path();
-        if !matches!(path.extension().and_then(|e| e.to_str()), Some("wasm" | "js")) {
+        if !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("wasm" | "js")
+        ) {
             continue;
         }
         let raw = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
@@ -78,11 +109,22 @@ fn print_dashboard_size(dist: &Path) -> Result<(), String> {
             .arg(format!("gzip -9 -c '{}' | wc -c", path.display()))
             .output()
             .map_err(|e| e.to_string())?;
-        let gzipped: u64 = String::from_utf8_lossy(&gzipped.stdout).trim().parse().unwrap_or(0);
+        let gzipped: u64 = String::from_utf8_lossy(&gzipped.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0);
         total += gzipped;
-        eprintln!("  {}: {} KB, {} KB gzipped", path.file_name().unwrap_or_default().to_string_lossy(), raw / 1024, gzipped / 1024);
+        eprintln!(
+            "  {}: {} KB, {} KB gzipped",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            raw / 1024,
+            gzipped / 1024
+        );
     }
-    eprintln!("  dashboard download: {} KB gzipped (wasm + JS)", total / 1024);
+    eprintln!(
+        "  dashboard download: {} KB gzipped (wasm + JS)",
+        total / 1024
+    );
     Ok(())
 }
 
@@ -91,11 +133,16 @@ fn serve() -> Result<(), String> {
     step("building the server (release)");
     run(Command::new(cargo()).args(["build", "--release", "-p", "datavista"]))?;
     step("starting DataVista: open http://127.0.0.1:8080 (Ctrl-C stops it)");
-    run(Command::new(workspace().join("target/release/datavista")).arg("serve").current_dir(workspace()))
+    run(Command::new(workspace().join("target/release/datavista"))
+        .arg("serve")
+        .current_dir(workspace()))
 }
 
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 fn cargo() -> String {
@@ -108,6 +155,12 @@ pub fn step(what: &str) {
 
 /// Run a command to the end; its output goes straight to the terminal.
 pub fn run(command: &mut Command) -> Result<(), String> {
-    let status = command.status().map_err(|e| format!("cannot start {command:?}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("{command:?} failed ({status})")) }
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
 }

@@ -32,11 +32,21 @@ pub fn ensure_build_tools() -> Result<(), String> {
 }
 
 fn ensure_trunk() -> Result<(), String> {
-    if output("trunk", &["--version"]).is_some_and(|v| v.trim() == format!("trunk {TRUNK_VERSION}")) {
+    if output("trunk", &["--version"]).is_some_and(|v| v.trim() == format!("trunk {TRUNK_VERSION}"))
+    {
         return Ok(());
     }
-    step(&format!("installing trunk {TRUNK_VERSION} from crates.io (about 20 minutes on 2 cores)"));
-    run(Command::new(crate::cargo()).args(["install", "trunk", "--version", TRUNK_VERSION, "--locked", "--force"]))
+    step(&format!(
+        "installing trunk {TRUNK_VERSION} from crates.io (about 20 minutes on 2 cores)"
+    ));
+    run(Command::new(crate::cargo()).args([
+        "install",
+        "trunk",
+        "--version",
+        TRUNK_VERSION,
+        "--locked",
+        "--force",
+    ]))
 }
 
 /// The project-local folder for npm-installed tools (git-ignored).
@@ -47,10 +57,14 @@ pub fn tools_bin() -> PathBuf {
 fn ensure_wasm_opt() -> Result<(), String> {
     let major = BINARYEN_VERSION.split('.').next().unwrap_or_default();
     let wasm_opt = tools_bin().join("wasm-opt");
-    if output(wasm_opt.to_str().unwrap_or_default(), &["--version"]).is_some_and(|v| v.contains(&format!("version_{major}"))) {
+    if output(wasm_opt.to_str().unwrap_or_default(), &["--version"])
+        .is_some_and(|v| v.contains(&format!("version_{major}")))
+    {
         return Ok(());
     }
-    step(&format!("installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into .tools/"));
+    step(&format!(
+        "installing wasm-opt (npm binaryen@{BINARYEN_VERSION}) into .tools/"
+    ));
     let tools = crate::workspace().join(".tools");
     std::fs::create_dir_all(&tools).map_err(|e| e.to_string())?;
     run(Command::new("npm")
@@ -61,7 +75,10 @@ fn ensure_wasm_opt() -> Result<(), String> {
 
 fn ensure_wasm_target() -> Result<(), String> {
     let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-    if installed.lines().any(|line| line.trim() == "wasm32-unknown-unknown") {
+    if installed
+        .lines()
+        .any(|line| line.trim() == "wasm32-unknown-unknown")
+    {
         return Ok(());
     }
     step("adding the wasm32-unknown-unknown target");
@@ -74,10 +91,19 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
     if output("wasm-bindgen", &["--version"]).is_some_and(|v| v.trim() == wanted) {
         return Ok(());
     }
-    step(&format!("installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} from crates.io (about 7 minutes)"));
+    step(&format!(
+        "installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} from crates.io (about 7 minutes)"
+    ));
     let cargo = crate::cargo();
     let locked = Command::new(&cargo)
-        .args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION, "--locked", "--force"])
+        .args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            WASM_BINDGEN_VERSION,
+            "--locked",
+            "--force",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo install: {e}"))?;
     if locked.success() {
@@ -88,13 +114,22 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
     let source = registry_source(&format!("wasm-bindgen-cli-{WASM_BINDGEN_VERSION}"))
         .ok_or("the wasm-bindgen-cli source is not in cargo's registry cache")?;
     // Outside the workspace, or cargo would take the copy for one of its members.
-    let copy = std::env::temp_dir().join(format!("datavista-wasm-bindgen-cli-{WASM_BINDGEN_VERSION}"));
+    let copy =
+        std::env::temp_dir().join(format!("datavista-wasm-bindgen-cli-{WASM_BINDGEN_VERSION}"));
     let _ = std::fs::remove_dir_all(&copy);
     copy_dir(&source, &copy).map_err(|e| format!("cannot copy {}: {e}", source.display()))?;
     run(Command::new(&cargo)
-        .args(["update", "-p", "webpki-roots", "--precise", WEBPKI_ROOTS_FIX])
+        .args([
+            "update",
+            "-p",
+            "webpki-roots",
+            "--precise",
+            WEBPKI_ROOTS_FIX,
+        ])
         .current_dir(&copy))?;
-    run(Command::new(&cargo).args(["install", "--locked", "--force", "--path"]).arg(&copy))
+    run(Command::new(&cargo)
+        .args(["install", "--locked", "--force", "--path"])
+        .arg(&copy))
 }
 
 fn ensure_chromium() -> Result<(), String> {
@@ -104,7 +139,11 @@ fn ensure_chromium() -> Result<(), String> {
     step("installing chromium and chromium-driver from Debian's packages");
     let root = output("id", &["-u"]).is_some_and(|id| id.trim() == "0");
     let apt = |args: &[&str]| {
-        let mut command = if root { Command::new("apt-get") } else { Command::new("sudo") };
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            Command::new("sudo")
+        };
         if !root {
             command.arg("apt-get");
         }
@@ -112,13 +151,21 @@ fn ensure_chromium() -> Result<(), String> {
         run(&mut command)
     };
     apt(&["update"])?;
-    apt(&["install", "-y", "--no-install-recommends", "chromium", "chromium-driver"])
+    apt(&[
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "chromium",
+        "chromium-driver",
+    ])
 }
 
 /// A command's standard output, or `None` when it cannot run or fails.
 fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn registry_source(crate_dir: &str) -> Option<PathBuf> {

@@ -13,27 +13,36 @@ use crate::state::AppState;
 const MAX_SCHEMA_BYTES: usize = 1 << 20;
 
 pub fn routes(config: &mut web::ServiceConfig) {
-    config.service(
-        web::resource("/api/schemas")
-            .route(web::get().to(list))
-            .route(web::post().to(add)),
-    )
-    .route("/api/schemas/{id}", web::get().to(get));
+    config
+        .service(
+            web::resource("/api/schemas")
+                .route(web::get().to(list))
+                .route(web::post().to(add)),
+        )
+        .route("/api/schemas/{id}", web::get().to(get));
 }
 
 async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
     let state2 = state.clone();
-    let schemas = web::block(move || state2.schemas.list(state2.store.as_ref(), &owner.0)).await??;
+    let schemas =
+        web::block(move || state2.schemas.list(state2.store.as_ref(), &owner.0)).await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "schemas": schemas })))
 }
 
 /// `GET /api/schemas/{id}`: the Table Schema JSON itself.
-async fn get(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let state2 = state.clone();
     let id = id.into_inner();
-    let body = web::block(move || state2.schemas.body(state2.store.as_ref(), &owner.0, &id)).await??;
+    let body =
+        web::block(move || state2.schemas.body(state2.store.as_ref(), &owner.0, &id)).await??;
     let body = body.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
-    Ok(HttpResponse::Ok().content_type("application/json").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 #[derive(Deserialize)]
@@ -43,19 +52,35 @@ struct AddQuery {
 
 /// `POST /api/schemas[?name=…]` with the Table Schema JSON as the body. A schema the shared
 /// crate refuses answers 400 with its reason.
-async fn add(state: web::Data<AppState>, owner: Owner, query: web::Query<AddQuery>, mut payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn add(
+    state: web::Data<AppState>,
+    owner: Owner,
+    query: web::Query<AddQuery>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
         if body.len() + chunk.len() > MAX_SCHEMA_BYTES {
-            return Err(ApiError::TooLarge(format!("a schema may be at most {} KiB", MAX_SCHEMA_BYTES / 1024)));
+            return Err(ApiError::TooLarge(format!(
+                "a schema may be at most {} KiB",
+                MAX_SCHEMA_BYTES / 1024
+            )));
         }
         body.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(body).map_err(|_| ApiError::InvalidSchema("the schema is not UTF-8 text".into()))?;
+    let text = String::from_utf8(body)
+        .map_err(|_| ApiError::InvalidSchema("the schema is not UTF-8 text".into()))?;
     let name = query.into_inner().name;
     let state2 = state.clone();
-    match web::block(move || state2.schemas.add(state2.store.as_ref(), &owner.0, name, text)).await? {
+    match web::block(move || {
+        state2
+            .schemas
+            .add(state2.store.as_ref(), &owner.0, name, text)
+    })
+    .await?
+    {
         Ok(info) => Ok(HttpResponse::Created().json(info)),
         Err(AddError::Invalid(reason)) => Err(ApiError::InvalidSchema(reason)),
         Err(AddError::Store(e)) => Err(ApiError::Internal(e)),

@@ -31,15 +31,28 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = web::block(move || store.count_by_state()).await??;
     state.metrics.jobs.clear(); // states that dropped to zero must not keep their old value
     for (state_name, count) in counts {
-        state.metrics.jobs.get_or_create(&StateLabel { state: state_name }).set(count as i64);
+        state
+            .metrics
+            .jobs
+            .get_or_create(&StateLabel { state: state_name })
+            .set(count as i64);
     }
-    state.metrics.connections.set(state.hub.connections().await as i64);
-    Ok(HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(state.metrics.render()))
+    state
+        .metrics
+        .connections
+        .set(state.hub.connections().await as i64);
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render()))
 }
 
 /// Anything no route matched (a wrong method, an unknown path): a JSON 404.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    actix_web::ResponseError::error_response(&ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())))
+    actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// `GET /api/session`: who you are (a new anonymous session is made when there is none).
@@ -49,33 +62,63 @@ async fn session(owner: Owner) -> HttpResponse {
 
 /// Give every browser an anonymous session on its first visit: requests for pages (and
 /// `/api/session`) without a valid cookie get a new owner and a signed cookie.
-pub async fn ensure_session(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+pub async fn ensure_session(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .expect("AppState is registered")
+        .clone();
     let path = req.path();
-    let wants_session = path == "/api/session" || !(path.starts_with("/api/") || path == "/ws" || path == "/healthz" || path == "/metrics");
-    let has_token = req.headers().contains_key(actix_web::http::header::AUTHORIZATION);
-    let minted = (wants_session && !has_token && identity::session_owner(req.request(), &state.session_key).is_none()).then(OwnerId::random);
+    let wants_session = path == "/api/session"
+        || !(path.starts_with("/api/")
+            || path == "/ws"
+            || path == "/healthz"
+            || path == "/metrics");
+    let has_token = req
+        .headers()
+        .contains_key(actix_web::http::header::AUTHORIZATION);
+    let minted = (wants_session
+        && !has_token
+        && identity::session_owner(req.request(), &state.session_key).is_none())
+    .then(OwnerId::random);
     if let Some(owner) = &minted {
         req.extensions_mut().insert(owner.clone());
     }
     let secure = req.connection_info().scheme() == "https";
     let mut response = next.call(req).await?;
     if let Some(owner) = minted {
-        response.response_mut().add_cookie(&identity::session_cookie(&owner, &state.session_key, secure))?;
+        response
+            .response_mut()
+            .add_cookie(&identity::session_cookie(
+                &owner,
+                &state.session_key,
+                secure,
+            ))?;
     }
     Ok(response)
 }
 
 /// The dashboard: files from `dist/`, and `index.html` for any other page path (the
 /// dashboard routes in the browser).
-pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<NamedFile, ApiError> {
+pub async fn dashboard(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<NamedFile, ApiError> {
     let dist = &state.config.dist_dir;
     if req.path().starts_with("/api/") || req.path() == "/ws" {
-        return Err(ApiError::NotFound(format!("no such endpoint: {} {}", req.method(), req.path())));
+        return Err(ApiError::NotFound(format!(
+            "no such endpoint: {} {}",
+            req.method(),
+            req.path()
+        )));
     }
     let relative: PathBuf = req.match_info().query("path").parse().unwrap_or_default();
     // Only plain components: no "..", no absolute paths.
-    let safe = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    let safe = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
     if safe && !relative.as_os_str().is_empty() {
         let file = dist.join(&relative);
         if file.is_file() {
@@ -83,6 +126,9 @@ pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> Result<N
         }
     }
     NamedFile::open(dist.join("index.html")).map_err(|_| {
-        ApiError::NotFound(format!("the dashboard is not built: run `trunk build --release` (looked in {})", dist.display()))
+        ApiError::NotFound(format!(
+            "the dashboard is not built: run `trunk build --release` (looked in {})",
+            dist.display()
+        ))
     })
 }

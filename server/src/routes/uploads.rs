@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
 use crate::jobs::{JobControl, JobRunner, Rules, UploadSlot};
-use std::io::Write as _;
 use crate::state::AppState;
+use std::io::Write as _;
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -54,39 +54,55 @@ struct Created {
 /// `POST /api/uploads[?schema=ID]`, multipart/form-data: any number of file parts, and
 /// optionally a `schema` text part before them. Each file streams to storage and is
 /// validated while it arrives; nothing is held in memory whole.
-async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<UploadQuery>, mut form: Multipart) -> Result<HttpResponse, ApiError> {
+async fn create(
+    state: web::Data<AppState>,
+    owner: Owner,
+    query: web::Query<UploadQuery>,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
     let owner = owner.0;
     let mut schema_id = query.into_inner().schema.filter(|s| !s.is_empty());
     let mut created = Vec::new();
     // The schema is parsed once per request, not once per file.
     let mut rules: Option<(Option<String>, Rules)> = None;
     while let Some(part) = form.next().await {
-        let mut part = part.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
+        let mut part =
+            part.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
         let (name, file_name) = match part.content_disposition() {
-            Some(cd) => (cd.get_name().map(str::to_owned), cd.get_filename().map(str::to_owned)),
+            Some(cd) => (
+                cd.get_name().map(str::to_owned),
+                cd.get_filename().map(str::to_owned),
+            ),
             None => (None, None),
         };
         match file_name {
             None if name.as_deref() == Some("schema") => {
                 let mut text = Vec::new();
                 while let Some(chunk) = part.next().await {
-                    let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
+                    let chunk = chunk.map_err(|e| {
+                        ApiError::BadRequest(format!("the form could not be read: {e}"))
+                    })?;
                     text.extend_from_slice(&chunk);
                     if text.len() > MAX_SCHEMA_FIELD_BYTES {
                         return Err(ApiError::BadRequest("the schema field is too long".into()));
                     }
                 }
-                schema_id = Some(String::from_utf8_lossy(&text).trim().to_owned()).filter(|s| !s.is_empty());
+                schema_id = Some(String::from_utf8_lossy(&text).trim().to_owned())
+                    .filter(|s| !s.is_empty());
             }
             None => {
                 // Unknown text fields are read and ignored.
                 while let Some(chunk) = part.next().await {
-                    chunk.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
+                    chunk.map_err(|e| {
+                        ApiError::BadRequest(format!("the form could not be read: {e}"))
+                    })?;
                 }
             }
             Some(file_name) => {
                 if created.len() == MAX_FILES_PER_REQUEST {
-                    return Err(ApiError::BadRequest(format!("at most {MAX_FILES_PER_REQUEST} files per request")));
+                    return Err(ApiError::BadRequest(format!(
+                        "at most {MAX_FILES_PER_REQUEST} files per request"
+                    )));
                 }
                 let rules = match &rules {
                     Some((id, rules)) if *id == schema_id => rules.clone(),
@@ -96,7 +112,15 @@ async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<Uplo
                         resolved
                     }
                 };
-                let job = receive_file(&state, &owner, schema_id.clone(), rules, &file_name, &mut part).await?;
+                let job = receive_file(
+                    &state,
+                    &owner,
+                    schema_id.clone(),
+                    rules,
+                    &file_name,
+                    &mut part,
+                )
+                .await?;
                 let cancelled = job.state == JobState::Cancelled;
                 created.push(job);
                 if cancelled {
@@ -106,7 +130,9 @@ async fn create(state: web::Data<AppState>, owner: Owner, query: web::Query<Uplo
         }
     }
     if created.is_empty() {
-        return Err(ApiError::BadRequest("no file in the form: send multipart/form-data with one or more 'file' parts".into()));
+        return Err(ApiError::BadRequest(
+            "no file in the form: send multipart/form-data with one or more 'file' parts".into(),
+        ));
     }
     Ok(HttpResponse::Created().json(Created { uploads: created }))
 }
@@ -120,22 +146,43 @@ async fn receive_file(
     part: &mut actix_multipart::Field,
 ) -> Result<Job, ApiError> {
     if state.jobs.unfinished_count(owner) >= MAX_UNFINISHED_PER_OWNER {
-        return Err(ApiError::TooManyUploads(format!("{MAX_UNFINISHED_PER_OWNER} of your files are still waiting; let some finish first")));
+        return Err(ApiError::TooManyUploads(format!(
+            "{MAX_UNFINISHED_PER_OWNER} of your files are still waiting; let some finish first"
+        )));
     }
     let slot = state.jobs.begin_upload_slot(owner).ok_or_else(|| {
-        ApiError::TooManyUploads(format!("at most {} uploads at once; wait for one to finish", state.config.max_uploads_per_owner))
+        ApiError::TooManyUploads(format!(
+            "at most {} uploads at once; wait for one to finish",
+            state.config.max_uploads_per_owner
+        ))
     })?;
     let storage = state.jobs.storage().clone();
     let free = web::block(move || storage.available_bytes()).await??;
     if free < state.config.min_free_bytes {
-        return Err(ApiError::InsufficientStorage("the server is low on disk space; try again later".into()));
+        return Err(ApiError::InsufficientStorage(
+            "the server is low on disk space; try again later".into(),
+        ));
     }
     let runner = state.jobs.clone();
     let start_owner = owner.clone();
     let file_name = display_name(raw_name);
-    let (control, file) = web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules)).await?.map_err(ApiError::Internal)?;
-    let mut upload = InProgress { runner: state.jobs.clone(), control: control.clone(), ended: false, _slot: slot };
-    let mut writer = Writer { runner: state.jobs.clone(), control: control.clone(), file: Some(file), pending: Vec::new(), flushed: Instant::now() };
+    let (control, file) =
+        web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules))
+            .await?
+            .map_err(ApiError::Internal)?;
+    let mut upload = InProgress {
+        runner: state.jobs.clone(),
+        control: control.clone(),
+        ended: false,
+        _slot: slot,
+    };
+    let mut writer = Writer {
+        runner: state.jobs.clone(),
+        control: control.clone(),
+        file: Some(file),
+        pending: Vec::new(),
+        flushed: Instant::now(),
+    };
     let limit = state.config.max_file_bytes;
     let mut received: u64 = 0;
     loop {
@@ -143,20 +190,34 @@ async fn receive_file(
             Ok(Some(Ok(chunk))) => chunk,
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                upload.end(JobState::Cancelled, &format!("the upload was interrupted: {e}")).await;
-                return Err(ApiError::BadRequest(format!("the upload of '{}' was interrupted: {e}", control.job().file_name)));
+                upload
+                    .end(
+                        JobState::Cancelled,
+                        &format!("the upload was interrupted: {e}"),
+                    )
+                    .await;
+                return Err(ApiError::BadRequest(format!(
+                    "the upload of '{}' was interrupted: {e}",
+                    control.job().file_name
+                )));
             }
             Err(_) => {
                 let reason = format!("no data arrived for {} seconds", UPLOAD_IDLE.as_secs());
                 upload.end(JobState::Failed, &reason).await;
-                return Err(ApiError::BadRequest(format!("'{}': {reason}", control.job().file_name)));
+                return Err(ApiError::BadRequest(format!(
+                    "'{}': {reason}",
+                    control.job().file_name
+                )));
             }
         };
         received += chunk.len() as u64;
         if received > limit {
             let reason = format!("the file is larger than the {} limit", human_size(limit));
             upload.end(JobState::Failed, &reason).await;
-            return Err(ApiError::TooLarge(format!("'{}': {reason}", control.job().file_name)));
+            return Err(ApiError::TooLarge(format!(
+                "'{}': {reason}",
+                control.job().file_name
+            )));
         }
         if received / DISK_CHECK_EVERY != (received - chunk.len() as u64) / DISK_CHECK_EVERY {
             let storage = state.jobs.storage().clone();
@@ -164,7 +225,10 @@ async fn receive_file(
             if free < state.config.min_free_bytes {
                 let reason = "the server ran low on disk space during the upload".to_owned();
                 upload.end(JobState::Failed, &reason).await;
-                return Err(ApiError::InsufficientStorage(format!("'{}': {reason}; try again later", control.job().file_name)));
+                return Err(ApiError::InsufficientStorage(format!(
+                    "'{}': {reason}; try again later",
+                    control.job().file_name
+                )));
             }
         }
         if control.is_cancelled() {
@@ -172,12 +236,22 @@ async fn receive_file(
             return Ok(control.job());
         }
         if let Err(e) = writer.push(&chunk).await {
-            upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await;
+            upload
+                .end(
+                    JobState::Failed,
+                    &format!("the file could not be stored: {e}"),
+                )
+                .await;
             return Err(ApiError::Internal(format!("cannot store an upload: {e}")));
         }
     }
     if let Err(e) = writer.flush().await {
-        upload.end(JobState::Failed, &format!("the file could not be stored: {e}")).await;
+        upload
+            .end(
+                JobState::Failed,
+                &format!("the file could not be stored: {e}"),
+            )
+            .await;
         return Err(ApiError::Internal(format!("cannot store an upload: {e}")));
     }
     upload.ended = true;
@@ -208,8 +282,13 @@ impl Writer {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         self.write_pending().await?;
-        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
-        web::block(move || file.flush()).await.map_err(std::io::Error::other)?
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
+        web::block(move || file.flush())
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     async fn write_pending(&mut self) -> std::io::Result<()> {
@@ -217,7 +296,10 @@ impl Writer {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut file = self.file.take().ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
         let batch = std::mem::take(&mut self.pending);
         let (runner, control) = (self.runner.clone(), self.control.clone());
         let (file, result) = web::block(move || {
@@ -234,7 +316,6 @@ impl Writer {
     }
 }
 
-
 /// An upload in progress: if the request goes away before the end (the client aborted, the
 /// connection broke), dropping this ends the job as cancelled and removes the partial file.
 struct InProgress {
@@ -247,7 +328,8 @@ struct InProgress {
 impl InProgress {
     async fn end(&mut self, state: JobState, reason: &str) {
         self.ended = true;
-        let (runner, control, reason) = (self.runner.clone(), self.control.clone(), reason.to_owned());
+        let (runner, control, reason) =
+            (self.runner.clone(), self.control.clone(), reason.to_owned());
         let _ = web::block(move || runner.abort_upload(&control, state, &reason)).await;
     }
 }
@@ -256,19 +338,34 @@ impl Drop for InProgress {
     fn drop(&mut self) {
         if !self.ended {
             let (runner, control) = (self.runner.clone(), self.control.clone());
-            tokio::task::spawn_blocking(move || runner.abort_upload(&control, JobState::Cancelled, "the upload was interrupted"));
+            tokio::task::spawn_blocking(move || {
+                runner.abort_upload(&control, JobState::Cancelled, "the upload was interrupted")
+            });
         }
     }
 }
 
-async fn resolve_rules(state: &web::Data<AppState>, owner: &OwnerId, schema_id: Option<String>) -> Result<Rules, ApiError> {
+async fn resolve_rules(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    schema_id: Option<String>,
+) -> Result<Rules, ApiError> {
     let Some(id) = schema_id else {
-        return Ok(Rules { schema: Schema::structural_only(), dialect: Dialect::default() });
+        return Ok(Rules {
+            schema: Schema::structural_only(),
+            dialect: Dialect::default(),
+        });
     };
     let (state2, owner2, id2) = (state.clone(), owner.clone(), id.clone());
-    let schema = web::block(move || state2.schemas.find(state2.store.as_ref(), &owner2, &id2)).await??;
-    let schema = schema.ok_or_else(|| ApiError::BadRequest(format!("unknown schema '{id}': see GET /api/schemas")))?;
-    Ok(Rules { schema, dialect: Dialect::default() })
+    let schema =
+        web::block(move || state2.schemas.find(state2.store.as_ref(), &owner2, &id2)).await??;
+    let schema = schema.ok_or_else(|| {
+        ApiError::BadRequest(format!("unknown schema '{id}': see GET /api/schemas"))
+    })?;
+    Ok(Rules {
+        schema,
+        dialect: Dialect::default(),
+    })
 }
 
 /// A user's file name as a label only: no directories, no control characters, 255 characters
@@ -277,7 +374,11 @@ pub fn display_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
     let clean = clean.trim();
-    if clean.is_empty() || clean == "." || clean == ".." { "upload.csv".to_owned() } else { clean.to_owned() }
+    if clean.is_empty() || clean == "." || clean == ".." {
+        "upload.csv".to_owned()
+    } else {
+        clean.to_owned()
+    }
 }
 
 fn human_size(bytes: u64) -> String {
@@ -303,27 +404,56 @@ struct JobList {
 }
 
 /// `GET /api/uploads?offset=&limit=`: newest first.
-async fn list(state: web::Data<AppState>, owner: Owner, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+async fn list(
+    state: web::Data<AppState>,
+    owner: Owner,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
     let offset = page.offset.unwrap_or(0);
     let limit = page.limit.unwrap_or(50).clamp(1, 500);
     let store = state.store.clone();
-    let (uploads, total) = web::block(move || Ok::<_, crate::store::StoreError>((store.jobs(&owner.0, offset, limit)?, store.job_count(&owner.0)?))).await??;
-    Ok(HttpResponse::Ok().json(JobList { uploads, total, offset, limit }))
+    let (uploads, total) = web::block(move || {
+        Ok::<_, crate::store::StoreError>((
+            store.jobs(&owner.0, offset, limit)?,
+            store.job_count(&owner.0)?,
+        ))
+    })
+    .await??;
+    Ok(HttpResponse::Ok().json(JobList {
+        uploads,
+        total,
+        offset,
+        limit,
+    }))
 }
 
-async fn find_job(state: &web::Data<AppState>, owner: &OwnerId, id: String) -> Result<Job, ApiError> {
+async fn find_job(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    id: String,
+) -> Result<Job, ApiError> {
     let (store, owner) = (state.store.clone(), owner.clone());
-    web::block(move || store.job(&owner, &id)).await??.ok_or_else(ApiError::job_not_found)
+    web::block(move || store.job(&owner, &id))
+        .await??
+        .ok_or_else(ApiError::job_not_found)
 }
 
 /// `GET /api/uploads/{id}`: state and counts.
-async fn get(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn get(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(find_job(&state, &owner.0, id.into_inner()).await?))
 }
 
 /// `DELETE /api/uploads/{id}`: a running job is cancelled (it stops within a second and its
 /// file is removed); a finished one is deleted with its file and report.
-async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn delete(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let job = find_job(&state, &owner.0, id.clone()).await?;
     let runner = state.jobs.clone();
@@ -340,26 +470,44 @@ async fn delete(state: web::Data<AppState>, owner: Owner, id: web::Path<String>)
         let storage = runner.storage();
         storage.remove_upload(&id)?;
         storage.remove_report(&id)?;
-        runner.publisher().job_removed(&owner, &id).map_err(std::io::Error::other)
+        runner
+            .publisher()
+            .job_removed(&owner, &id)
+            .map_err(std::io::Error::other)
     })
     .await??;
-    if removed { Ok(HttpResponse::NoContent().finish()) } else { Err(ApiError::job_not_found()) }
+    if removed {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::job_not_found())
+    }
 }
 
-async fn load_report(state: &web::Data<AppState>, owner: &OwnerId, id: String) -> Result<Report, ApiError> {
+async fn load_report(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    id: String,
+) -> Result<Report, ApiError> {
     let job = find_job(state, owner, id.clone()).await?;
     match job.state {
         JobState::Valid | JobState::Invalid => {}
         JobState::Failed | JobState::Cancelled => {
-            return Err(ApiError::NotFound(format!("the upload was {} and has no report", job.state.as_str())))
+            return Err(ApiError::NotFound(format!(
+                "the upload was {} and has no report",
+                job.state.as_str()
+            )))
         }
         other => {
-            return Err(ApiError::NotFinished(format!("the upload is {}; its report is ready once it is valid or invalid", other.as_str())))
+            return Err(ApiError::NotFinished(format!(
+                "the upload is {}; its report is ready once it is valid or invalid",
+                other.as_str()
+            )))
         }
     }
     let storage = state.jobs.storage().clone();
     let bytes = web::block(move || storage.read_report(&id)).await??;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::Internal(format!("stored report unreadable: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::Internal(format!("stored report unreadable: {e}")))
 }
 
 #[derive(Serialize)]
@@ -375,11 +523,22 @@ struct ErrorPage {
 }
 
 /// `GET /api/uploads/{id}/errors?offset=&limit=`: a page of the error sample.
-async fn errors(state: web::Data<AppState>, owner: Owner, id: web::Path<String>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+async fn errors(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+    page: web::Query<Page>,
+) -> Result<HttpResponse, ApiError> {
     let report = load_report(&state, &owner.0, id.into_inner()).await?;
     let offset = page.offset.unwrap_or(0);
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
-    let errors = report.errors.iter().skip(offset as usize).take(limit as usize).cloned().collect();
+    let errors = report
+        .errors
+        .iter()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .cloned()
+        .collect();
     Ok(HttpResponse::Ok().json(ErrorPage {
         errors,
         offset,
@@ -392,26 +551,58 @@ async fn errors(state: web::Data<AppState>, owner: Owner, id: web::Path<String>,
 
 fn attachment(name: &str, extension: &str) -> (String, String) {
     let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    let safe: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
-    ("Content-Disposition".to_owned(), format!("attachment; filename=\"{safe}-report.{extension}\""))
+    let safe: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    (
+        "Content-Disposition".to_owned(),
+        format!("attachment; filename=\"{safe}-report.{extension}\""),
+    )
 }
 
 /// `GET /api/uploads/{id}/report.json`: the whole report.
-async fn report_json(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn report_json(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let job = find_job(&state, &owner.0, id.clone()).await?;
     let report = load_report(&state, &owner.0, id).await?;
-    Ok(HttpResponse::Ok().insert_header(attachment(&job.file_name, "json")).json(report))
+    Ok(HttpResponse::Ok()
+        .insert_header(attachment(&job.file_name, "json"))
+        .json(report))
 }
 
 /// `GET /api/uploads/{id}/report.csv`: the error sample, one error per row.
-async fn report_csv(state: web::Data<AppState>, owner: Owner, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+async fn report_csv(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let job = find_job(&state, &owner.0, id.clone()).await?;
     let report = load_report(&state, &owner.0, id).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let write = |out: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
-        out.write_record(["row", "line", "byte_offset", "field_number", "field_name", "code", "constraint", "cell", "message"])?;
+        out.write_record([
+            "row",
+            "line",
+            "byte_offset",
+            "field_number",
+            "field_name",
+            "code",
+            "constraint",
+            "cell",
+            "message",
+        ])?;
         for e in &report.errors {
             let number = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
             out.write_record([
@@ -429,8 +620,13 @@ async fn report_csv(state: web::Data<AppState>, owner: Owner, id: web::Path<Stri
         Ok(())
     };
     write(&mut out).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let body = out.into_inner().map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(HttpResponse::Ok().content_type("text/csv; charset=utf-8").insert_header(attachment(&job.file_name, "csv")).body(body))
+    let body = out
+        .into_inner()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(attachment(&job.file_name, "csv"))
+        .body(body))
 }
 
 #[cfg(test)]

@@ -9,8 +9,12 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
-use datavista_shared::protocol::{ClientMessage, ProtocolErrorCode, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION};
+use actix_ws::{
+    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session,
+};
+use datavista_shared::protocol::{
+    ClientMessage, ProtocolErrorCode, ServerMessage, MAX_MESSAGE_BYTES, PROTOCOL_VERSION,
+};
 use serde::Deserialize;
 
 use crate::errors::ApiError;
@@ -36,7 +40,10 @@ pub async fn connect(
 ) -> Result<HttpResponse, actix_web::Error> {
     check_origin(&req, &state.config.allowed_origins)?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream.max_frame_size(MAX_MESSAGE_BYTES).aggregate_continuations().max_continuation_size(MAX_MESSAGE_BYTES);
+    let stream = stream
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_MESSAGE_BYTES);
     actix_web::rt::spawn(run(state.clone(), owner.0, session, stream, query.last_seq));
     Ok(response)
 }
@@ -47,14 +54,31 @@ fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
     crate::identity::check_origin(req, allowed)
 }
 
-async fn run(state: web::Data<AppState>, owner: OwnerId, mut session: Session, mut stream: AggregatedMessageStream, last_seq: Option<u64>) {
+async fn run(
+    state: web::Data<AppState>,
+    owner: OwnerId,
+    mut session: Session,
+    mut stream: AggregatedMessageStream,
+    last_seq: Option<u64>,
+) {
     let Some(mut subscription) = state.hub.subscribe(owner.clone()).await else {
         let _ = session.close(Some(CloseCode::Restart.into())).await;
         return;
     };
     let mut shutdown = state.shutdown.subscribe();
     let reason = match greet(&state, &owner, &mut session, last_seq).await {
-        Ok(seq) => serve(&state, &owner, &mut session, &mut stream, &mut subscription, &mut shutdown, seq).await,
+        Ok(seq) => {
+            serve(
+                &state,
+                &owner,
+                &mut session,
+                &mut stream,
+                &mut subscription,
+                &mut shutdown,
+                seq,
+            )
+            .await
+        }
         Err(reason) => reason,
     };
     state.hub.unsubscribe(owner, subscription.id);
@@ -62,11 +86,23 @@ async fn run(state: web::Data<AppState>, owner: OwnerId, mut session: Session, m
 }
 
 /// Hello, then the missed messages or a snapshot; returns the sequence number sent up to.
-async fn greet(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Session, last_seq: Option<u64>) -> Result<u64, Option<CloseReason>> {
+async fn greet(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    session: &mut Session,
+    last_seq: Option<u64>,
+) -> Result<u64, Option<CloseReason>> {
     if let Some(after) = last_seq {
         if let Some(missed) = state.hub.history(owner.clone(), after).await {
             let seq = missed.last().map_or(after, |m| m.seq());
-            send(session, &ServerMessage::Hello { seq, protocol_version: PROTOCOL_VERSION }).await?;
+            send(
+                session,
+                &ServerMessage::Hello {
+                    seq,
+                    protocol_version: PROTOCOL_VERSION,
+                },
+            )
+            .await?;
             for message in &missed {
                 send(session, message).await?;
             }
@@ -74,18 +110,31 @@ async fn greet(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Sessi
         }
     }
     let (seq, parts) = snapshot(state, owner).await?;
-    send(session, &ServerMessage::Hello { seq, protocol_version: PROTOCOL_VERSION }).await?;
+    send(
+        session,
+        &ServerMessage::Hello {
+            seq,
+            protocol_version: PROTOCOL_VERSION,
+        },
+    )
+    .await?;
     for part in &parts {
         send(session, part).await?;
     }
     Ok(seq)
 }
 
-async fn snapshot(state: &web::Data<AppState>, owner: &OwnerId) -> Result<(u64, Vec<ServerMessage>), Option<CloseReason>> {
+async fn snapshot(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+) -> Result<(u64, Vec<ServerMessage>), Option<CloseReason>> {
     let (store, owner) = (state.store.clone(), owner.clone());
     match web::block(move || store.snapshot(&owner)).await {
         Ok(Ok((seq, jobs))) => Ok((seq, ServerMessage::snapshot_parts(seq, jobs))),
-        _ => Err(Some(CloseReason { code: CloseCode::Error, description: Some("the server could not read your jobs".into()) })),
+        _ => Err(Some(CloseReason {
+            code: CloseCode::Error,
+            description: Some("the server could not read your jobs".into()),
+        })),
     }
 }
 
@@ -95,7 +144,10 @@ async fn send(session: &mut Session, message: &ServerMessage) -> Result<(), Opti
     match tokio::time::timeout(SEND_TIMEOUT, session.text(message.to_json())).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(None),
-        Err(_) => Err(Some(CloseReason { code: CloseCode::Away, description: Some("not reading".into()) })),
+        Err(_) => Err(Some(CloseReason {
+            code: CloseCode::Away,
+            description: Some("not reading".into()),
+        })),
     }
 }
 
@@ -168,7 +220,11 @@ async fn serve(
     }
 }
 
-async fn resync(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Session) -> Result<u64, Option<CloseReason>> {
+async fn resync(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    session: &mut Session,
+) -> Result<u64, Option<CloseReason>> {
     let (seq, parts) = snapshot(state, owner).await?;
     for part in &parts {
         send(session, part).await?;
@@ -177,11 +233,25 @@ async fn resync(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Sess
 }
 
 /// One client message; returns a new "sent up to" sequence number when it sent updates.
-async fn handle_client(state: &web::Data<AppState>, owner: &OwnerId, session: &mut Session, text: &str, sent: u64) -> Result<Option<u64>, Option<CloseReason>> {
+async fn handle_client(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    session: &mut Session,
+    text: &str,
+    sent: u64,
+) -> Result<Option<u64>, Option<CloseReason>> {
     let message = match ClientMessage::from_json(text) {
         Ok(message) => message,
         Err(e) => {
-            send(session, &ServerMessage::Error { seq: sent, code: e.code, message: e.message }).await?;
+            send(
+                session,
+                &ServerMessage::Error {
+                    seq: sent,
+                    code: e.code,
+                    message: e.message,
+                },
+            )
+            .await?;
             return Ok(None);
         }
     };
@@ -203,7 +273,9 @@ async fn handle_client(state: &web::Data<AppState>, owner: &OwnerId, session: &m
         }
         ClientMessage::Cancel { job_id } => {
             let (runner, o) = (state.jobs.clone(), owner.clone());
-            let cancelled = web::block(move || runner.cancel(&o, &job_id)).await.unwrap_or(false);
+            let cancelled = web::block(move || runner.cancel(&o, &job_id))
+                .await
+                .unwrap_or(false);
             if !cancelled {
                 let error = ServerMessage::Error {
                     seq: sent,

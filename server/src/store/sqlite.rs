@@ -63,13 +63,18 @@ impl SqliteStore {
             .map_err(err)?;
         let mut connection = connection;
         migrate(&mut connection).map_err(err)?;
-        Ok(SqliteStore { connection: Mutex::new(connection) })
+        Ok(SqliteStore {
+            connection: Mutex::new(connection),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back), so a poisoned lock is still safe to use.
-        let mut connection = self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut connection).map_err(err)
     }
 }
@@ -116,8 +121,12 @@ fn next_seq(tx: &rusqlite::Transaction<'_>, owner: &OwnerId) -> rusqlite::Result
         "INSERT INTO owners (id, last_seq) VALUES (?1, 1) ON CONFLICT (id) DO UPDATE SET last_seq = last_seq + 1",
         params![owner.as_str()],
     )?;
-    tx.query_row("SELECT last_seq FROM owners WHERE id = ?1", params![owner.as_str()], |row| row.get::<_, i64>(0))
-        .map(|seq| seq as u64)
+    tx.query_row(
+        "SELECT last_seq FROM owners WHERE id = ?1",
+        params![owner.as_str()],
+        |row| row.get::<_, i64>(0),
+    )
+    .map(|seq| seq as u64)
 }
 
 impl JobStore for SqliteStore {
@@ -158,7 +167,10 @@ impl JobStore for SqliteStore {
     fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>> {
         self.with(|connection| {
             let tx = connection.transaction()?;
-            let removed = tx.execute("DELETE FROM jobs WHERE id = ?1 AND owner_id = ?2", params![id, owner.as_str()])?;
+            let removed = tx.execute(
+                "DELETE FROM jobs WHERE id = ?1 AND owner_id = ?2",
+                params![id, owner.as_str()],
+            )?;
             if removed == 0 {
                 return Ok(None);
             }
@@ -193,7 +205,11 @@ impl JobStore for SqliteStore {
     fn job_count(&self, owner: &OwnerId) -> StoreResult<u64> {
         self.with(|connection| {
             connection
-                .query_row("SELECT COUNT(*) FROM jobs WHERE owner_id = ?1", params![owner.as_str()], |row| row.get::<_, i64>(0))
+                .query_row(
+                    "SELECT COUNT(*) FROM jobs WHERE owner_id = ?1",
+                    params![owner.as_str()],
+                    |row| row.get::<_, i64>(0),
+                )
                 .map(|n| n as u64)
         })
     }
@@ -229,8 +245,10 @@ impl JobStore for SqliteStore {
 
     fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>> {
         self.with(|connection| {
-            let mut statement = connection.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
-            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
+            let mut statement =
+                connection.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
+            let rows =
+                statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?;
             rows.collect()
         })
     }
@@ -248,7 +266,11 @@ impl JobStore for SqliteStore {
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
         self.with(|connection| {
             connection
-                .query_row("SELECT owner_id FROM tokens WHERE hash = ?1", params![token_hash], |row| row.get(0))
+                .query_row(
+                    "SELECT owner_id FROM tokens WHERE hash = ?1",
+                    params![token_hash],
+                    |row| row.get(0),
+                )
                 .optional()
                 .map(|owner| owner.map(OwnerId::from_stored))
         })
@@ -266,10 +288,15 @@ impl JobStore for SqliteStore {
 
     fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>> {
         self.with(|connection| {
-            let mut statement =
-                connection.prepare("SELECT id, name, body FROM schemas WHERE owner_id = ?1 ORDER BY created_at")?;
+            let mut statement = connection.prepare(
+                "SELECT id, name, body FROM schemas WHERE owner_id = ?1 ORDER BY created_at",
+            )?;
             let rows = statement.query_map(params![owner.as_str()], |row| {
-                Ok(StoredSchema { id: row.get(0)?, name: row.get(1)?, body: row.get(2)? })
+                Ok(StoredSchema {
+                    id: row.get(0)?,
+                    name: row.get(1)?,
+                    body: row.get(2)?,
+                })
             })?;
             rows.collect()
         })

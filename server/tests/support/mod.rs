@@ -37,7 +37,11 @@ impl TestServer {
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--log", "warn"])
-            .args(if extra.contains(&"--dist-dir") { &[][..] } else { &["--dist-dir", "/nonexistent-dist"][..] })
+            .args(if extra.contains(&"--dist-dir") {
+                &[][..]
+            } else {
+                &["--dist-dir", "/nonexistent-dist"][..]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -45,9 +49,20 @@ impl TestServer {
             .expect("the server binary starts");
         let stdout = process.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("the server prints its address");
-        let address = line.trim().strip_prefix("DataVista listening on http://").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-        TestServer { process, address, data_dir: data_dir.to_owned(), _temp: None }
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("the server prints its address");
+        let address = line
+            .trim()
+            .strip_prefix("DataVista listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        TestServer {
+            process,
+            address,
+            data_dir: data_dir.to_owned(),
+            _temp: None,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -58,16 +73,31 @@ impl TestServer {
     pub async fn session(&self) -> Client {
         let http = reqwest::Client::new();
         let response = http.get(self.url("/api/session")).send().await.unwrap();
-        let cookie = response.headers().get("set-cookie").expect("a session cookie").to_str().unwrap();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .unwrap();
         let cookie = cookie.split(';').next().unwrap().to_owned();
-        let owner = response.json::<serde_json::Value>().await.unwrap()["owner"].as_str().unwrap().to_owned();
-        Client { http, base: self.url(""), auth: Auth::Cookie(cookie), owner }
+        let owner = response.json::<serde_json::Value>().await.unwrap()["owner"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Client {
+            http,
+            base: self.url(""),
+            auth: Auth::Cookie(cookie),
+            owner,
+        }
     }
 
     /// Files in the uploads folder (only server-made names may ever appear there).
     pub fn stored_uploads(&self) -> Vec<String> {
         match std::fs::read_dir(self.data_dir.join("uploads")) {
-            Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+            Ok(entries) => entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
             Err(_) => Vec::new(),
         }
     }
@@ -78,13 +108,18 @@ impl TestServer {
     }
 
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.process.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.process.id().to_string()])
+            .status();
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.process.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the server did not stop after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -112,7 +147,12 @@ pub struct Client {
 
 impl Client {
     pub fn with_token(server: &TestServer, token: &str) -> Client {
-        Client { http: reqwest::Client::new(), base: server.url(""), auth: Auth::Bearer(token.to_owned()), owner: String::new() }
+        Client {
+            http: reqwest::Client::new(),
+            base: server.url(""),
+            auth: Auth::Bearer(token.to_owned()),
+            owner: String::new(),
+        }
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
@@ -124,24 +164,41 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::GET, path).send().await.unwrap()
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
-        self.request(reqwest::Method::DELETE, path).send().await.unwrap()
+        self.request(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// Upload files (name, bytes) with an optional schema id; returns the response.
-    pub async fn upload(&self, schema: Option<&str>, files: &[(&str, Vec<u8>)]) -> reqwest::Response {
+    pub async fn upload(
+        &self,
+        schema: Option<&str>,
+        files: &[(&str, Vec<u8>)],
+    ) -> reqwest::Response {
         let mut form = reqwest::multipart::Form::new();
         for (name, bytes) in files {
-            form = form.part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()));
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            );
         }
         let path = match schema {
             Some(id) => format!("/api/uploads?schema={id}"),
             None => "/api/uploads".to_owned(),
         };
-        self.request(reqwest::Method::POST, &path).multipart(form).send().await.unwrap()
+        self.request(reqwest::Method::POST, &path)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn job(&self, id: &str) -> Job {
@@ -164,32 +221,52 @@ impl Client {
     }
 
     pub async fn socket(&self, query: &str) -> Socket {
-        self.socket_with_origin(query, None).await.expect("the WebSocket opens")
+        self.socket_with_origin(query, None)
+            .await
+            .expect("the WebSocket opens")
     }
 
     /// A socket with a tiny receive buffer: a client that reads slowly really falls behind.
     pub async fn slow_socket(&self) -> Socket {
-        let address: std::net::SocketAddr = self.base.strip_prefix("http://").unwrap().parse().unwrap();
+        let address: std::net::SocketAddr =
+            self.base.strip_prefix("http://").unwrap().parse().unwrap();
         let tcp = tokio::net::TcpSocket::new_v4().unwrap();
         tcp.set_recv_buffer_size(2048).unwrap();
         let stream = tcp.connect(address).await.unwrap();
         let mut request = format!("ws://{address}/ws").into_client_request().unwrap();
         if let Auth::Cookie(cookie) = &self.auth {
-            request.headers_mut().insert("cookie", cookie.parse().unwrap());
+            request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap());
         }
-        let (stream, _) = tokio_tungstenite::client_async(request, tokio_tungstenite::MaybeTlsStream::Plain(stream)).await.unwrap();
+        let (stream, _) = tokio_tungstenite::client_async(
+            request,
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .unwrap();
         Socket { stream }
     }
 
-    pub async fn socket_with_origin(&self, query: &str, origin: Option<&str>) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
+    pub async fn socket_with_origin(
+        &self,
+        query: &str,
+        origin: Option<&str>,
+    ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
         let url = format!("{}/ws{query}", self.base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().unwrap();
         match &self.auth {
-            Auth::Cookie(cookie) => request.headers_mut().insert("cookie", cookie.parse().unwrap()),
-            Auth::Bearer(token) => request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap()),
+            Auth::Cookie(cookie) => request
+                .headers_mut()
+                .insert("cookie", cookie.parse().unwrap()),
+            Auth::Bearer(token) => request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap()),
         };
         if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().unwrap());
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
         }
         let (stream, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Socket { stream })
@@ -197,7 +274,9 @@ impl Client {
 }
 
 pub struct Socket {
-    pub stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    pub stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl Socket {
@@ -205,7 +284,9 @@ impl Socket {
     pub async fn next(&mut self) -> ServerMessage {
         loop {
             match self.next_frame().await {
-                Message::Text(text) => return ServerMessage::from_json(&text).expect("a protocol message"),
+                Message::Text(text) => {
+                    return ServerMessage::from_json(&text).expect("a protocol message")
+                }
                 Message::Close(frame) => panic!("the socket closed: {frame:?}"),
                 _ => {}
             }
@@ -221,7 +302,10 @@ impl Socket {
     }
 
     pub async fn send(&mut self, message: &ClientMessage) {
-        self.stream.send(Message::text(message.to_json())).await.unwrap();
+        self.stream
+            .send(Message::text(message.to_json()))
+            .await
+            .unwrap();
     }
 
     pub async fn send_raw(&mut self, message: Message) {
@@ -230,12 +314,26 @@ impl Socket {
 
     /// hello and the snapshot parts: (seq, jobs).
     pub async fn greeting(&mut self) -> (u64, Vec<Job>) {
-        let ServerMessage::Hello { seq, protocol_version } = self.next().await else { panic!("hello first") };
-        assert_eq!(protocol_version, datavista_shared::protocol::PROTOCOL_VERSION);
+        let ServerMessage::Hello {
+            seq,
+            protocol_version,
+        } = self.next().await
+        else {
+            panic!("hello first")
+        };
+        assert_eq!(
+            protocol_version,
+            datavista_shared::protocol::PROTOCOL_VERSION
+        );
         let mut jobs = Vec::new();
         loop {
             match self.next().await {
-                ServerMessage::Snapshot { seq: snapshot_seq, jobs: part, last, .. } => {
+                ServerMessage::Snapshot {
+                    seq: snapshot_seq,
+                    jobs: part,
+                    last,
+                    ..
+                } => {
                     assert_eq!(snapshot_seq, seq);
                     jobs.extend(part);
                     if last {
@@ -249,16 +347,27 @@ impl Socket {
 
     /// Collect job updates until `id` is final; returns the states seen, in order, checking
     /// that sequence numbers only grow.
-    pub async fn states_until_final(&mut self, id: &str, mut last_seq: u64) -> (Vec<JobState>, Job, u64) {
+    pub async fn states_until_final(
+        &mut self,
+        id: &str,
+        mut last_seq: u64,
+    ) -> (Vec<JobState>, Job, u64) {
         let mut states: Vec<JobState> = Vec::new();
         let deadline = Instant::now() + PATIENCE;
         loop {
-            assert!(Instant::now() < deadline, "job {id} did not finish; states so far {states:?}");
+            assert!(
+                Instant::now() < deadline,
+                "job {id} did not finish; states so far {states:?}"
+            );
             let message = self.next().await;
             if let ServerMessage::Error { message, .. } = &message {
                 panic!("the server answered with an error: {message}");
             }
-            assert!(message.seq() > last_seq, "sequence numbers only grow: {} after {last_seq}", message.seq());
+            assert!(
+                message.seq() > last_seq,
+                "sequence numbers only grow: {} after {last_seq}",
+                message.seq()
+            );
             last_seq = message.seq();
             if let ServerMessage::JobUpdate { job, .. } = message {
                 if job.id != id {
@@ -278,15 +387,24 @@ impl Socket {
 pub fn people_csv(rows: usize, bad_every: usize) -> Vec<u8> {
     let mut csv = String::from("id,name,email,age,joined\n");
     for i in 1..=rows {
-        let age = if bad_every > 0 && i % bad_every == 0 { "x".to_owned() } else { (i % 90).to_string() };
-        csv.push_str(&format!("{i},Person {i},p{i}@example.org,{age},2024-01-{:02}\n", i % 28 + 1));
+        let age = if bad_every > 0 && i % bad_every == 0 {
+            "x".to_owned()
+        } else {
+            (i % 90).to_string()
+        };
+        csv.push_str(&format!(
+            "{i},Person {i},p{i}@example.org,{age},2024-01-{:02}\n",
+            i % 28 + 1
+        ));
     }
     csv.into_bytes()
 }
 
 pub fn create_token(data_dir: &Path, owner: Option<&str>) -> String {
     let mut command = Command::new(env!("CARGO_BIN_EXE_datavista"));
-    command.args(["token", "create", "--data-dir"]).arg(data_dir);
+    command
+        .args(["token", "create", "--data-dir"])
+        .arg(data_dir);
     if let Some(owner) = owner {
         command.args(["--owner", owner]);
     }

@@ -32,7 +32,9 @@ pub struct EnumValues {
 
 impl EnumValues {
     fn contains(&self, canonical: &[u8]) -> bool {
-        self.canonical.binary_search_by(|c| c.as_slice().cmp(canonical)).is_ok()
+        self.canonical
+            .binary_search_by(|c| c.as_slice().cmp(canonical))
+            .is_ok()
     }
 }
 
@@ -58,25 +60,50 @@ pub struct ConstraintFailure {
 }
 
 impl Constraints {
-    pub(super) fn parse(name: &str, field_type: &FieldType, raw: &Map<String, Json>) -> Result<Constraints, SchemaError> {
+    pub(super) fn parse(
+        name: &str,
+        field_type: &FieldType,
+        raw: &Map<String, Json>,
+    ) -> Result<Constraints, SchemaError> {
         let mut c = Constraints::default();
         for (key, value) in raw {
-            let error = |what: String| SchemaError::field(name, format!("constraint '{key}' {what}"));
+            let error =
+                |what: String| SchemaError::field(name, format!("constraint '{key}' {what}"));
             let applies = match key.as_str() {
                 "required" | "unique" | "enum" => true,
                 "minLength" | "maxLength" | "pattern" => field_type.has_length(),
-                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => field_type.is_ordered(),
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                    field_type.is_ordered()
+                }
                 _ => return Err(error("is not supported".into())),
             };
             if !applies {
-                return Err(error(format!("does not apply to type '{}'", field_type.name())));
+                return Err(error(format!(
+                    "does not apply to type '{}'",
+                    field_type.name()
+                )));
             }
             match key.as_str() {
-                "required" => c.required = value.as_bool().ok_or_else(|| error("must be true or false".into()))?,
-                "unique" => c.unique = value.as_bool().ok_or_else(|| error("must be true or false".into()))?,
+                "required" => {
+                    c.required = value
+                        .as_bool()
+                        .ok_or_else(|| error("must be true or false".into()))?
+                }
+                "unique" => {
+                    c.unique = value
+                        .as_bool()
+                        .ok_or_else(|| error("must be true or false".into()))?
+                }
                 "minLength" | "maxLength" => {
-                    let n = value.as_u64().ok_or_else(|| error("must be a whole number from 0".into()))? as usize;
-                    if key == "minLength" { c.min_length = Some(n) } else { c.max_length = Some(n) }
+                    let n = value
+                        .as_u64()
+                        .ok_or_else(|| error("must be a whole number from 0".into()))?
+                        as usize;
+                    if key == "minLength" {
+                        c.min_length = Some(n)
+                    } else {
+                        c.max_length = Some(n)
+                    }
                 }
                 "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
                     let bound = parse_bound(field_type, value).map_err(error)?;
@@ -88,22 +115,34 @@ impl Constraints {
                     }
                 }
                 "pattern" => {
-                    let source = value.as_str().ok_or_else(|| error("must be a string".into()))?;
+                    let source = value
+                        .as_str()
+                        .ok_or_else(|| error("must be a string".into()))?;
                     // Anchored: Table Schema patterns match the whole value. The regex crate runs
                     // in linear time, so a hostile pattern cannot stall validation.
                     let regex = Regex::new(&format!("^(?:{source})$"))
                         .map_err(|e| error(format!("is not a valid regular expression: {e}")))?;
-                    c.pattern = Some(Pattern { regex, source: source.to_owned() });
+                    c.pattern = Some(Pattern {
+                        regex,
+                        source: source.to_owned(),
+                    });
                 }
                 "enum" => {
-                    let items = value.as_array().ok_or_else(|| error("must be an array".into()))?;
+                    let items = value
+                        .as_array()
+                        .ok_or_else(|| error("must be an array".into()))?;
                     let mut canonical = Vec::new();
                     let mut listed = Vec::new();
                     for item in items {
-                        let text = json_as_cell(item).ok_or_else(|| error(format!("holds {item}, which is not a plain value")))?;
-                        let parsed = field_type
-                            .parse(&text)
-                            .ok_or_else(|| error(format!("holds '{text}', which is not {}", field_type.with_article())))?;
+                        let text = json_as_cell(item).ok_or_else(|| {
+                            error(format!("holds {item}, which is not a plain value"))
+                        })?;
+                        let parsed = field_type.parse(&text).ok_or_else(|| {
+                            error(format!(
+                                "holds '{text}', which is not {}",
+                                field_type.with_article()
+                            ))
+                        })?;
                         let mut bytes = Vec::new();
                         parsed.canonical_bytes(&mut bytes);
                         canonical.push(bytes);
@@ -118,7 +157,10 @@ impl Constraints {
         }
         if let (Some(min), Some(max)) = (c.min_length, c.max_length) {
             if min > max {
-                return Err(SchemaError::field(name, "constraint 'minLength' is greater than 'maxLength'"));
+                return Err(SchemaError::field(
+                    name,
+                    "constraint 'minLength' is greater than 'maxLength'",
+                ));
             }
         }
         Ok(c)
@@ -130,38 +172,62 @@ impl Constraints {
         if self.min_length.is_some() || self.max_length.is_some() {
             let length = cell.chars().count();
             if let Some(min) = self.min_length.filter(|min| length < *min) {
-                failures.push(fail("minLength", format!("is {length} characters long, shorter than the minimum length {min}")));
+                failures.push(fail(
+                    "minLength",
+                    format!("is {length} characters long, shorter than the minimum length {min}"),
+                ));
             }
             if let Some(max) = self.max_length.filter(|max| length > *max) {
-                failures.push(fail("maxLength", format!("is {length} characters long, longer than the maximum length {max}")));
+                failures.push(fail(
+                    "maxLength",
+                    format!("is {length} characters long, longer than the maximum length {max}"),
+                ));
             }
         }
-        fn order<'b>(value: &Value<'_>, bound: &'b Option<Bound>) -> Option<(Option<Ordering>, &'b Bound)> {
+        fn order<'b>(
+            value: &Value<'_>,
+            bound: &'b Option<Bound>,
+        ) -> Option<(Option<Ordering>, &'b Bound)> {
             bound.as_ref().map(|b| (value.compare(&b.value), b))
         }
         if let Some((ordering, bound)) = order(value, &self.minimum) {
             if ordering != Some(Ordering::Greater) && ordering != Some(Ordering::Equal) {
-                failures.push(fail("minimum", format!("is below the minimum {}", bound.text)));
+                failures.push(fail(
+                    "minimum",
+                    format!("is below the minimum {}", bound.text),
+                ));
             }
         }
         if let Some((ordering, bound)) = order(value, &self.maximum) {
             if ordering != Some(Ordering::Less) && ordering != Some(Ordering::Equal) {
-                failures.push(fail("maximum", format!("is above the maximum {}", bound.text)));
+                failures.push(fail(
+                    "maximum",
+                    format!("is above the maximum {}", bound.text),
+                ));
             }
         }
         if let Some((ordering, bound)) = order(value, &self.exclusive_minimum) {
             if ordering != Some(Ordering::Greater) {
-                failures.push(fail("exclusiveMinimum", format!("is not above the exclusive minimum {}", bound.text)));
+                failures.push(fail(
+                    "exclusiveMinimum",
+                    format!("is not above the exclusive minimum {}", bound.text),
+                ));
             }
         }
         if let Some((ordering, bound)) = order(value, &self.exclusive_maximum) {
             if ordering != Some(Ordering::Less) {
-                failures.push(fail("exclusiveMaximum", format!("is not below the exclusive maximum {}", bound.text)));
+                failures.push(fail(
+                    "exclusiveMaximum",
+                    format!("is not below the exclusive maximum {}", bound.text),
+                ));
             }
         }
         if let Some(pattern) = &self.pattern {
             if !pattern.regex.is_match(cell) {
-                failures.push(fail("pattern", format!("does not match the pattern '{}'", pattern.source)));
+                failures.push(fail(
+                    "pattern",
+                    format!("does not match the pattern '{}'", pattern.source),
+                ));
             }
         }
         if let Some(allowed) = &self.enum_values {
@@ -175,7 +241,10 @@ impl Constraints {
                 }
             };
             if !found {
-                failures.push(fail("enum", format!("is not one of {}", allowed.listed.join(", "))));
+                failures.push(fail(
+                    "enum",
+                    format!("is not one of {}", allowed.listed.join(", ")),
+                ));
             }
         }
     }
@@ -207,7 +276,8 @@ fn json_as_cell(value: &Json) -> Option<String> {
 }
 
 fn parse_bound(field_type: &FieldType, value: &Json) -> Result<Bound, String> {
-    let text = json_as_cell(value).ok_or_else(|| format!("must be a value of type '{}'", field_type.name()))?;
+    let text = json_as_cell(value)
+        .ok_or_else(|| format!("must be a value of type '{}'", field_type.name()))?;
     // Bounds in JSON are plain numbers, whatever decimalChar or groupChar the cells use.
     let parsed = match (field_type, value) {
         (FieldType::Integer(_), Json::Number(n)) => n
@@ -217,7 +287,8 @@ fn parse_bound(field_type: &FieldType, value: &Json) -> Result<Bound, String> {
         (FieldType::Number(_), Json::Number(n)) => n.as_f64().map(Value::Number),
         _ => field_type.parse(&text).map(into_static),
     };
-    let value = parsed.ok_or_else(|| format!("is '{text}', which is not {}", field_type.with_article()))?;
+    let value =
+        parsed.ok_or_else(|| format!("is '{text}', which is not {}", field_type.with_article()))?;
     Ok(Bound { value, text })
 }
 
@@ -252,7 +323,8 @@ mod tests {
 
     #[test]
     fn each_constraint_fails_and_passes() {
-        let int = r#"{"name": "n", "type": "integer", "constraints": {"minimum": 1, "maximum": 10}}"#;
+        let int =
+            r#"{"name": "n", "type": "integer", "constraints": {"minimum": 1, "maximum": 10}}"#;
         assert_eq!(failures(int, "0"), ["minimum"]);
         assert_eq!(failures(int, "11"), ["maximum"]);
         assert!(failures(int, "10").is_empty());
@@ -265,9 +337,15 @@ mod tests {
         assert_eq!(failures(text, "abcd"), ["maxLength"]);
         assert_eq!(failures(text, "ab1"), ["pattern"]);
         let short = r#"{"name": "s", "constraints": {"maxLength": 2}}"#;
-        assert!(failures(short, "éé").is_empty(), "lengths count characters, not bytes");
+        assert!(
+            failures(short, "éé").is_empty(),
+            "lengths count characters, not bytes"
+        );
         let choice = r#"{"name": "c", "type": "integer", "constraints": {"enum": [1, 2, "3"]}}"#;
-        assert!(failures(choice, "03").is_empty(), "enum compares values, not text");
+        assert!(
+            failures(choice, "03").is_empty(),
+            "enum compares values, not text"
+        );
         assert_eq!(failures(choice, "4"), ["enum"]);
         let date = r#"{"name": "d", "type": "date", "constraints": {"minimum": "2020-01-01"}}"#;
         assert_eq!(failures(date, "2019-12-31"), ["minimum"]);
@@ -283,11 +361,30 @@ mod tests {
 
     #[test]
     fn bad_constraint_values_are_schema_errors() {
-        let error = |c: &str| Schema::from_json(&format!(r#"{{"fields": [{{"name": "f", "type": "integer", "constraints": {c}}}]}}"#)).unwrap_err().message;
-        assert_eq!(error(r#"{"minimum": "x"}"#), "field 'f': constraint 'minimum' is 'x', which is not an integer");
-        assert_eq!(error(r#"{"enum": ["a"]}"#), "field 'f': constraint 'enum' holds 'a', which is not an integer");
-        assert_eq!(error(r#"{"minLength": 1}"#), "field 'f': constraint 'minLength' does not apply to type 'integer'");
-        let bad_regex = Schema::from_json(r#"{"fields": [{"name": "f", "constraints": {"pattern": "("}}]}"#).unwrap_err();
-        assert!(bad_regex.message.starts_with("field 'f': constraint 'pattern' is not a valid regular expression"));
+        let error = |c: &str| {
+            Schema::from_json(&format!(
+                r#"{{"fields": [{{"name": "f", "type": "integer", "constraints": {c}}}]}}"#
+            ))
+            .unwrap_err()
+            .message
+        };
+        assert_eq!(
+            error(r#"{"minimum": "x"}"#),
+            "field 'f': constraint 'minimum' is 'x', which is not an integer"
+        );
+        assert_eq!(
+            error(r#"{"enum": ["a"]}"#),
+            "field 'f': constraint 'enum' holds 'a', which is not an integer"
+        );
+        assert_eq!(
+            error(r#"{"minLength": 1}"#),
+            "field 'f': constraint 'minLength' does not apply to type 'integer'"
+        );
+        let bad_regex =
+            Schema::from_json(r#"{"fields": [{"name": "f", "constraints": {"pattern": "("}}]}"#)
+                .unwrap_err();
+        assert!(bad_regex
+            .message
+            .starts_with("field 'f': constraint 'pattern' is not a valid regular expression"));
     }
 }

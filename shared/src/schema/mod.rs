@@ -24,7 +24,9 @@ pub struct SchemaError {
 
 impl SchemaError {
     pub fn new(message: impl Into<String>) -> Self {
-        SchemaError { message: message.into() }
+        SchemaError {
+            message: message.into(),
+        }
     }
 
     fn field(name: &str, message: impl fmt::Display) -> Self {
@@ -91,12 +93,15 @@ pub struct Schema {
 impl Schema {
     /// A schema with no fields: only structural checks run.
     pub fn structural_only() -> Schema {
-        Schema { missing_values: vec![String::new()], ..Schema::default() }
+        Schema {
+            missing_values: vec![String::new()],
+            ..Schema::default()
+        }
     }
 
     pub fn from_json(text: &str) -> Result<Schema, SchemaError> {
-        let value: Json =
-            serde_json::from_str(text).map_err(|e| SchemaError::new(format!("schema is not valid JSON: {e}")))?;
+        let value: Json = serde_json::from_str(text)
+            .map_err(|e| SchemaError::new(format!("schema is not valid JSON: {e}")))?;
         match value {
             Json::Object(map) => Schema::from_map(&map),
             _ => Err(SchemaError::new("schema must be a JSON object")),
@@ -108,7 +113,8 @@ impl Schema {
             return Err(SchemaError::new("'foreignKeys' is not supported"));
         }
         let missing_values = match map.get("missingValues") {
-            Some(value) => string_list(value).ok_or_else(|| SchemaError::new("'missingValues' must be an array of strings"))?,
+            Some(value) => string_list(value)
+                .ok_or_else(|| SchemaError::new("'missingValues' must be an array of strings"))?,
             None => vec![String::new()],
         };
         let fields_match = match map.get("fieldsMatch").map(|v| v.as_str()) {
@@ -152,9 +158,19 @@ impl Schema {
                 .iter()
                 .map(|key| key_indexes(key, &fields, "uniqueKeys"))
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(SchemaError::new("'uniqueKeys' must be an array of field lists")),
+            Some(_) => {
+                return Err(SchemaError::new(
+                    "'uniqueKeys' must be an array of field lists",
+                ))
+            }
         };
-        Ok(Schema { fields, missing_values, primary_key, unique_keys, fields_match })
+        Ok(Schema {
+            fields,
+            missing_values,
+            primary_key,
+            unique_keys,
+            fields_match,
+        })
     }
 
     pub fn field_index(&self, name: &str) -> Option<usize> {
@@ -166,39 +182,57 @@ impl Schema {
 fn key_indexes(value: &Json, fields: &[Field], property: &str) -> Result<Vec<usize>, SchemaError> {
     let names = match value {
         Json::String(name) => vec![name.clone()],
-        other => string_list(other).ok_or_else(|| SchemaError::new(format!("'{property}' must name fields")))?,
+        other => string_list(other)
+            .ok_or_else(|| SchemaError::new(format!("'{property}' must name fields")))?,
     };
     if names.is_empty() {
-        return Err(SchemaError::new(format!("'{property}' must name at least one field")));
+        return Err(SchemaError::new(format!(
+            "'{property}' must name at least one field"
+        )));
     }
     names
         .iter()
         .map(|name| {
-            fields
-                .iter()
-                .position(|f| &f.name == name)
-                .ok_or_else(|| SchemaError::new(format!("'{property}' names '{name}', which is not a field")))
+            fields.iter().position(|f| &f.name == name).ok_or_else(|| {
+                SchemaError::new(format!("'{property}' names '{name}', which is not a field"))
+            })
         })
         .collect()
 }
 
 fn string_list(value: &Json) -> Option<Vec<String>> {
-    value.as_array()?.iter().map(|v| v.as_str().map(str::to_owned)).collect()
+    value
+        .as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
-fn parse_field(raw: &Json, position: usize, schema_missing: &[String]) -> Result<Field, SchemaError> {
+fn parse_field(
+    raw: &Json,
+    position: usize,
+    schema_missing: &[String],
+) -> Result<Field, SchemaError> {
     let map = raw
         .as_object()
         .ok_or_else(|| SchemaError::new(format!("field {} must be a JSON object", position + 1)))?;
     let name = match map.get("name") {
         Some(Json::String(name)) if !name.is_empty() => name.clone(),
-        _ => return Err(SchemaError::new(format!("field {} needs a non-empty 'name'", position + 1))),
+        _ => {
+            return Err(SchemaError::new(format!(
+                "field {} needs a non-empty 'name'",
+                position + 1
+            )))
+        }
     };
     let text = |key: &str| -> Result<Option<String>, SchemaError> {
         match map.get(key) {
             None => Ok(None),
             Some(Json::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(SchemaError::field(&name, format!("'{key}' must be a string"))),
+            Some(_) => Err(SchemaError::field(
+                &name,
+                format!("'{key}' must be a string"),
+            )),
         }
     };
     let title = text("title")?;
@@ -207,9 +241,9 @@ fn parse_field(raw: &Json, position: usize, schema_missing: &[String]) -> Result
     let format = text("format")?.unwrap_or_else(|| "default".to_owned());
     let field_type = parse_type(&name, &type_name, &format, map)?;
     let missing_values = match map.get("missingValues") {
-        Some(value) => {
-            string_list(value).ok_or_else(|| SchemaError::field(&name, "'missingValues' must be an array of strings"))?
-        }
+        Some(value) => string_list(value).ok_or_else(|| {
+            SchemaError::field(&name, "'missingValues' must be an array of strings")
+        })?,
         None => schema_missing.to_vec(),
     };
     let constraints = match map.get("constraints") {
@@ -217,13 +251,35 @@ fn parse_field(raw: &Json, position: usize, schema_missing: &[String]) -> Result
         Some(Json::Object(raw)) => Constraints::parse(&name, &field_type, raw)?,
         Some(_) => return Err(SchemaError::field(&name, "'constraints' must be an object")),
     };
-    Ok(Field { name, title, description, field_type, missing_values, constraints })
+    Ok(Field {
+        name,
+        title,
+        description,
+        field_type,
+        missing_values,
+        constraints,
+    })
 }
 
-fn parse_type(name: &str, type_name: &str, format: &str, map: &Map<String, Json>) -> Result<FieldType, SchemaError> {
-    let unsupported_format =
-        || SchemaError::field(name, format!("format '{format}' is not supported for type '{type_name}'"));
-    let only_default = |t: FieldType| if format == "default" { Ok(t) } else { Err(unsupported_format()) };
+fn parse_type(
+    name: &str,
+    type_name: &str,
+    format: &str,
+    map: &Map<String, Json>,
+) -> Result<FieldType, SchemaError> {
+    let unsupported_format = || {
+        SchemaError::field(
+            name,
+            format!("format '{format}' is not supported for type '{type_name}'"),
+        )
+    };
+    let only_default = |t: FieldType| {
+        if format == "default" {
+            Ok(t)
+        } else {
+            Err(unsupported_format())
+        }
+    };
     let temporal = || -> Result<TemporalFormat, SchemaError> {
         match format {
             "default" => Ok(TemporalFormat::Iso),
@@ -252,7 +308,9 @@ fn parse_type(name: &str, type_name: &str, format: &str, map: &Map<String, Json>
         "boolean" => {
             let values = |key: &str, defaults: &[&str]| match map.get(key) {
                 None => Ok(defaults.iter().map(|s| s.to_string()).collect()),
-                Some(v) => string_list(v).ok_or_else(|| SchemaError::field(name, format!("'{key}' must be an array of strings"))),
+                Some(v) => string_list(v).ok_or_else(|| {
+                    SchemaError::field(name, format!("'{key}' must be an array of strings"))
+                }),
             };
             only_default(FieldType::Boolean {
                 true_values: values("trueValues", &["true", "True", "TRUE", "1"])?,
@@ -266,35 +324,54 @@ fn parse_type(name: &str, type_name: &str, format: &str, map: &Map<String, Json>
         "yearmonth" => only_default(FieldType::YearMonth),
         "duration" => only_default(FieldType::Duration),
         "any" => Ok(FieldType::Any),
-        "object" | "array" | "list" | "geopoint" | "geojson" => {
-            Err(SchemaError::field(name, format!("type '{type_name}' is not supported")))
-        }
-        other => Err(SchemaError::field(name, format!("'{other}' is not a Table Schema type"))),
+        "object" | "array" | "list" | "geopoint" | "geojson" => Err(SchemaError::field(
+            name,
+            format!("type '{type_name}' is not supported"),
+        )),
+        other => Err(SchemaError::field(
+            name,
+            format!("'{other}' is not a Table Schema type"),
+        )),
     }
 }
 
-fn number_format(name: &str, map: &Map<String, Json>, allow_decimal: bool) -> Result<NumberFormat, SchemaError> {
+fn number_format(
+    name: &str,
+    map: &Map<String, Json>,
+    allow_decimal: bool,
+) -> Result<NumberFormat, SchemaError> {
     let mut format = NumberFormat::default();
     let single_char = |key: &str| -> Result<Option<char>, SchemaError> {
         match map.get(key) {
             None => Ok(None),
             Some(Json::String(s)) if s.chars().count() == 1 => Ok(s.chars().next()),
             Some(Json::String(s)) if s.is_empty() && key == "groupChar" => Ok(None),
-            Some(_) => Err(SchemaError::field(name, format!("'{key}' must be a single character"))),
+            Some(_) => Err(SchemaError::field(
+                name,
+                format!("'{key}' must be a single character"),
+            )),
         }
     };
     if let Some(c) = single_char("decimalChar")? {
         if !allow_decimal {
-            return Err(SchemaError::field(name, "'decimalChar' does not apply to integers"));
+            return Err(SchemaError::field(
+                name,
+                "'decimalChar' does not apply to integers",
+            ));
         }
         format.decimal_char = c;
     }
     format.group_char = single_char("groupChar")?;
     if let Some(value) = map.get("bareNumber") {
-        format.bare_number = value.as_bool().ok_or_else(|| SchemaError::field(name, "'bareNumber' must be true or false"))?;
+        format.bare_number = value
+            .as_bool()
+            .ok_or_else(|| SchemaError::field(name, "'bareNumber' must be true or false"))?;
     }
     if format.group_char == Some(format.decimal_char) {
-        return Err(SchemaError::field(name, "'groupChar' and 'decimalChar' must differ"));
+        return Err(SchemaError::field(
+            name,
+            "'groupChar' and 'decimalChar' must differ",
+        ));
     }
     Ok(format)
 }
@@ -325,7 +402,10 @@ mod tests {
         .unwrap();
         assert_eq!(schema.fields.len(), 3);
         assert_eq!(schema.primary_key, vec![0]);
-        assert!(schema.fields[0].constraints.required, "a primary key implies required");
+        assert!(
+            schema.fields[0].constraints.required,
+            "a primary key implies required"
+        );
         assert_eq!(schema.unique_keys, vec![vec![1, 2]]);
         assert_eq!(schema.fields_match, FieldsMatch::Subset);
         assert_eq!(schema.fields[1].missing_values, vec!["", "NA"]);
@@ -335,32 +415,61 @@ mod tests {
     #[test]
     fn field_type_defaults_to_string() {
         let schema = Schema::from_json(r#"{"fields": [{"name": "x"}]}"#).unwrap();
-        assert_eq!(schema.fields[0].field_type, FieldType::String(StringFormat::Default));
+        assert_eq!(
+            schema.fields[0].field_type,
+            FieldType::String(StringFormat::Default)
+        );
         assert_eq!(schema.missing_values, vec![""]);
     }
 
     #[test]
     fn unsupported_things_are_errors_naming_field_and_property() {
-        assert_eq!(error_of(r#"{"fields": [{"name": "a", "type": "geojson"}]}"#), "field 'a': type 'geojson' is not supported");
-        assert_eq!(error_of(r#"{"fields": [{"name": "a", "type": "strin"}]}"#), "field 'a': 'strin' is not a Table Schema type");
+        assert_eq!(
+            error_of(r#"{"fields": [{"name": "a", "type": "geojson"}]}"#),
+            "field 'a': type 'geojson' is not supported"
+        );
+        assert_eq!(
+            error_of(r#"{"fields": [{"name": "a", "type": "strin"}]}"#),
+            "field 'a': 'strin' is not a Table Schema type"
+        );
         assert_eq!(
             error_of(r#"{"fields": [{"name": "a", "format": "binary"}]}"#),
             "field 'a': format 'binary' is not supported for type 'string'"
         );
-        assert!(error_of(r#"{"fields": [{"name": "d", "type": "date", "format": "any"}]}"#).starts_with("field 'd': format 'any'"));
-        assert!(error_of(r#"{"fields": [{"name": "d", "type": "date", "format": "dd/mm"}]}"#).starts_with("field 'd': format"));
+        assert!(
+            error_of(r#"{"fields": [{"name": "d", "type": "date", "format": "any"}]}"#)
+                .starts_with("field 'd': format 'any'")
+        );
+        assert!(
+            error_of(r#"{"fields": [{"name": "d", "type": "date", "format": "dd/mm"}]}"#)
+                .starts_with("field 'd': format")
+        );
         assert_eq!(
             error_of(r#"{"fields": [{"name": "a", "constraints": {"maxLenght": 3}}]}"#),
             "field 'a': constraint 'maxLenght' is not supported"
         );
         assert_eq!(
-            error_of(r#"{"fields": [{"name": "a", "type": "integer", "constraints": {"pattern": "1+"}}]}"#),
+            error_of(
+                r#"{"fields": [{"name": "a", "type": "integer", "constraints": {"pattern": "1+"}}]}"#
+            ),
             "field 'a': constraint 'pattern' does not apply to type 'integer'"
         );
-        assert_eq!(error_of(r#"{"fields": [], "foreignKeys": []}"#), "'foreignKeys' is not supported");
-        assert_eq!(error_of(r#"{"fields": [{"name": "a"}], "primaryKey": "b"}"#), "'primaryKey' names 'b', which is not a field");
-        assert_eq!(error_of(r#"{"fields": [{"name": "a"}, {"name": "a"}]}"#), "field 'a': is defined twice");
-        assert_eq!(error_of(r#"{"fields": [{"type": "string"}]}"#), "field 1 needs a non-empty 'name'");
+        assert_eq!(
+            error_of(r#"{"fields": [], "foreignKeys": []}"#),
+            "'foreignKeys' is not supported"
+        );
+        assert_eq!(
+            error_of(r#"{"fields": [{"name": "a"}], "primaryKey": "b"}"#),
+            "'primaryKey' names 'b', which is not a field"
+        );
+        assert_eq!(
+            error_of(r#"{"fields": [{"name": "a"}, {"name": "a"}]}"#),
+            "field 'a': is defined twice"
+        );
+        assert_eq!(
+            error_of(r#"{"fields": [{"type": "string"}]}"#),
+            "field 1 needs a non-empty 'name'"
+        );
         assert!(error_of("[1]").contains("JSON object"));
         assert!(error_of("{").contains("not valid JSON"));
     }

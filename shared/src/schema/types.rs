@@ -32,7 +32,11 @@ pub struct NumberFormat {
 
 impl Default for NumberFormat {
     fn default() -> Self {
-        NumberFormat { decimal_char: '.', group_char: None, bare_number: true }
+        NumberFormat {
+            decimal_char: '.',
+            group_char: None,
+            bare_number: true,
+        }
     }
 }
 
@@ -41,7 +45,10 @@ pub enum FieldType {
     String(StringFormat),
     Integer(NumberFormat),
     Number(NumberFormat),
-    Boolean { true_values: Vec<String>, false_values: Vec<String> },
+    Boolean {
+        true_values: Vec<String>,
+        false_values: Vec<String>,
+    },
     Date(TemporalFormat),
     Time(TemporalFormat),
     DateTime(TemporalFormat),
@@ -79,7 +86,9 @@ impl FieldType {
             FieldType::Any => "any value".into(),
             FieldType::Date(TemporalFormat::Pattern(p))
             | FieldType::Time(TemporalFormat::Pattern(p))
-            | FieldType::DateTime(TemporalFormat::Pattern(p)) => format!("a {} in the format '{p}'", self.name()),
+            | FieldType::DateTime(TemporalFormat::Pattern(p)) => {
+                format!("a {} in the format '{p}'", self.name())
+            }
             other => format!("a {}", other.name()),
         }
     }
@@ -87,11 +96,16 @@ impl FieldType {
     /// Parse one non-missing cell. `None` means it is not a value of this type.
     pub fn parse<'a>(&self, cell: &'a str) -> Option<Value<'a>> {
         match self {
-            FieldType::String(format) => check_string_format(*format, cell).then_some(Value::Text(cell)),
+            FieldType::String(format) => {
+                check_string_format(*format, cell).then_some(Value::Text(cell))
+            }
             FieldType::Any => Some(Value::Text(cell)),
             FieldType::Integer(format) => parse_integer(cell, format).map(Value::Integer),
             FieldType::Number(format) => parse_number(cell, format).map(Value::Number),
-            FieldType::Boolean { true_values, false_values } => {
+            FieldType::Boolean {
+                true_values,
+                false_values,
+            } => {
                 if true_values.iter().any(|v| v == cell) {
                     Some(Value::Boolean(true))
                 } else if false_values.iter().any(|v| v == cell) {
@@ -103,7 +117,9 @@ impl FieldType {
             FieldType::Date(format) => parse_date(cell, format).map(Value::Date),
             FieldType::Time(format) => parse_time(cell, format).map(Value::Time),
             FieldType::DateTime(format) => parse_datetime(cell, format).map(Value::DateTime),
-            FieldType::Year => parse_plain_int(cell).and_then(|y| i32::try_from(y).ok()).map(Value::Year),
+            FieldType::Year => parse_plain_int(cell)
+                .and_then(|y| i32::try_from(y).ok())
+                .map(Value::Year),
             FieldType::YearMonth => parse_year_month(cell).map(|(y, m)| Value::YearMonth(y, m)),
             FieldType::Duration => parse_duration(cell).map(|d| Value::Duration(Box::new(d))),
         }
@@ -227,7 +243,9 @@ fn check_string_format(format: StringFormat, cell: &str) -> bool {
 
 /// `local@domain.tld`: one '@', no spaces, a dot in the domain, no empty labels.
 fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && !domain.contains('@')
         && !s.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -237,7 +255,9 @@ fn is_email(s: &str) -> bool {
 
 /// An absolute URI: a scheme (RFC 3986: letter, then letters, digits, + - .), a colon, no spaces.
 fn is_uri(s: &str) -> bool {
-    let Some((scheme, rest)) = s.split_once(':') else { return false };
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
     let mut chars = scheme.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
@@ -260,11 +280,21 @@ fn strip_non_bare<'a>(cell: &'a str, format: &NumberFormat) -> &'a str {
     if format.bare_number {
         return cell;
     }
-    let is_numeric = |c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == format.decimal_char;
-    let start = cell.find(|c: char| c.is_ascii_digit() || c == '-' || c == '+').unwrap_or(cell.len());
-    let end = cell.rfind(|c: char| c.is_ascii_digit()).map(|i| i + 1).unwrap_or(start);
+    let is_numeric =
+        |c: char| c.is_ascii_digit() || c == '-' || c == '+' || c == format.decimal_char;
+    let start = cell
+        .find(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+        .unwrap_or(cell.len());
+    let end = cell
+        .rfind(|c: char| c.is_ascii_digit())
+        .map(|i| i + 1)
+        .unwrap_or(start);
     let inner = &cell[start..end.max(start)];
-    if inner.chars().next().is_some_and(is_numeric) { inner } else { cell }
+    if inner.chars().next().is_some_and(is_numeric) {
+        inner
+    } else {
+        cell
+    }
 }
 
 /// Digits with an optional sign and group characters between digits.
@@ -315,14 +345,18 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
         _ => {}
     }
     if format.decimal_char == '.' && format.group_char.is_none() {
-        return is_decimal_notation(text).then(|| text.parse().ok()).flatten();
+        return is_decimal_notation(text)
+            .then(|| text.parse().ok())
+            .flatten();
     }
     let plain: String = text
         .chars()
         .filter(|c| Some(*c) != format.group_char)
         .map(|c| if c == format.decimal_char { '.' } else { c })
         .collect();
-    is_decimal_notation(&plain).then(|| plain.parse().ok()).flatten()
+    is_decimal_notation(&plain)
+        .then(|| plain.parse().ok())
+        .flatten()
 }
 
 /// `[+-]digits[.digits][(e|E)[+-]digits]`, with digits on at least one side of the point.
@@ -373,7 +407,9 @@ fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
 }
 
 fn digits(bytes: &[u8]) -> Option<u32> {
-    bytes.iter().try_fold(0u32, |acc, b| b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32))
+    bytes.iter().try_fold(0u32, |acc, b| {
+        b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32)
+    })
 }
 
 fn parse_time(cell: &str, format: &TemporalFormat) -> Option<NaiveTime> {
@@ -413,7 +449,11 @@ fn parse_datetime(cell: &str, format: &TemporalFormat) -> Option<NaiveDateTime> 
         }
         TemporalFormat::Pattern(pattern) => NaiveDateTime::parse_from_str(cell, pattern)
             .ok()
-            .or_else(|| DateTime::parse_from_str(cell, pattern).ok().map(|dt| dt.naive_utc())),
+            .or_else(|| {
+                DateTime::parse_from_str(cell, pattern)
+                    .ok()
+                    .map(|dt| dt.naive_utc())
+            }),
     }
 }
 
@@ -421,7 +461,9 @@ fn parse_datetime(cell: &str, format: &TemporalFormat) -> Option<NaiveDateTime> 
 fn parse_year_month(cell: &str) -> Option<(i32, u32)> {
     let (year, month) = cell.split_once('-')?;
     let year = parse_plain_int(year).and_then(|y| i32::try_from(y).ok())?;
-    let month = (month.len() == 2).then(|| digits(month.as_bytes())).flatten()?;
+    let month = (month.len() == 2)
+        .then(|| digits(month.as_bytes()))
+        .flatten()?;
     (1..=12).contains(&month).then_some((year, month))
 }
 
@@ -434,18 +476,24 @@ fn parse_duration(cell: &str) -> Option<IsoDuration> {
     };
     let mut duration = IsoDuration::default();
     let mut components = 0;
-    components += parse_duration_part(date_part, &mut [
-        (b'Y', &mut duration.years),
-        (b'M', &mut duration.months),
-        (b'W', &mut duration.weeks),
-        (b'D', &mut duration.days),
-    ])?;
+    components += parse_duration_part(
+        date_part,
+        &mut [
+            (b'Y', &mut duration.years),
+            (b'M', &mut duration.months),
+            (b'W', &mut duration.weeks),
+            (b'D', &mut duration.days),
+        ],
+    )?;
     if let Some(time) = time_part {
-        let in_time = parse_duration_part(time, &mut [
-            (b'H', &mut duration.hours),
-            (b'M', &mut duration.minutes),
-            (b'S', &mut duration.seconds),
-        ])?;
+        let in_time = parse_duration_part(
+            time,
+            &mut [
+                (b'H', &mut duration.hours),
+                (b'M', &mut duration.minutes),
+                (b'S', &mut duration.seconds),
+            ],
+        )?;
         if in_time == 0 {
             return None;
         }
@@ -462,7 +510,9 @@ fn parse_duration_part(part: &str, units: &mut [(u8, &mut f64)]) -> Option<usize
     let mut count = 0;
     while pos < bytes.len() {
         let start = pos;
-        while pos < bytes.len() && (bytes[pos].is_ascii_digit() || bytes[pos] == b'.' || bytes[pos] == b',') {
+        while pos < bytes.len()
+            && (bytes[pos].is_ascii_digit() || bytes[pos] == b'.' || bytes[pos] == b',')
+        {
             pos += 1;
         }
         let number = part[start..pos].replace(',', ".");
@@ -484,7 +534,9 @@ fn parse_duration_part(part: &str, units: &mut [(u8, &mut f64)]) -> Option<usize
 /// type error on every row.
 pub fn check_pattern(pattern: &str) -> Result<(), String> {
     if !pattern.contains('%') {
-        return Err(format!("'{pattern}' is not a strftime pattern such as '%d/%m/%Y'"));
+        return Err(format!(
+            "'{pattern}' is not a strftime pattern such as '%d/%m/%Y'"
+        ));
     }
     if StrftimeItems::new(pattern).any(|item| matches!(item, Item::Error)) {
         return Err(format!("'{pattern}' is not a valid strftime pattern"));
@@ -509,9 +561,15 @@ mod tests {
         for bad in ["1x3", "1.0", "", "-", "1 000", " 1"] {
             assert_eq!(t.parse(bad), None, "{bad}");
         }
-        let grouped = FieldType::Integer(NumberFormat { group_char: Some(','), ..Default::default() });
+        let grouped = FieldType::Integer(NumberFormat {
+            group_char: Some(','),
+            ..Default::default()
+        });
         assert_eq!(grouped.parse("1,000,000"), Some(Value::Integer(1_000_000)));
-        let loose = FieldType::Integer(NumberFormat { bare_number: false, ..Default::default() });
+        let loose = FieldType::Integer(NumberFormat {
+            bare_number: false,
+            ..Default::default()
+        });
         assert_eq!(loose.parse("€95"), Some(Value::Integer(95)));
         assert_eq!(loose.parse("95%"), Some(Value::Integer(95)));
     }
@@ -526,7 +584,11 @@ mod tests {
         for bad in ["inf", "infinity", "nan", "1e", "1,5", "abc", "", "."] {
             assert_eq!(number().parse(bad), None, "{bad}");
         }
-        let european = FieldType::Number(NumberFormat { decimal_char: ',', group_char: Some('.'), bare_number: true });
+        let european = FieldType::Number(NumberFormat {
+            decimal_char: ',',
+            group_char: Some('.'),
+            bare_number: true,
+        });
         assert_eq!(european.parse("1.234,5"), Some(Value::Number(1234.5)));
     }
 
@@ -560,7 +622,9 @@ mod tests {
         assert!(dt.parse("2024-01-01T10:00:00").is_some());
         assert_eq!(dt.parse("2024-01-01 10:00"), None);
         assert_eq!(
-            dt.parse("2024-01-01T12:00:00+02:00").unwrap().compare(&dt.parse("2024-01-01T10:00:00Z").unwrap()),
+            dt.parse("2024-01-01T12:00:00+02:00")
+                .unwrap()
+                .compare(&dt.parse("2024-01-01T10:00:00Z").unwrap()),
             Some(Ordering::Equal)
         );
     }
@@ -569,7 +633,10 @@ mod tests {
     fn years_months_durations() {
         assert_eq!(FieldType::Year.parse("2024"), Some(Value::Year(2024)));
         assert_eq!(FieldType::Year.parse("20x4"), None);
-        assert_eq!(FieldType::YearMonth.parse("2024-02"), Some(Value::YearMonth(2024, 2)));
+        assert_eq!(
+            FieldType::YearMonth.parse("2024-02"),
+            Some(Value::YearMonth(2024, 2))
+        );
         assert_eq!(FieldType::YearMonth.parse("2024-13"), None);
         for good in ["P1Y2M3DT4H5M6S", "PT0.5S", "P3W", "P1D", "PT36H"] {
             assert!(FieldType::Duration.parse(good).is_some(), "{good}");
@@ -583,7 +650,14 @@ mod tests {
     fn string_formats() {
         let email = FieldType::String(StringFormat::Email);
         assert!(email.parse("ada@example.org").is_some());
-        for bad in ["ada", "ada@", "@example.org", "ada@example", "a da@example.org", "a@b@c.org"] {
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.org",
+            "ada@example",
+            "a da@example.org",
+            "a@b@c.org",
+        ] {
             assert_eq!(email.parse(bad), None, "{bad}");
         }
         let uri = FieldType::String(StringFormat::Uri);

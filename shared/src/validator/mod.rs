@@ -54,11 +54,16 @@ impl Validator {
     /// Validate the next piece of the file.
     pub fn feed(&mut self, chunk: &[u8]) {
         let checker = &mut self.checker;
-        self.reader.feed(chunk, &mut |event| checker.on_event(event));
+        self.reader
+            .feed(chunk, &mut |event| checker.on_event(event));
     }
 
     pub fn progress(&self) -> Progress {
-        Progress { bytes: self.reader.bytes_consumed(), rows: self.reader.rows(), errors: self.checker.errors.counts.total() }
+        Progress {
+            bytes: self.reader.bytes_consumed(),
+            rows: self.reader.rows(),
+            errors: self.checker.errors.counts.total(),
+        }
     }
 
     /// Exact error counts so far.
@@ -71,7 +76,8 @@ impl Validator {
         let checker = &mut self.checker;
         self.reader.finish(&mut |event| checker.on_event(event));
         let rows = self.reader.rows();
-        self.checker.finish(rows, self.reader.first_encoding_error());
+        self.checker
+            .finish(rows, self.reader.first_encoding_error());
         let checker = self.checker;
         Report {
             valid: checker.errors.counts.total() == 0,
@@ -140,16 +146,30 @@ impl Checker {
                 sets += 1;
             }
         }
-        let last_header_row = dialect.header_rows.iter().copied().max().filter(|_| dialect.header).unwrap_or(0);
+        let last_header_row = dialect
+            .header_rows
+            .iter()
+            .copied()
+            .max()
+            .filter(|_| dialect.header)
+            .unwrap_or(0);
         let (columns, width) = if dialect.header {
             (vec![None; field_count], None)
         } else {
             // No header: fields are matched by position.
-            ((0..field_count).map(Some).collect(), (field_count > 0).then_some(field_count))
+            (
+                (0..field_count).map(Some).collect(),
+                (field_count > 0).then_some(field_count),
+            )
         };
         Checker {
             unique: UniqueSets::new(sets, limits.unique_memory_bytes),
-            errors: Errors { counts: ErrorCounts::default(), sample: Vec::new(), capped: false, max_sample: limits.max_error_sample },
+            errors: Errors {
+                counts: ErrorCounts::default(),
+                sample: Vec::new(),
+                capped: false,
+                max_sample: limits.max_error_sample,
+            },
             schema,
             dialect,
             limits,
@@ -170,7 +190,11 @@ impl Checker {
 
     fn on_event(&mut self, event: RecordEvent<'_>) {
         match event {
-            RecordEvent::Oversized { row, line, byte_offset } => {
+            RecordEvent::Oversized {
+                row,
+                line,
+                byte_offset,
+            } => {
                 let limit = self.limits.max_row_bytes;
                 let cells = self.limits.max_cells_per_row;
                 self.errors.add(ErrorCode::SourceError, || ValidationError {
@@ -252,26 +276,40 @@ impl Checker {
     /// Label checks, and the mapping from fields to columns.
     fn check_header(&mut self, row: u64) {
         let labels = std::mem::take(&mut self.labels);
-        let header_error = |code, message: String, column: Option<usize>, field_name: Option<&str>, cell: Option<&str>| ValidationError {
+        let header_error = |code,
+                            message: String,
+                            column: Option<usize>,
+                            field_name: Option<&str>,
+                            cell: Option<&str>| ValidationError {
             message,
             field_number: column.map(|c| c + 1),
             field_name: field_name.map(str::to_owned),
             cell: cell.map(truncate_cell),
             ..error(code, Some(row), None, None)
         };
-        let mut first_seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut first_seen: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
         for (i, label) in labels.iter().enumerate() {
             let column = i + 1;
             let first = *first_seen.entry(label.as_str()).or_insert(i);
             if label.is_empty() {
                 self.errors.add(ErrorCode::BlankLabel, || {
-                    header_error(ErrorCode::BlankLabel, format!("column {column} has a blank header label"), Some(i), None, Some(""))
+                    header_error(
+                        ErrorCode::BlankLabel,
+                        format!("column {column} has a blank header label"),
+                        Some(i),
+                        None,
+                        Some(""),
+                    )
                 });
             } else if first < i {
                 self.errors.add(ErrorCode::DuplicateLabel, || {
                     header_error(
                         ErrorCode::DuplicateLabel,
-                        format!("column {column} header '{label}' repeats column {}", first + 1),
+                        format!(
+                            "column {column} header '{label}' repeats column {}",
+                            first + 1
+                        ),
                         Some(i),
                         None,
                         Some(label),
@@ -285,7 +323,9 @@ impl Checker {
             return;
         }
         let missing = |name: &str| format!("the header has no column for field '{name}'");
-        let extra = |column: usize, label: &str| format!("column {column} header '{label}' is not a schema field");
+        let extra = |column: usize, label: &str| {
+            format!("column {column} header '{label}' is not a schema field")
+        };
         match self.schema.fields_match {
             FieldsMatch::Exact => {
                 for i in 0..labels.len().max(field_names.len()) {
@@ -308,10 +348,15 @@ impl Checker {
                         _ => {}
                     }
                 }
-                self.columns = (0..field_names.len()).map(|i| (i < labels.len()).then_some(i)).collect();
+                self.columns = (0..field_names.len())
+                    .map(|i| (i < labels.len()).then_some(i))
+                    .collect();
             }
             mode => {
-                self.columns = field_names.iter().map(|name| labels.iter().position(|l| l == name)).collect();
+                self.columns = field_names
+                    .iter()
+                    .map(|name| labels.iter().position(|l| l == name))
+                    .collect();
                 let report_missing = matches!(mode, FieldsMatch::Equal | FieldsMatch::Subset)
                     || (mode == FieldsMatch::Partial && self.columns.iter().all(Option::is_none));
                 let report_extra = matches!(mode, FieldsMatch::Equal | FieldsMatch::Superset);
@@ -319,7 +364,13 @@ impl Checker {
                     for (i, name) in field_names.iter().enumerate() {
                         if self.columns[i].is_none() {
                             self.errors.add(ErrorCode::MissingLabel, || {
-                                header_error(ErrorCode::MissingLabel, missing(name), None, Some(name), None)
+                                header_error(
+                                    ErrorCode::MissingLabel,
+                                    missing(name),
+                                    None,
+                                    Some(name),
+                                    None,
+                                )
                             });
                         }
                     }
@@ -328,7 +379,13 @@ impl Checker {
                     for (i, label) in labels.iter().enumerate() {
                         if !label.is_empty() && !field_names.contains(label) {
                             self.errors.add(ErrorCode::ExtraLabel, || {
-                                header_error(ErrorCode::ExtraLabel, extra(i + 1, label), Some(i), None, Some(label))
+                                header_error(
+                                    ErrorCode::ExtraLabel,
+                                    extra(i + 1, label),
+                                    Some(i),
+                                    None,
+                                    Some(label),
+                                )
                             });
                         }
                     }
@@ -351,14 +408,22 @@ impl Checker {
         for column in width..record.len() {
             let cell = record.cell(column);
             self.errors.add(ErrorCode::ExtraCell, || ValidationError {
-                message: format!("row {row} has an extra cell in column {}: '{}'", column + 1, truncate_cell(&cell)),
+                message: format!(
+                    "row {row} has an extra cell in column {}: '{}'",
+                    column + 1,
+                    truncate_cell(&cell)
+                ),
                 field_number: Some(column + 1),
                 cell: Some(truncate_cell(&cell)),
                 ..error(ErrorCode::ExtraCell, Some(row), Some(line), Some(offset))
             });
         }
         for column in record.len()..width {
-            let field_name = self.columns.iter().position(|c| *c == Some(column)).map(|f| self.schema.fields[f].name.clone());
+            let field_name = self
+                .columns
+                .iter()
+                .position(|c| *c == Some(column))
+                .map(|f| self.schema.fields[f].name.clone());
             let have = record.len();
             self.errors.add(ErrorCode::MissingCell, || ValidationError {
                 message: match &field_name {
@@ -425,13 +490,23 @@ impl Checker {
             let mut failures = std::mem::take(&mut self.failures);
             field.constraints.check(&value, &cell, &mut failures);
             for failure in failures.drain(..) {
-                let message = format!("row {row}, field '{}': '{}' {}", field.name, truncate_cell(&cell), failure.detail);
-                let err = located(ErrorCode::ConstraintError, message, Some(failure.constraint));
+                let message = format!(
+                    "row {row}, field '{}': '{}' {}",
+                    field.name,
+                    truncate_cell(&cell),
+                    failure.detail
+                );
+                let err = located(
+                    ErrorCode::ConstraintError,
+                    message,
+                    Some(failure.constraint),
+                );
                 self.errors.add(ErrorCode::ConstraintError, || err);
             }
             self.failures = failures;
         }
-        let needs_canonical = self.in_key[field_index] || self.unique_field_sets[field_index].is_some();
+        let needs_canonical =
+            self.in_key[field_index] || self.unique_field_sets[field_index].is_some();
         if !needs_canonical || self.unique_stopped {
             return;
         }
@@ -484,7 +559,10 @@ impl Checker {
     fn check_keys(&mut self, row: u64, line: u64, offset: u64) {
         for k in 0..self.key_sets.len() {
             let (set, fields, is_primary) = &self.key_sets[k];
-            let nulls = fields.iter().filter(|f| self.key_values[**f].is_none()).count();
+            let nulls = fields
+                .iter()
+                .filter(|f| self.key_values[**f].is_none())
+                .count();
             // A null primary key part is already a required error; a unique key whose parts are
             // all null is not a duplicate of anything.
             if (*is_primary && nulls > 0) || nulls == fields.len() {
@@ -524,14 +602,30 @@ impl Checker {
                 Ok(true) => {}
                 Ok(false) => {
                     let fields = &self.key_sets[k].1;
-                    let names: Vec<&str> = fields.iter().map(|f| self.schema.fields[*f].name.as_str()).collect();
+                    let names: Vec<&str> = fields
+                        .iter()
+                        .map(|f| self.schema.fields[*f].name.as_str())
+                        .collect();
                     let names = names.join(", ");
-                    let code = if is_primary { ErrorCode::PrimaryKey } else { ErrorCode::UniqueError };
-                    let what = if is_primary { "primary key" } else { "unique key" };
-                    let field_name = (fields.len() == 1).then(|| self.schema.fields[fields[0]].name.clone());
-                    let field_number = (fields.len() == 1).then(|| self.columns[fields[0]].map(|c| c + 1)).flatten();
+                    let code = if is_primary {
+                        ErrorCode::PrimaryKey
+                    } else {
+                        ErrorCode::UniqueError
+                    };
+                    let what = if is_primary {
+                        "primary key"
+                    } else {
+                        "unique key"
+                    };
+                    let field_name =
+                        (fields.len() == 1).then(|| self.schema.fields[fields[0]].name.clone());
+                    let field_number = (fields.len() == 1)
+                        .then(|| self.columns[fields[0]].map(|c| c + 1))
+                        .flatten();
                     self.errors.add(code, || ValidationError {
-                        message: format!("row {row}: the {what} ({names}) repeats the value of an earlier row"),
+                        message: format!(
+                            "row {row}: the {what} ({names}) repeats the value of an earlier row"
+                        ),
                         field_name,
                         field_number,
                         ..error(code, Some(row), Some(line), Some(offset))
@@ -568,7 +662,9 @@ impl Checker {
         } else if self.last_header_row > rows {
             let last = self.last_header_row;
             self.errors.add(ErrorCode::SourceError, || ValidationError {
-                message: format!("the file has {rows} rows, but the header should end on row {last}"),
+                message: format!(
+                    "the file has {rows} rows, but the header should end on row {last}"
+                ),
                 ..error(ErrorCode::SourceError, None, None, None)
             });
         }
@@ -628,7 +724,12 @@ impl Errors {
 }
 
 /// An error with its code and position; the caller fills in the rest.
-fn error(code: ErrorCode, row: Option<u64>, line: Option<u64>, byte_offset: Option<u64>) -> ValidationError {
+fn error(
+    code: ErrorCode,
+    row: Option<u64>,
+    line: Option<u64>,
+    byte_offset: Option<u64>,
+) -> ValidationError {
     ValidationError {
         code,
         message: String::new(),

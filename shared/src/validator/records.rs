@@ -54,7 +54,11 @@ impl<'a> Record<'a> {
     /// Cell `i` as text; bytes that are not UTF-8 become U+FFFD (the encoding error is
     /// reported once, separately).
     pub fn cell(&self, i: usize) -> Cow<'a, str> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] + self.separator };
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + self.separator
+        };
         let end = self.ends[i];
         match self.text.and_then(|text| text.get(start..end)) {
             Some(cell) => Cow::Borrowed(cell),
@@ -77,7 +81,11 @@ impl<'a> Record<'a> {
 pub enum RecordEvent<'a> {
     Record(Record<'a>),
     /// A record over `Limits::max_row_bytes` or `max_cells_per_row`: skipped, not parsed.
-    Oversized { row: u64, line: u64, byte_offset: u64 },
+    Oversized {
+        row: u64,
+        line: u64,
+        byte_offset: u64,
+    },
 }
 
 /// Where the reader is between and inside records.
@@ -159,7 +167,9 @@ impl RecordReader {
             head: Some(Vec::with_capacity(3)),
             bom: false,
             utf8: Utf8Checker::default(),
-            space_filter: dialect.skip_initial_space.then(|| SpaceFilter::new(dialect)),
+            space_filter: dialect
+                .skip_initial_space
+                .then(|| SpaceFilter::new(dialect)),
             filtered: Vec::new(),
         }
     }
@@ -256,8 +266,15 @@ impl RecordReader {
 
     /// Parse `input`, which starts at raw offset `base`; `dropped` lists the input positions
     /// before which the space filter removed a byte, to map positions back to the raw input.
-    fn parse(&mut self, input: &[u8], base: u64, dropped: &[usize], on_event: &mut dyn FnMut(RecordEvent<'_>)) {
-        let raw_offset = |pos: usize| base + pos as u64 + dropped.partition_point(|d| *d <= pos) as u64;
+    fn parse(
+        &mut self,
+        input: &[u8],
+        base: u64,
+        dropped: &[usize],
+        on_event: &mut dyn FnMut(RecordEvent<'_>),
+    ) {
+        let raw_offset =
+            |pos: usize| base + pos as u64 + dropped.partition_point(|d| *d <= pos) as u64;
         let mut pos = 0;
         while pos < input.len() {
             match self.position {
@@ -279,7 +296,8 @@ impl RecordReader {
                     }
                 }
                 Position::InComment => {
-                    let end = memchr::memchr2(b'\n', b'\r', &input[pos..]).map_or(input.len(), |i| pos + i);
+                    let end = memchr::memchr2(b'\n', b'\r', &input[pos..])
+                        .map_or(input.len(), |i| pos + i);
                     pos = end;
                     if end < input.len() {
                         self.position = Position::BetweenRecords;
@@ -287,7 +305,9 @@ impl RecordReader {
                 }
                 Position::InRecord => {
                     if !self.record_in_csv_core {
-                        if let Some(taken) = self.fast_line(&input[pos..], raw_offset(pos), on_event) {
+                        if let Some(taken) =
+                            self.fast_line(&input[pos..], raw_offset(pos), on_event)
+                        {
                             pos += taken;
                             continue;
                         }
@@ -311,8 +331,11 @@ impl RecordReader {
     fn parse_record_bytes(&mut self, input: &[u8]) -> (ReadRecordResult, usize) {
         let mut taken = 0;
         loop {
-            let (result, nin, nout, nend) =
-                self.csv.read_record(&input[taken..], &mut self.out[self.out_len..], &mut self.ends[self.ends_len..]);
+            let (result, nin, nout, nend) = self.csv.read_record(
+                &input[taken..],
+                &mut self.out[self.out_len..],
+                &mut self.ends[self.ends_len..],
+            );
             taken += nin;
             self.out_len += nout;
             self.ends_len += nend;
@@ -349,14 +372,21 @@ impl RecordReader {
     /// and handed over without a copy. Gives exactly csv-core's cells (the property tests feed
     /// byte by byte, which always takes the csv-core path, and compare). Returns the bytes
     /// taken, or `None` to leave the record to csv-core.
-    fn fast_line(&mut self, input: &[u8], start_offset: u64, on_event: &mut dyn FnMut(RecordEvent<'_>)) -> Option<usize> {
+    fn fast_line(
+        &mut self,
+        input: &[u8],
+        start_offset: u64,
+        on_event: &mut dyn FnMut(RecordEvent<'_>),
+    ) -> Option<usize> {
         let end = memchr::memchr2(b'\n', b'\r', input)?;
         let line = &input[..end];
         if self.quote_in(line) {
             return None;
         }
         let mut cells = 0;
-        for delimiter in memchr::memchr_iter(self.dialect.delimiter, line).chain(std::iter::once(line.len())) {
+        for delimiter in
+            memchr::memchr_iter(self.dialect.delimiter, line).chain(std::iter::once(line.len()))
+        {
             if cells == self.max_cells {
                 return None;
             }
@@ -390,16 +420,27 @@ impl RecordReader {
     }
 
     fn quote_in(&self, line: &[u8]) -> bool {
-        self.dialect.quote_char.is_some_and(|quote| memchr::memchr(quote, line).is_some())
+        self.dialect
+            .quote_char
+            .is_some_and(|quote| memchr::memchr(quote, line).is_some())
     }
 
-    fn emit(&mut self, end_offset: u64, unclosed_quote: bool, on_event: &mut dyn FnMut(RecordEvent<'_>)) {
+    fn emit(
+        &mut self,
+        end_offset: u64,
+        unclosed_quote: bool,
+        on_event: &mut dyn FnMut(RecordEvent<'_>),
+    ) {
         self.record_in_csv_core = false;
         self.rows += 1;
         self.position = Position::BetweenRecords;
         let over_limits = self.out_len > self.max_row_bytes || self.ends_len > self.max_cells;
         if std::mem::take(&mut self.oversized) || over_limits {
-            on_event(RecordEvent::Oversized { row: self.rows, line: self.record_line, byte_offset: self.record_offset });
+            on_event(RecordEvent::Oversized {
+                row: self.rows,
+                line: self.record_line,
+                byte_offset: self.record_offset,
+            });
         } else {
             let bytes = &self.out[..self.out_len];
             on_event(RecordEvent::Record(Record {
@@ -472,7 +513,9 @@ impl SpaceFilter {
                 RecordStart if line_end => RecordStart,
                 RecordStart if Some(byte) == self.comment => Comment,
                 RecordStart | CellStart if is_quote => Quoted,
-                RecordStart | CellStart | Unquoted | QuoteInQuoted if byte == self.delimiter => CellStart,
+                RecordStart | CellStart | Unquoted | QuoteInQuoted if byte == self.delimiter => {
+                    CellStart
+                }
                 RecordStart | CellStart | Unquoted | QuoteInQuoted if line_end => RecordStart,
                 RecordStart | CellStart | Unquoted => Unquoted,
                 Quoted if Some(byte) == self.escape => QuotedEscape,
@@ -494,12 +537,22 @@ mod tests {
     use super::*;
 
     /// Parse with the given dialect, feeding `chunk` bytes at a time.
-    fn read(input: &[u8], dialect: &Dialect, chunk: usize) -> Vec<(u64, u64, u64, Vec<String>, bool)> {
+    fn read(
+        input: &[u8],
+        dialect: &Dialect,
+        chunk: usize,
+    ) -> Vec<(u64, u64, u64, Vec<String>, bool)> {
         let mut reader = RecordReader::new(dialect, &Limits::default());
         let mut records = Vec::new();
         let mut on_event = |event: RecordEvent<'_>| {
             if let RecordEvent::Record(r) = event {
-                records.push((r.row, r.line, r.byte_offset, r.cells().map(|c| c.into_owned()).collect(), r.unclosed_quote));
+                records.push((
+                    r.row,
+                    r.line,
+                    r.byte_offset,
+                    r.cells().map(|c| c.into_owned()).collect(),
+                    r.unclosed_quote,
+                ));
             }
         };
         for piece in input.chunks(chunk.max(1)) {
@@ -519,7 +572,11 @@ mod tests {
         for chunk in [1, 2, 3, 100] {
             let records = read(input, &Dialect::default(), chunk);
             let positions: Vec<_> = records.iter().map(|r| (r.0, r.1, r.2)).collect();
-            assert_eq!(positions, [(1, 1, 0), (2, 3, 5), (3, 5, 14), (4, 6, 18)], "chunk {chunk}");
+            assert_eq!(
+                positions,
+                [(1, 1, 0), (2, 3, 5), (3, 5, 14), (4, 6, 18)],
+                "chunk {chunk}"
+            );
             assert_eq!(cells(&records)[1], ["1", "x\ny"]);
         }
     }
@@ -544,7 +601,10 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_skipped_but_counted_as_lines() {
-        let dialect = Dialect { comment_char: Some(b'#'), ..Dialect::default() };
+        let dialect = Dialect {
+            comment_char: Some(b'#'),
+            ..Dialect::default()
+        };
         let records = read(b"# note, \"quoted\nid\n\n#x\n5\n", &dialect, 2);
         assert_eq!(cells(&records), [vec!["id"], vec!["5"]]);
         assert_eq!((records[1].0, records[1].1), (2, 5));
@@ -552,17 +612,26 @@ mod tests {
 
     #[test]
     fn skip_initial_space_handles_quoted_cells() {
-        let dialect = Dialect { skip_initial_space: true, ..Dialect::default() };
+        let dialect = Dialect {
+            skip_initial_space: true,
+            ..Dialect::default()
+        };
         for chunk in [1, 5, 100] {
             let records = read(b"a, b,  \"c, d\"\n  x, y,z\n", &dialect, chunk);
-            assert_eq!(cells(&records), [vec!["a", "b", "c, d"], vec!["  x", "y", "z"]]);
+            assert_eq!(
+                cells(&records),
+                [vec!["a", "b", "c, d"], vec!["  x", "y", "z"]]
+            );
             assert_eq!(records[1].2, 14, "offsets count the dropped spaces");
         }
     }
 
     #[test]
     fn oversized_rows_are_reported_and_skipped() {
-        let limits = Limits { max_row_bytes: 8, ..Limits::default() };
+        let limits = Limits {
+            max_row_bytes: 8,
+            ..Limits::default()
+        };
         let mut reader = RecordReader::new(&Dialect::default(), &limits);
         let mut seen = Vec::new();
         let mut on_event = |event: RecordEvent<'_>| match event {

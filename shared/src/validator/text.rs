@@ -141,7 +141,11 @@ mod tests {
             let mut bad = text.to_vec();
             bad.insert(7, 0xFF);
             assert_eq!(first_error(&bad, chunk), Some(7), "chunk {chunk}");
-            assert_eq!(first_error(&text[..text.len() - 1], chunk), Some(text.len() as u64 - 4), "cut at the end");
+            assert_eq!(
+                first_error(&text[..text.len() - 1], chunk),
+                Some(text.len() as u64 - 4),
+                "cut at the end"
+            );
             assert_eq!(first_error(b"ab\xC3(", chunk), Some(2), "chunk {chunk}");
         }
     }

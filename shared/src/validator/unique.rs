@@ -53,7 +53,10 @@ pub struct UniqueSets {
 
 impl UniqueSets {
     pub fn new(count: usize, memory_cap: usize) -> UniqueSets {
-        UniqueSets { sets: (0..count).map(|_| KeySet::default()).collect(), memory_cap }
+        UniqueSets {
+            sets: (0..count).map(|_| KeySet::default()).collect(),
+            memory_cap,
+        }
     }
 
     /// Add a value to set `index`; `Ok(false)` means it was already there (a duplicate).
@@ -84,7 +87,8 @@ impl UniqueSets {
         let hashes = &self.sets[index].hashes;
         if hashes.len() == hashes.capacity() {
             let grown = (hashes.capacity() * 2).max(4);
-            let projected = self.memory_bytes() - hashes.capacity() * BYTES_PER_SLOT + grown * BYTES_PER_SLOT;
+            let projected =
+                self.memory_bytes() - hashes.capacity() * BYTES_PER_SLOT + grown * BYTES_PER_SLOT;
             if projected > self.memory_cap {
                 return Err(CapReached);
             }
@@ -94,7 +98,10 @@ impl UniqueSets {
 
     /// Estimated bytes held by all sets.
     pub fn memory_bytes(&self) -> usize {
-        self.sets.iter().map(|s| s.hashes.capacity() * BYTES_PER_SLOT + s.integer_bytes).sum()
+        self.sets
+            .iter()
+            .map(|s| s.hashes.capacity() * BYTES_PER_SLOT + s.integer_bytes)
+            .sum()
     }
 }
 
@@ -139,12 +146,16 @@ mod tests {
     #[test]
     fn stops_at_the_memory_cap() {
         let mut sets = UniqueSets::new(1, 4096);
-        let inserted = (0u32..10_000).take_while(|i| sets.insert(0, Key::Bytes(&i.to_le_bytes())).is_ok()).count();
+        let inserted = (0u32..10_000)
+            .take_while(|i| sets.insert(0, Key::Bytes(&i.to_le_bytes())).is_ok())
+            .count();
         assert!(inserted > 50 && inserted < 10_000, "{inserted}");
         assert!(sets.memory_bytes() <= 4096);
         // Sparse integers cost bitmap containers; the cap holds for them too.
         let mut sets = UniqueSets::new(1, 64 * 1024);
-        let inserted = (0i128..1_000_000).take_while(|i| sets.insert(0, Key::Integer(i * 1_000_003)).is_ok()).count();
+        let inserted = (0i128..1_000_000)
+            .take_while(|i| sets.insert(0, Key::Integer(i * 1_000_003)).is_ok())
+            .count();
         assert!(inserted < 1_000_000, "{inserted}");
     }
 }
