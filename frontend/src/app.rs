@@ -7,7 +7,6 @@ use datavista_shared::protocol::{ClientMessage, Job, JobState};
 use datavista_shared::Schema;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::File;
 
@@ -739,9 +738,4 @@ fn human(bytes: f64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
-}
-
-#[allow(dead_code)]
-fn element<T: JsCast>(value: wasm_bindgen::JsValue) -> Option<T> {
-    value.dyn_into().ok()
 }

@@ -17,7 +17,6 @@ use datavista_shared::protocol::{
 };
 use serde::Deserialize;
 
-use crate::errors::ApiError;
 use crate::hub::Subscription;
 use crate::identity::{Owner, OwnerId};
 use crate::state::AppState;
@@ -38,7 +37,8 @@ pub async fn connect(
     body: web::Payload,
     query: web::Query<Connect>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    check_origin(&req, &state.config.allowed_origins)?;
+    // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
+    crate::identity::check_origin(&req, &state.config.allowed_origins)?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
     let stream = stream
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -46,12 +46,6 @@ pub async fn connect(
         .max_continuation_size(MAX_MESSAGE_BYTES);
     actix_web::rt::spawn(run(state.clone(), owner.0, session, stream, query.last_seq));
     Ok(response)
-}
-
-/// Cross-site WebSocket hijacking: the same Origin check as for every change made with a
-/// session cookie (see `identity::check_origin`).
-fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    crate::identity::check_origin(req, allowed)
 }
 
 async fn run(
