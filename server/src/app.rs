@@ -77,6 +77,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 .route("/{path:.*}", web::get().to(system::dashboard))
                 .default_service(web::to(system::not_found))
         })
+        .on_connect(routes::ws::remember_socket)
         .disable_signals()
         .shutdown_timeout(10)
         .bind(config.bind)

@@ -967,9 +967,9 @@ async fn a_client_that_falls_behind_gets_a_snapshot_and_loses_nothing() {
     let ada = server.session().await;
     let mut slow = ada.slow_socket().await;
     let (mut seq, _) = slow.greeting().await;
-    // A burst of updates while this client reads nothing.
-    let files: Vec<(String, Vec<u8>)> = (0..60)
-        .map(|i| (format!("f{i}.csv"), people_csv(3, 0)))
+    // A burst of updates (long names make each one ~500 bytes) while this client reads nothing.
+    let files: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| (format!("{i:03}-{}.csv", "x".repeat(240)), people_csv(3, 0)))
         .collect();
     let named: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let response = ada.upload(Some("people"), &named).await;

@@ -24,6 +24,37 @@ use crate::state::AppState;
 const PING_EVERY: Duration = Duration::from_secs(5);
 const SILENCE_LIMIT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Status messages are small. Left alone, the kernel grows a loopback or LAN send buffer to
+/// megabytes, so a tab that stops reading would hide behind thousands of buffered updates
+/// (and pin that memory per idle connection). With a small buffer it shows up as lagging
+/// within a few dozen messages and gets one snapshot when it reads again.
+const SOCKET_SEND_BUFFER_BYTES: usize = 32 * 1024;
+
+/// The raw socket of an HTTP connection, recorded when it is accepted so an upgrade to a
+/// WebSocket can tune it.
+#[derive(Clone, Copy)]
+pub struct ConnectionSocket(#[cfg(unix)] std::os::fd::RawFd);
+
+/// `HttpServer::on_connect` hook.
+pub fn remember_socket(connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+    #[cfg(unix)]
+    if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        use std::os::fd::AsRawFd;
+        data.insert(ConnectionSocket(tcp.as_raw_fd()));
+    }
+}
+
+fn shrink_send_buffer(req: &HttpRequest) {
+    #[cfg(unix)]
+    if let Some(ConnectionSocket(fd)) = req.conn_data::<ConnectionSocket>() {
+        // SAFETY: the descriptor belongs to the connection this request arrived on, and the
+        // HTTP dispatcher keeps that connection open at least until this handler returns.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) };
+        if let Err(e) = socket2::SockRef::from(&fd).set_send_buffer_size(SOCKET_SEND_BUFFER_BYTES) {
+            tracing::debug!("cannot shrink a WebSocket send buffer: {e}");
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct Connect {
@@ -40,6 +71,7 @@ pub async fn connect(
     // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
     crate::identity::check_origin(&req, &state.config.allowed_origins)?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
+    shrink_send_buffer(&req);
     let stream = stream
         .max_frame_size(MAX_MESSAGE_BYTES)
         .aggregate_continuations()
