@@ -78,6 +78,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 .default_service(web::to(system::not_found))
         })
         .on_connect(routes::ws::remember_socket)
+        // Pushes are small writes one after another: Nagle's algorithm would hold each behind
+        // the client's delayed ACK of the previous one (up to 40 ms on Linux).
+        .tcp_nodelay(true)
         .disable_signals()
         .shutdown_timeout(10)
         .bind(config.bind)
