@@ -7,6 +7,9 @@
 //! - `cargo xtask run` — install what is missing, build the dashboard and the server in
 //!   release mode, and start `datavista serve` on http://127.0.0.1:8080.
 //! - `cargo xtask dist` — build the dashboard (`trunk build --release`) and print its size.
+//! - `cargo xtask bench <validator|dashboard|push|idle|ingest|verdict> [flags]` — the
+//!   benchmarks of BENCHMARKS.md; the server scenarios run `datavista-loadgen` against the
+//!   release server (`cargo xtask bench push --help` lists the flags).
 //! - `cargo xtask setup` — only the installs.
 
 mod tools;
@@ -21,8 +24,9 @@ fn main() -> ExitCode {
         "run" => tools::ensure_build_tools().and_then(|()| serve()),
         "dist" => tools::ensure_build_tools().and_then(|()| build_dashboard()),
         "setup" => tools::ensure_test_tools(),
+        "bench" => bench(std::env::args().skip(2).collect()),
         _ => {
-            eprintln!("usage: cargo xtask <test|run|dist|setup>");
+            eprintln!("usage: cargo xtask <test|run|dist|bench|setup>");
             return ExitCode::from(2);
         }
     };
@@ -126,6 +130,43 @@ fn print_dashboard_size(dist: &Path) -> Result<(), String> {
         total / 1024
     );
     Ok(())
+}
+
+fn bench(args: Vec<String>) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("validator") => run(Command::new(cargo()).args([
+            "bench",
+            "-p",
+            "datavista-shared",
+            "--bench",
+            "throughput",
+        ])),
+        Some("dashboard") => tools::ensure_build_tools().and_then(|()| build_dashboard()),
+        Some(_) => {
+            step("building the server and the load generator (release)");
+            run(Command::new(cargo()).args([
+                "build",
+                "--release",
+                "-p",
+                "datavista",
+                "-p",
+                "datavista-loadgen",
+            ]))?;
+            run(
+                Command::new(workspace().join("target/release/datavista-loadgen"))
+                    .args(&args)
+                    .current_dir(workspace())
+                    .env(
+                        "DATAVISTA_BIN",
+                        workspace().join("target/release/datavista"),
+                    ),
+            )
+        }
+        None => Err(
+            "usage: cargo xtask bench <validator|dashboard|push|idle|ingest|verdict> [flags]"
+                .to_owned(),
+        ),
+    }
 }
 
 fn serve() -> Result<(), String> {

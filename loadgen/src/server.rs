@@ -1,0 +1,125 @@
+//! The server under test: the release `datavista serve` binary on 127.0.0.1:0 with a temp data
+//! dir, plus what the benchmarks read from outside it (RSS and CPU time from /proc).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub struct Server {
+    process: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+impl Server {
+    /// `binary` is a release build (see `cargo xtask bench`); `extra` are more `serve` flags.
+    pub fn start(binary: &Path, extra: &[&str]) -> Result<Server, String> {
+        let temp = tempfile::Builder::new()
+            .prefix("datavista-bench")
+            .tempdir_in(std::env::var_os("DATAVISTA_BENCH_DIR").unwrap_or_else(|| ".".into()))
+            .map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        let data_dir = temp.path().join("data");
+        let mut process = Command::new(binary)
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--log",
+                "warn",
+                "--data-dir",
+            ])
+            .arg(&data_dir)
+            .args(["--dist-dir", "/nonexistent-dist"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let mut line = String::new();
+        BufReader::new(process.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .map_err(|e| format!("the server printed no address: {e}"))?;
+        let address = line
+            .trim()
+            .strip_prefix("DataVista listening on ")
+            .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
+        Ok(Server {
+            base: address.to_owned(),
+            process,
+            data_dir,
+            _temp: temp,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("{}/ws{query}", self.base.replacen("http://", "ws://", 1))
+    }
+
+    /// Resident memory now, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        proc_status_kib(self.process.id(), "VmRSS:")
+    }
+
+    /// User + system CPU time used so far, in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))
+            .unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let after_name = stat.rsplit(')').next().unwrap_or_default();
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / clock_ticks_per_second()
+    }
+
+    /// A new anonymous dashboard session: its `Cookie` header value.
+    pub async fn session(&self, http: &reqwest::Client) -> Result<String, String> {
+        let response = http
+            .get(self.url("/api/session"))
+            .send()
+            .await
+            .map_err(|e| format!("GET /api/session: {e}"))?;
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .ok_or("GET /api/session set no cookie")?;
+        Ok(cookie.split(';').next().unwrap_or_default().to_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Linux reports CPU times in clock ticks; 100 per second on every mainstream configuration.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
