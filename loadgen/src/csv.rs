@@ -43,6 +43,15 @@ pub fn write_file(path: &std::path::Path, total: u64) -> std::io::Result<u64> {
     Ok(written)
 }
 
+/// A request body that streams `path` in 1 MiB reads. (reqwest's own `From<File>` reads
+/// 4 KiB at a time, each a trip to tokio's blocking pool: it capped uploads at ~80 MB/s and
+/// made the load generator, not the server, the bottleneck.)
+pub async fn body(path: &std::path::Path) -> std::io::Result<reqwest::Body> {
+    let file = tokio::fs::File::open(path).await?;
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+    Ok(reqwest::Body::wrap_stream(stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

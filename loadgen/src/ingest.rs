@@ -50,9 +50,7 @@ async fn upload_as(
         };
         let started = Instant::now();
         let sending = async {
-            let body = tokio::fs::File::open(file)
-                .await
-                .map_err(|e| e.to_string())?;
+            let body = crate::csv::body(file).await.map_err(|e| e.to_string())?;
             let part =
                 reqwest::multipart::Part::stream_with_length(body, bytes).file_name("big.csv");
             let response = http

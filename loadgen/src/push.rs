@@ -52,7 +52,7 @@ impl Background {
             );
             tasks.push(tokio::spawn(async move {
                 while !*stop.borrow() {
-                    let Ok(body) = tokio::fs::File::open(&file).await else {
+                    let Ok(body) = crate::csv::body(&file).await else {
                         break;
                     };
                     let part = reqwest::multipart::Part::stream(body);
