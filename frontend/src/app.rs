@@ -48,8 +48,10 @@ struct Dashboard {
     live: Live,
     files: RwSignal<Vec<LocalFile>>,
     handles: StoredValue<Vec<(u64, File, Option<Upload>)>, LocalStorage>,
-    /// Files this tab uploaded, by job id, for the full check in the browser.
-    uploaded: StoredValue<HashMap<String, File>, LocalStorage>,
+    /// Files this tab uploaded, by job id, for the full check in the browser. A signal: the
+    /// job's row often appears (pushed over the WebSocket) before the upload's own response
+    /// names its id, and the row must then offer the check.
+    uploaded: RwSignal<HashMap<String, File>, LocalStorage>,
     schemas: RwSignal<Vec<SchemaInfo>>,
     schema_problem: RwSignal<Option<String>>,
     schema_id: RwSignal<Option<String>>,
@@ -64,7 +66,7 @@ pub fn App() -> impl IntoView {
         live: Live::start(),
         files: RwSignal::new(Vec::new()),
         handles: StoredValue::new_local(Vec::new()),
-        uploaded: StoredValue::new_local(HashMap::new()),
+        uploaded: RwSignal::new_local(HashMap::new()),
         schemas: RwSignal::new(Vec::new()),
         schema_problem: RwSignal::new(None),
         schema_id: RwSignal::new(None),
@@ -338,7 +340,7 @@ impl Dashboard {
             move |outcome| {
                 match outcome {
                     Ok(job) => {
-                        self.uploaded.update_value(|files| {
+                        self.uploaded.update(|files| {
                             files.insert(job.id, kept);
                         });
                         status.set(Local::Done);
@@ -563,14 +565,20 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
     let select = move || dashboard.selected.set(Some(select_id.clone()));
     let select_key = select.clone();
     let cancel_id = id.clone();
-    let local_file = dashboard
-        .uploaded
-        .with_value(|files| files.get(&id).cloned());
-    let has_local_file = local_file.is_some();
+    let file_id = id.clone();
+    let has_local_file = move || {
+        dashboard
+            .uploaded
+            .with(|files| files.contains_key(&file_id))
+    };
     let local_check = RwSignal::new(None::<(f64, f64, Option<String>)>);
+    let file_id = id.clone();
     let check_locally = move |ev: web_sys::MouseEvent| {
         ev.stop_propagation();
-        let Some(file) = local_file.clone() else {
+        let Some(file) = dashboard
+            .uploaded
+            .with_untracked(|files| files.get(&file_id).cloned())
+        else {
             return;
         };
         let schema_id = job.with_untracked(|j| j.schema_id.clone());
@@ -623,7 +631,7 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
             <td data-testid="errors">{move || job.with(|j| group(j.progress.errors))}</td>
             <td class="hide-narrow muted">{move || job.with(|j| format!("{:.1} s", (j.updated_at_ms.saturating_sub(j.created_at_ms)) as f64 / 1000.0))}</td>
             <td>
-                <Show when=move || has_local_file && local_check.with(|c| c.as_ref().is_none_or(|c| c.2.is_some()))>
+                <Show when=move || has_local_file() && local_check.with(|c| c.as_ref().is_none_or(|c| c.2.is_some()))>
                     <button on:click=check_locally.clone() title="Validate the whole file here, in your browser">"Check in browser"</button>
                 </Show>
                 {move || local_check.get().map(|(done, total, verdict)| match verdict {
