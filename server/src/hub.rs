@@ -5,6 +5,10 @@
 //! through an [`EventBus`]: in-process by default; a Redis pub/sub bus would publish to
 //! Redis and feed what it receives into the same handle.
 //!
+//! Each event is wrapped in one `Arc` when it arrives: every tab's queue and the history
+//! share it instead of holding copies (a queue's first block of slots is allocated with it,
+//! so the slot size is also memory per idle connection).
+//!
 //! A connection that falls behind never slows the others: its queue is bounded, and when it
 //! overflows the hub flags the connection as lagged and skips it; the session then sends a
 //! fresh snapshot instead of the messages it missed.
@@ -25,6 +29,9 @@ const HISTORY: usize = 256;
 /// An owner with no open connection keeps its history this long (a tab reconnecting after a
 /// network blip catches up from it); then it is dropped, and a later tab gets a snapshot.
 const IDLE_HISTORY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A message as queued for connections: shared, never copied per tab.
+pub type SharedMessage = Arc<ServerMessage>;
 
 /// An event for every connection of one owner.
 #[derive(Debug, Clone)]
@@ -50,7 +57,7 @@ impl EventBus for InProcessBus {
 /// What a session holds for its connection.
 pub struct Subscription {
     pub id: u64,
-    pub messages: mpsc::Receiver<ServerMessage>,
+    pub messages: mpsc::Receiver<SharedMessage>,
     /// Set by the hub when the queue overflowed; `notify` wakes the session.
     pub lagged: Arc<AtomicBool>,
     pub notify: Arc<Notify>,
@@ -69,7 +76,7 @@ enum Command {
     History {
         owner: OwnerId,
         after: u64,
-        reply: oneshot::Sender<Option<Vec<ServerMessage>>>,
+        reply: oneshot::Sender<Option<Vec<SharedMessage>>>,
     },
     Connections {
         reply: oneshot::Sender<usize>,
@@ -112,7 +119,7 @@ impl HubHandle {
     }
 
     /// Messages after `after`, if the hub still has all of them; `None` means "send a snapshot".
-    pub async fn history(&self, owner: OwnerId, after: u64) -> Option<Vec<ServerMessage>> {
+    pub async fn history(&self, owner: OwnerId, after: u64) -> Option<Vec<SharedMessage>> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::History {
@@ -135,14 +142,14 @@ impl HubHandle {
 
 struct Connection {
     id: u64,
-    queue: mpsc::Sender<ServerMessage>,
+    queue: mpsc::Sender<SharedMessage>,
     lagged: Arc<AtomicBool>,
     notify: Arc<Notify>,
 }
 
 struct OwnerChannel {
     connections: Vec<Connection>,
-    history: VecDeque<ServerMessage>,
+    history: VecDeque<SharedMessage>,
     /// When the last connection went away (None while any is open).
     idle_since: Option<std::time::Instant>,
 }
@@ -231,16 +238,17 @@ impl Hub {
         if self.deliveries % 1024 == 0 {
             self.forget_idle_owners();
         }
+        let message = Arc::new(event.message);
         let channel = self.owners.entry(event.owner).or_default();
         if channel.history.len() == HISTORY {
             channel.history.pop_front();
         }
-        channel.history.push_back(event.message.clone());
+        channel.history.push_back(message.clone());
         channel.connections.retain(|connection| {
             if connection.lagged.load(Ordering::Acquire) {
                 return true; // waiting for its snapshot: nothing more to queue
             }
-            match connection.queue.try_send(event.message.clone()) {
+            match connection.queue.try_send(message.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     connection.lagged.store(true, Ordering::Release);
@@ -255,7 +263,7 @@ impl Hub {
 
 /// Everything after `after`, when the history reaches back that far without a gap.
 /// An empty history (nothing since this process started) proves nothing: snapshot.
-fn history_after(history: &VecDeque<ServerMessage>, after: u64) -> Option<Vec<ServerMessage>> {
+fn history_after(history: &VecDeque<SharedMessage>, after: u64) -> Option<Vec<SharedMessage>> {
     let newest = history.back()?.seq();
     if after == newest {
         return Some(Vec::new());
@@ -288,9 +296,13 @@ mod tests {
         }
     }
 
+    fn shared(seq: u64) -> SharedMessage {
+        Arc::new(removed(seq))
+    }
+
     #[test]
     fn history_replays_only_without_gaps() {
-        let history: VecDeque<_> = (5..=9).map(removed).collect();
+        let history: VecDeque<_> = (5..=9).map(shared).collect();
         assert_eq!(history_after(&history, 9), Some(vec![]));
         assert_eq!(
             history_after(&history, 999),
@@ -318,8 +330,8 @@ mod tests {
             owner: ada,
             message: removed(1),
         });
-        assert_eq!(tab1.messages.recv().await, Some(removed(1)));
-        assert_eq!(tab2.messages.recv().await, Some(removed(1)));
+        assert_eq!(tab1.messages.recv().await, Some(shared(1)));
+        assert_eq!(tab2.messages.recv().await, Some(shared(1)));
         assert!(other.messages.try_recv().is_err());
     }
 
