@@ -3,6 +3,9 @@
 //! `cargo bench -p datavista-shared --bench throughput` — set `DATAVISTA_BENCH_MB` to change
 //! the generated file's size (default 100). After criterion's own figures it prints the ratio
 //! of the medians; the goal is full typed validation at ≥ 50 % of plain parsing.
+//!
+//! With `DATAVISTA_BENCH_DUMP=DIR` it only writes the generated file and its schema there
+//! (`bench.csv`, `bench-schema.json`), for comparisons with other validators on the same bytes.
 
 use std::time::{Duration, Instant};
 
@@ -172,6 +175,13 @@ fn print_ratio() {
 criterion_group!(benches, throughput);
 
 fn main() {
+    if let Some(dir) = std::env::var_os("DATAVISTA_BENCH_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::write(dir.join("bench.csv"), generate(size())).unwrap();
+        std::fs::write(dir.join("bench-schema.json"), SCHEMA).unwrap();
+        println!("wrote bench.csv and bench-schema.json to {}", dir.display());
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     print_ratio();
