@@ -208,13 +208,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             for run in 1..=cli.runs {
                 let server = Server::start(&cli.server, &[])?;
                 let schema = dir.path().join("people.json");
-                let body = reqwest::get(server.url("/api/schemas/people"))
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .text()
-                    .await
+                std::fs::write(&schema, server.schema_body("people").await?)
                     .map_err(|e| e.to_string())?;
-                std::fs::write(&schema, body).map_err(|e| e.to_string())?;
                 let alone = ingest::validate_alone(&cli.server, &file, &schema)?;
                 let upload = ingest::upload(&server, &file, None).await?;
                 let verdict = ingest::verdict(&server, &file).await?;

@@ -97,6 +97,27 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The Table Schema JSON the server validates against for `id`.
+    pub async fn schema_body(&self, id: &str) -> Result<String, String> {
+        let http = reqwest::Client::new();
+        let cookie = self.session(&http).await?;
+        let response = http
+            .get(self.url(&format!("/api/schemas/{id}")))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .map_err(|e| format!("GET /api/schemas/{id}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!(
+                "GET /api/schemas/{id} answered {}",
+                response.status()
+            ));
+        }
+        response.text().await.map_err(|e| e.to_string())
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.process.kill();

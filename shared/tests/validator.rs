@@ -119,7 +119,7 @@ fn blank_row_extra_and_missing_cells() {
 
 #[test]
 fn blank_and_duplicate_labels() {
-    let report = validate("{}", "a,,a\n1,2,3\n");
+    let report = validate(r#"{"fields": []}"#, "a,,a\n1,2,3\n");
     assert_eq!(
         codes(&report),
         [ErrorCode::BlankLabel, ErrorCode::DuplicateLabel]
@@ -262,7 +262,7 @@ fn unique_memory_cap_is_a_task_error_not_an_out_of_memory() {
 #[test]
 fn encoding_error_gives_row_line_and_byte() {
     let report = validate_with(
-        "{}",
+        r#"{"fields": []}"#,
         Dialect::default(),
         Limits::default(),
         b"a,b\n1,2\n3,\xff4\n",
@@ -292,7 +292,7 @@ fn bom_is_accepted_and_noted() {
 
 #[test]
 fn unclosed_quote_at_end_of_file() {
-    let report = validate("{}", "a,b\n1,\"never closed\n2,3\n");
+    let report = validate(r#"{"fields": []}"#, "a,b\n1,\"never closed\n2,3\n");
     let error = only_error(&report);
     assert_eq!(error.code, ErrorCode::SourceError);
     assert_eq!(error.row, Some(2));
@@ -431,7 +431,7 @@ fn empty_file_is_a_source_error() {
 
 #[test]
 fn structural_checks_only_without_fields() {
-    let report = validate("{}", "a,b\n1,2\n3\n4,5,6\n");
+    let report = validate(r#"{"fields": []}"#, "a,b\n1,2\n3\n4,5,6\n");
     assert_eq!(
         codes(&report),
         [ErrorCode::MissingCell, ErrorCode::ExtraCell]

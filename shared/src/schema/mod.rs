@@ -131,7 +131,13 @@ impl Schema {
             }
         };
         let raw_fields = match map.get("fields") {
-            None => &Vec::new(),
+            // Required by the standard. Accepting its absence would let any JSON object (an
+            // error response, a data package) pass for a schema and check structure only.
+            None => {
+                return Err(SchemaError::new(
+                    "'fields' is missing: a Table Schema lists its fields (\"fields\": [] checks the structure only)",
+                ))
+            }
             Some(Json::Array(fields)) => fields,
             Some(_) => return Err(SchemaError::new("'fields' must be an array")),
         };
@@ -475,8 +481,13 @@ mod tests {
     }
 
     #[test]
-    fn no_fields_means_structural_checks_only() {
-        let schema = Schema::from_json("{}").unwrap();
+    fn empty_fields_mean_structural_checks_only_and_missing_fields_are_refused() {
+        let schema = Schema::from_json(r#"{"fields": []}"#).unwrap();
         assert!(schema.fields.is_empty());
+        assert!(error_of("{}").contains("'fields' is missing"));
+        assert!(
+            error_of(r#"{"code": "unauthenticated", "message": "no session"}"#)
+                .contains("'fields' is missing")
+        );
     }
 }
