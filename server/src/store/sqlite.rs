@@ -57,11 +57,15 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<SqliteStore> {
-        let connection = Connection::open(path).map_err(err)?;
+        let mut connection = Connection::open(path).map_err(err)?;
+        // The wait first: switching a fresh file to WAL needs a moment alone with it, and
+        // another process (`token create` next to `serve`) may be opening it right now.
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        let mut connection = connection;
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .map_err(err)?;
         migrate(&mut connection).map_err(err)?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
