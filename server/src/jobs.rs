@@ -433,17 +433,12 @@ impl JobRunner {
     async fn follow(self: Arc<Self>, control: Arc<JobControl>, rules: Rules) {
         let storage = self.storage.clone();
         let id = control.id.clone();
-        let reader = match tokio::task::spawn_blocking(move || storage.open_upload(&id)).await {
-            Ok(Ok(reader)) => reader,
-            Ok(Err(e)) => {
-                return self
-                    .finish_blocking(
-                        control,
-                        JobState::Failed,
-                        format!("cannot read the upload: {e}"),
-                    )
-                    .await
-            }
+        let opened = tokio::task::spawn_blocking(move || storage.open_upload(&id))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|opened| opened.map_err(|e| e.to_string()));
+        let reader = match opened {
+            Ok(reader) => reader,
             Err(e) => {
                 return self
                     .finish_blocking(

@@ -14,9 +14,19 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn created_id(response: reqwest::Response) -> String {
+    created_ids(response).await.remove(0)
+}
+
+/// The ids of every file a 201 upload response accepted, in the order they were sent.
+async fn created_ids(response: reqwest::Response) -> Vec<String> {
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
-    body["uploads"][0]["id"].as_str().unwrap().to_owned()
+    body["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// States must appear in the life-cycle order (some may be skipped when work is fast).
@@ -116,14 +126,7 @@ async fn several_files_in_one_request() {
             &[("a.csv", people_csv(10, 0)), ("b.csv", people_csv(10, 2))],
         )
         .await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    let ids: Vec<String> = body["uploads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = created_ids(response).await;
     assert_eq!(ids.len(), 2);
     assert_eq!(ada.wait_final(&ids[0]).await.state, JobState::Valid);
     assert_eq!(ada.wait_final(&ids[1]).await.state, JobState::Invalid);
@@ -737,12 +740,7 @@ async fn health_metrics_and_sigterm() {
     let id = created_id(ada.upload(None, &[("a.csv", b"a\n1\n".to_vec())]).await).await;
     ada.wait_final(&id).await;
     let _socket = ada.socket("").await;
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("datavista_websocket_connections 1"),
         "{metrics}"
@@ -949,12 +947,7 @@ async fn a_silent_client_is_closed_after_the_heartbeat_limit() {
     .await
     .expect("the connection ends");
     assert!(matches!(ended, Some(1001) | None), "{ended:?}");
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("datavista_websocket_connections 0"),
         "the server dropped the silent client"
@@ -973,14 +966,7 @@ async fn a_client_that_falls_behind_gets_a_snapshot_and_loses_nothing() {
         .collect();
     let named: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let response = ada.upload(Some("people"), &named).await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    let ids: Vec<String> = body["uploads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = created_ids(response).await;
     for id in &ids {
         ada.wait_final(id).await;
     }

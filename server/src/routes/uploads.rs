@@ -236,23 +236,11 @@ async fn receive_file(
             return Ok(control.job());
         }
         if let Err(e) = writer.push(&chunk).await {
-            upload
-                .end(
-                    JobState::Failed,
-                    &format!("the file could not be stored: {e}"),
-                )
-                .await;
-            return Err(ApiError::Internal(format!("cannot store an upload: {e}")));
+            return Err(upload.storage_failed(e).await);
         }
     }
     if let Err(e) = writer.flush().await {
-        upload
-            .end(
-                JobState::Failed,
-                &format!("the file could not be stored: {e}"),
-            )
-            .await;
-        return Err(ApiError::Internal(format!("cannot store an upload: {e}")));
+        return Err(upload.storage_failed(e).await);
     }
     upload.ended = true;
     let runner = state.jobs.clone();
@@ -331,6 +319,16 @@ impl InProgress {
         let (runner, control, reason) =
             (self.runner.clone(), self.control.clone(), reason.to_owned());
         let _ = web::block(move || runner.abort_upload(&control, state, &reason)).await;
+    }
+
+    /// The disk refused the bytes: the job fails, and the request answers 500.
+    async fn storage_failed(&mut self, e: impl std::fmt::Display) -> ApiError {
+        self.end(
+            JobState::Failed,
+            &format!("the file could not be stored: {e}"),
+        )
+        .await;
+        ApiError::Internal(format!("cannot store an upload: {e}"))
     }
 }
 

@@ -118,24 +118,22 @@ async fn greet(
     session: &mut Session,
     last_seq: Option<u64>,
 ) -> Result<u64, Option<CloseReason>> {
-    if let Some(after) = last_seq {
-        if let Some(missed) = state.hub.history(owner.clone(), after).await {
-            let seq = missed.last().map_or(after, |m| m.seq());
-            send(
-                session,
-                &ServerMessage::Hello {
-                    seq,
-                    protocol_version: PROTOCOL_VERSION,
-                },
-            )
-            .await?;
-            for message in &missed {
-                send(session, message).await?;
-            }
-            return Ok(seq);
+    let missed = match last_seq {
+        Some(after) => state
+            .hub
+            .history(owner.clone(), after)
+            .await
+            .map(|missed| (missed.last().map_or(after, |m| m.seq()), missed)),
+        None => None,
+    };
+    // What it missed when the hub still has all of it; otherwise a snapshot.
+    let (seq, messages) = match missed {
+        Some(missed) => missed,
+        None => {
+            let (seq, parts) = snapshot(state, owner).await?;
+            (seq, parts.into_iter().map(std::sync::Arc::new).collect())
         }
-    }
-    let (seq, parts) = snapshot(state, owner).await?;
+    };
     send(
         session,
         &ServerMessage::Hello {
@@ -144,8 +142,8 @@ async fn greet(
         },
     )
     .await?;
-    for part in &parts {
-        send(session, part).await?;
+    for message in &messages {
+        send(session, message).await?;
     }
     Ok(seq)
 }

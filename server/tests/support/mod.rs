@@ -69,6 +69,16 @@ impl TestServer {
         format!("http://{}{path}", self.address)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A new anonymous browser session.
     pub async fn session(&self) -> Client {
         let http = reqwest::Client::new();
