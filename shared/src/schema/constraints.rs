@@ -18,8 +18,94 @@ pub struct Bound {
 /// A compiled `pattern`: matched against the whole cell.
 #[derive(Debug, Clone)]
 pub struct Pattern {
-    pub regex: Regex,
     pub source: String,
+    regex: Regex,
+    /// The same language as a dense DFA, when it is small enough to build: walking its table
+    /// costs a few instructions a byte, where `Regex::is_match` spends hundreds per call on
+    /// setup. Built on the first match, so loading a schema (every API call that reads one)
+    /// never pays for it; shared by clones. Not in the browser build, where the DFA builder
+    /// would add to the download.
+    #[cfg(not(target_arch = "wasm32"))]
+    dense: std::sync::Arc<std::sync::OnceLock<Option<dense::Matcher>>>,
+}
+
+impl Pattern {
+    fn new(source: &str) -> Result<Pattern, regex::Error> {
+        // Anchored: Table Schema patterns match the whole value. The regex crate runs in linear
+        // time, so a hostile pattern cannot stall validation.
+        Ok(Pattern {
+            regex: Regex::new(&format!("^(?:{source})$"))?,
+            source: source.to_owned(),
+            #[cfg(not(target_arch = "wasm32"))]
+            dense: Default::default(),
+        })
+    }
+
+    /// Whether the whole cell matches.
+    pub fn is_match(&self, cell: &str) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(dense) = self.dense() {
+            return dense.is_match(cell.as_bytes());
+        }
+        self.regex.is_match(cell)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn dense(&self) -> Option<&dense::Matcher> {
+        self.dense
+            .get_or_init(|| dense::Matcher::build(self.regex.as_str()))
+            .as_ref()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod dense {
+    use regex_automata::dfa::{dense, Automaton, StartKind};
+    use regex_automata::util::{primitives::StateID, start};
+    use regex_automata::{Anchored, MatchKind};
+
+    /// Past this a pattern stays with `Regex`'s lazy DFA, which bounds its own memory. It also
+    /// bounds the time spent trying: ~40 ms for a pattern that turns out too big.
+    const SIZE_LIMIT: usize = 1 << 19;
+
+    #[derive(Debug)]
+    pub struct Matcher {
+        dfa: dense::DFA<Vec<u32>>,
+        start: StateID,
+    }
+
+    impl Matcher {
+        /// `None` when the DFA would be too big or uses what a DFA cannot (Unicode `\b`).
+        pub fn build(anchored_pattern: &str) -> Option<Matcher> {
+            let config = dense::Config::new()
+                // "Is there any match", with no leftmost-first pruning of other threads.
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(SIZE_LIMIT))
+                .determinize_size_limit(Some(SIZE_LIMIT));
+            let dfa = dense::Builder::new()
+                .configure(config)
+                .build(anchored_pattern)
+                .ok()?;
+            let start = dfa
+                .start_state(&start::Config::new().anchored(Anchored::Yes))
+                .ok()?;
+            Some(Matcher { dfa, start })
+        }
+
+        /// The pattern is anchored at both ends, so the cell matches exactly when the state
+        /// after its last byte and the end of input is a match state.
+        pub fn is_match(&self, bytes: &[u8]) -> bool {
+            let mut state = self.start;
+            for &byte in bytes {
+                state = self.dfa.next_state(state, byte);
+                if self.dfa.is_dead_state(state) {
+                    return false;
+                }
+            }
+            self.dfa.is_match_state(self.dfa.next_eoi_state(state))
+        }
+    }
 }
 
 /// A compiled `enum`: the canonical bytes of each allowed value, sorted for binary search.
@@ -118,14 +204,9 @@ impl Constraints {
                     let source = value
                         .as_str()
                         .ok_or_else(|| error("must be a string".into()))?;
-                    // Anchored: Table Schema patterns match the whole value. The regex crate runs
-                    // in linear time, so a hostile pattern cannot stall validation.
-                    let regex = Regex::new(&format!("^(?:{source})$"))
+                    let pattern = Pattern::new(source)
                         .map_err(|e| error(format!("is not a valid regular expression: {e}")))?;
-                    c.pattern = Some(Pattern {
-                        regex,
-                        source: source.to_owned(),
-                    });
+                    c.pattern = Some(pattern);
                 }
                 "enum" => {
                     let items = value
@@ -169,7 +250,12 @@ impl Constraints {
     /// Every constraint (other than required and unique, which the validator owns) that
     /// `value` breaks; `cell` is the text it came from.
     pub fn check(&self, value: &Value<'_>, cell: &str, failures: &mut Vec<ConstraintFailure>) {
-        if self.min_length.is_some() || self.max_length.is_some() {
+        // A cell has between len/4 and len characters: count them only when that range
+        // straddles a bound.
+        let bytes = cell.len();
+        let length_undecided = self.min_length.is_some_and(|min| bytes / 4 < min)
+            || self.max_length.is_some_and(|max| bytes > max);
+        if length_undecided {
             let length = cell.chars().count();
             if let Some(min) = self.min_length.filter(|min| length < *min) {
                 failures.push(fail(
@@ -223,7 +309,7 @@ impl Constraints {
             }
         }
         if let Some(pattern) = &self.pattern {
-            if !pattern.regex.is_match(cell) {
+            if !pattern.is_match(cell) {
                 failures.push(fail(
                     "pattern",
                     format!("does not match the pattern '{}'", pattern.source),
@@ -310,7 +396,56 @@ fn into_static(value: Value<'_>) -> Value<'static> {
 
 #[cfg(test)]
 mod tests {
+    use super::Pattern;
     use crate::schema::Schema;
+
+    /// The dense DFA must give `Regex`'s answer for every pattern it is built for.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_dense_matcher_agrees_with_regex() {
+        let patterns = [
+            r"[a-z0-9.]+@[a-z]+\.(org|com|net)",
+            "a|ab",
+            "a$|ab",
+            r"(?m)a$\n?|.*",
+            r"\d{3}-\d{4}",
+            "[A-Z]{2}",
+            r"\w+ \w+",
+            "(foo)?bar|baz*",
+            "é+.ü",
+            "",
+        ];
+        let inputs = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "a\n",
+            "x.y@example.org",
+            "x@example.con",
+            "555-1234",
+            "55-1234",
+            "DE",
+            "DEU",
+            "hello wörld",
+            "foobar",
+            "bar",
+            "bazzz",
+            "ééé✓ü",
+            "éü",
+        ];
+        for source in patterns {
+            let pattern = Pattern::new(source).unwrap();
+            assert!(pattern.dense().is_some(), "{source} builds as a dense DFA");
+            for input in inputs {
+                assert_eq!(
+                    pattern.is_match(input),
+                    pattern.regex.is_match(input),
+                    "pattern {source:?} on {input:?}"
+                );
+            }
+        }
+    }
 
     fn failures(field_json: &str, cell: &str) -> Vec<&'static str> {
         let schema = Schema::from_json(&format!(r#"{{"fields": [{field_json}]}}"#)).unwrap();

@@ -412,7 +412,7 @@ impl RecordReader {
             unclosed_quote: false,
             encoding_error: self.utf8.first_error(),
             bytes: line,
-            text: std::str::from_utf8(line).ok(),
+            text: simdutf8::basic::from_utf8(line).ok(),
             ends: &self.ends[..cells],
             separator: 1,
         }));
@@ -451,7 +451,7 @@ impl RecordReader {
                 unclosed_quote,
                 encoding_error: self.utf8.first_error(),
                 bytes,
-                text: std::str::from_utf8(bytes).ok(),
+                text: simdutf8::basic::from_utf8(bytes).ok(),
                 ends: &self.ends[..self.ends_len],
                 separator: 0,
             }));

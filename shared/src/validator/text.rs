@@ -70,7 +70,7 @@ impl Utf8Checker {
             let mut joined = std::mem::take(&mut self.carry);
             let carried = joined.len();
             joined.extend_from_slice(&chunk[..take]);
-            match std::str::from_utf8(&joined) {
+            match simdutf8::compat::from_utf8(&joined) {
                 Ok(_) => {
                     rest = &chunk[take..];
                     rest_offset = start + take as u64;
@@ -91,7 +91,7 @@ impl Utf8Checker {
                 }
             }
         }
-        if let Err(e) = std::str::from_utf8(rest) {
+        if let Err(e) = simdutf8::compat::from_utf8(rest) {
             let bad = e.valid_up_to();
             match e.error_len() {
                 None => self.carry = rest[bad..].to_vec(),
