@@ -99,6 +99,7 @@ impl FieldType {
     #[inline]
     pub fn parse<'a>(&self, cell: &'a str) -> Option<Value<'a>> {
         match self {
+            FieldType::String(StringFormat::Default) => Some(Value::Text(cell)),
             FieldType::String(format) => {
                 check_string_format(*format, cell).then_some(Value::Text(cell))
             }
@@ -279,6 +280,7 @@ fn is_uuid(s: &str) -> bool {
 }
 
 /// Strip non-numeric text around a number when `bareNumber` is false.
+#[inline]
 fn strip_non_bare<'a>(cell: &'a str, format: &NumberFormat) -> &'a str {
     if format.bare_number {
         return cell;
@@ -321,7 +323,19 @@ fn parse_plain_int(text: &str) -> Option<i128> {
     if digits.is_empty() {
         return None;
     }
-    // One pass for the usual case; i128 holds 38 digits.
+    // One pass for the usual case, in 64 bits while they surely hold the value.
+    if digits.len() <= 18 {
+        let mut value: u64 = 0;
+        for &b in digits {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u64::from(b - b'0');
+        }
+        let value = i128::from(value);
+        return Some(if negative { -value } else { value });
+    }
+    // i128 holds 38 digits.
     if digits.len() <= 38 {
         let mut value: i128 = 0;
         for &b in digits {
@@ -341,16 +355,19 @@ fn parse_plain_int(text: &str) -> Option<i128> {
 /// Decimal notation with an optional exponent, or NaN / INF / -INF (the spec's spellings).
 fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
     let text = strip_non_bare(cell, format);
+    let plain_format = format.decimal_char == '.' && format.group_char.is_none();
+    if plain_format {
+        if let Some(value) = parse_short_decimal(text) {
+            return Some(value);
+        }
+    }
     match text {
         "NaN" => return Some(f64::NAN),
         "INF" | "+INF" => return Some(f64::INFINITY),
         "-INF" => return Some(f64::NEG_INFINITY),
         _ => {}
     }
-    if format.decimal_char == '.' && format.group_char.is_none() {
-        if let Some(value) = parse_short_decimal(text) {
-            return Some(value);
-        }
+    if plain_format {
         return is_decimal_notation(text)
             .then(|| text.parse().ok())
             .flatten();

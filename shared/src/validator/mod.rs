@@ -24,7 +24,7 @@ use crate::clock::Stopwatch;
 use crate::dialect::Dialect;
 use crate::report::{truncate_cell, ErrorCode, ErrorCounts, Limits, Report, ValidationError};
 use crate::schema::types::Value;
-use crate::schema::{ConstraintFailure, FieldsMatch, Schema};
+use crate::schema::{ConstraintFailure, Field, FieldsMatch, Schema};
 use records::{Record, RecordEvent, RecordReader};
 use unique::{Key, UniqueSets};
 
@@ -450,67 +450,48 @@ impl Checker {
         };
         let cell = record.cell(column);
         let field = &self.schema.fields[field_index];
-        let (row, line, offset) = (record.row, record.line, record.byte_offset);
-        let located = |code, message: String, constraint: Option<&str>| ValidationError {
-            message,
-            field_name: Some(field.name.clone()),
-            field_number: Some(column + 1),
-            cell: Some(truncate_cell(&cell)),
-            constraint: constraint.map(str::to_owned),
-            ..error(code, Some(row), Some(line), Some(offset))
+        let place = CellPlace {
+            row: record.row,
+            line: record.line,
+            offset: record.byte_offset,
+            field_index,
+            column,
         };
         if field.is_missing(&cell) {
             self.key_values[field_index] = None;
             if field.constraints.required {
-                let err = located(
+                self.cell_error(
+                    &place,
+                    &cell,
                     ErrorCode::ConstraintError,
-                    format!("row {row}, field '{}': a value is required", field.name),
                     Some("required"),
+                    |_, _| "a value is required".to_owned(),
                 );
-                self.errors.add(ErrorCode::ConstraintError, || err);
             }
             return;
         }
         let Some(value) = field.field_type.parse(&cell) else {
-            let message = format!(
-                "row {row}, field '{}': '{}' is not {}",
-                field.name,
-                truncate_cell(&cell),
-                field.field_type.with_article()
-            );
-            let err = located(ErrorCode::TypeError, message, None);
             if self.in_key[field_index] {
                 // Compare the text as it is: a bad value can still duplicate another.
                 self.key_values[field_index] = Some(KeyPart::Text(cell.as_bytes().to_vec()));
             }
-            self.errors.add(ErrorCode::TypeError, || err);
+            self.cell_error(&place, &cell, ErrorCode::TypeError, None, |field, shown| {
+                format!("'{shown}' is not {}", field.field_type.with_article())
+            });
             return;
         };
         if field.constraints.has_value_checks() {
-            let mut failures = std::mem::take(&mut self.failures);
-            field.constraints.check(&value, &cell, &mut failures);
-            for failure in failures.drain(..) {
-                let message = format!(
-                    "row {row}, field '{}': '{}' {}",
-                    field.name,
-                    truncate_cell(&cell),
-                    failure.detail
-                );
-                let err = located(
-                    ErrorCode::ConstraintError,
-                    message,
-                    Some(failure.constraint),
-                );
-                self.errors.add(ErrorCode::ConstraintError, || err);
+            field.constraints.check(&value, &cell, &mut self.failures);
+            if !self.failures.is_empty() {
+                self.constraint_errors(&place, &cell);
             }
-            self.failures = failures;
         }
         let needs_canonical =
             self.in_key[field_index] || self.unique_field_sets[field_index].is_some();
         if !needs_canonical || self.unique_stopped {
             return;
         }
-        let mut stop_unique = false;
+        let (mut stop_unique, mut duplicate) = (false, false);
         let mut canonical = std::mem::take(&mut self.scratch);
         canonical.clear();
         let key = match value {
@@ -523,15 +504,7 @@ impl Checker {
         if let Some(set) = self.unique_field_sets[field_index] {
             match self.unique.insert(set, key) {
                 Ok(true) => {}
-                Ok(false) => {
-                    let message = format!(
-                        "row {row}, field '{}': '{}' is not unique (an earlier row has the same value)",
-                        field.name,
-                        truncate_cell(&cell)
-                    );
-                    let err = located(ErrorCode::UniqueError, message, Some("unique"));
-                    self.errors.add(ErrorCode::UniqueError, || err);
-                }
+                Ok(false) => duplicate = true,
                 Err(_) => stop_unique = true,
             }
         }
@@ -550,9 +523,65 @@ impl Checker {
             });
         }
         self.scratch = canonical;
-        if stop_unique {
-            self.stop_unique_checks(row);
+        if duplicate {
+            self.cell_error(
+                &place,
+                &cell,
+                ErrorCode::UniqueError,
+                Some("unique"),
+                |_, shown| format!("'{shown}' is not unique (an earlier row has the same value)"),
+            );
         }
+        if stop_unique {
+            self.stop_unique_checks(place.row);
+        }
+    }
+
+    /// Count (and sample) an error about one cell: "row 14, field 'age': '1x3' is not an
+    /// integer". Out of line: the per-cell path stays small when cells are valid.
+    #[cold]
+    #[inline(never)]
+    /// `describe` says what is wrong, given the field and the cell as shown; it only runs
+    /// for errors that go into the sample, so millions of them cost counting, not formatting.
+    fn cell_error(
+        &mut self,
+        place: &CellPlace,
+        cell: &str,
+        code: ErrorCode,
+        constraint: Option<&str>,
+        describe: impl FnOnce(&Field, &str) -> String,
+    ) {
+        let field = &self.schema.fields[place.field_index];
+        self.errors.add(code, || {
+            let shown = truncate_cell(cell);
+            let detail = describe(field, &shown);
+            ValidationError {
+                message: format!("row {}, field '{}': {detail}", place.row, field.name),
+                field_name: Some(field.name.clone()),
+                field_number: Some(place.column + 1),
+                cell: Some(shown),
+                constraint: constraint.map(str::to_owned),
+                ..error(code, Some(place.row), Some(place.line), Some(place.offset))
+            }
+        });
+    }
+
+    /// Report what `Constraints::check` left in `self.failures`.
+    #[cold]
+    #[inline(never)]
+    fn constraint_errors(&mut self, place: &CellPlace, cell: &str) {
+        let mut failures = std::mem::take(&mut self.failures);
+        for failure in failures.drain(..) {
+            let constraint = Some(failure.constraint);
+            self.cell_error(
+                place,
+                cell,
+                ErrorCode::ConstraintError,
+                constraint,
+                |_, shown| format!("'{shown}' {}", failure.detail),
+            );
+        }
+        self.failures = failures;
     }
 
     /// Primary key and unique keys over the values `check_cell` collected for this row.
@@ -669,6 +698,15 @@ impl Checker {
             });
         }
     }
+}
+
+/// Where a cell is, for its error messages.
+struct CellPlace {
+    row: u64,
+    line: u64,
+    offset: u64,
+    field_index: usize,
+    column: usize,
 }
 
 /// One field's part of a key in the current row.

@@ -53,6 +53,7 @@ impl<'a> Record<'a> {
 
     /// Cell `i` as text; bytes that are not UTF-8 become U+FFFD (the encoding error is
     /// reported once, separately).
+    #[inline]
     pub fn cell(&self, i: usize) -> Cow<'a, str> {
         let start = if i == 0 {
             0
@@ -62,8 +63,13 @@ impl<'a> Record<'a> {
         let end = self.ends[i];
         match self.text.and_then(|text| text.get(start..end)) {
             Some(cell) => Cow::Borrowed(cell),
-            None => String::from_utf8_lossy(&self.bytes[start..end]),
+            None => self.lossy(start, end),
         }
+    }
+
+    #[cold]
+    fn lossy(&self, start: usize, end: usize) -> Cow<'a, str> {
+        String::from_utf8_lossy(&self.bytes[start..end])
     }
 
     pub fn cells(&self) -> impl Iterator<Item = Cow<'a, str>> + '_ {
