@@ -73,8 +73,41 @@ fn csv_like() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(token, 0..80).prop_map(|tokens| tokens.concat())
 }
 
+/// Well-formed CSV whose cells are often quoted, with delimiters, doubled quotes and line
+/// ends inside: what the reader's quoted fast path takes when a record arrives whole.
+fn quoted_csv() -> impl Strategy<Value = Vec<u8>> {
+    let cell = prop_oneof![
+        "[a-z0-9-]{0,6}".prop_map(|s| s.into_bytes()),
+        "[a-z0-9 ,;\"\r\n#é-]{0,8}"
+            .prop_map(|s| format!("\"{}\"", s.replace('"', "\"\"")).into_bytes()),
+    ];
+    let record = prop::collection::vec(cell, 1..6).prop_map(|cells| cells.join(&b","[..]));
+    let line_end = prop_oneof![
+        Just(b"\n".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"\r".to_vec())
+    ];
+    prop::collection::vec((record, line_end), 0..12).prop_map(|records| {
+        records
+            .into_iter()
+            .flat_map(|(r, end)| [r, end])
+            .flatten()
+            .collect()
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn quoted_records_read_the_same_whole_and_byte_by_byte(bytes in quoted_csv()) {
+        let limits = Limits { max_error_sample: 1000, max_row_bytes: 40, max_cells_per_row: 4, ..Limits::default() };
+        for dialect in dialects() {
+            let whole = run(&bytes, &[], &dialect, &limits);
+            let byte_by_byte = run(&bytes, &(0..bytes.len()).collect::<Vec<_>>(), &dialect, &limits);
+            prop_assert_eq!(&whole, &byte_by_byte);
+        }
+    }
 
     #[test]
     fn same_report_whatever_the_chunks(bytes in csv_like(), cuts in prop::collection::vec(any::<usize>(), 0..12)) {
