@@ -119,8 +119,6 @@ pub struct RecordReader {
     oversized: bool,
     /// csv-core has seen part of the current record (the fast path no longer applies).
     record_in_csv_core: bool,
-    /// The fast path's copy of a quoted record's cells, unquoted.
-    unquoted: Vec<u8>,
     position: Position,
     rows: u64,
     lines: LineCounter,
@@ -166,7 +164,6 @@ impl RecordReader {
             ends_len: 0,
             oversized: false,
             record_in_csv_core: false,
-            unquoted: Vec::new(),
             position: Position::BetweenRecords,
             rows: 0,
             lines: LineCounter::default(),
@@ -376,11 +373,11 @@ impl RecordReader {
         }
     }
 
-    /// The fast paths for the common record, complete in `input`: a line with no quote in it,
-    /// or one whose quoted cells are well formed. Cells are found with SIMD `memchr` instead
-    /// of csv-core's byte-at-a-time state machine. Gives exactly csv-core's cells (the property
-    /// tests feed byte by byte, which always takes the csv-core path, and compare). Returns the
-    /// bytes taken, or `None` to leave the record to csv-core.
+    /// The fast path for the common record: a whole line in `input` with no quote in it. Its
+    /// cells are split with SIMD `memchr` instead of csv-core's byte-at-a-time state machine,
+    /// and handed over without a copy. Gives exactly csv-core's cells (the property tests feed
+    /// byte by byte, which always takes the csv-core path, and compare). Returns the bytes
+    /// taken, or `None` to leave the record to csv-core.
     fn fast_line(
         &mut self,
         input: &[u8],
@@ -390,7 +387,7 @@ impl RecordReader {
         let end = memchr::memchr2(b'\n', b'\r', input)?;
         let line = &input[..end];
         if self.quote_in(line) {
-            return self.fast_quoted_record(input, start_offset, on_event);
+            return None;
         }
         let mut cells = 0;
         for delimiter in
@@ -424,82 +421,6 @@ impl RecordReader {
             text: simdutf8::basic::from_utf8(line).ok(),
             ends: &self.ends[..cells],
             separator: 1,
-        }));
-        Some(taken)
-    }
-
-    /// A record with quoted cells, when every quoted cell opens at the cell's start, closes
-    /// right before a delimiter or line end, and escapes quotes by doubling them (which may
-    /// span lines). Anything else — an escape character, text after a closing quote, a quote
-    /// inside an unquoted cell, a record that goes past `input` — is left to csv-core. The
-    /// unquoted cells are copied out back to back, as csv-core writes them.
-    fn fast_quoted_record(
-        &mut self,
-        input: &[u8],
-        start_offset: u64,
-        on_event: &mut dyn FnMut(RecordEvent<'_>),
-    ) -> Option<usize> {
-        let quote = self.dialect.quote_char?;
-        if self.dialect.escape_char.is_some() || !self.dialect.double_quote {
-            return None;
-        }
-        let delimiter = self.dialect.delimiter;
-        self.unquoted.clear();
-        let mut cells = 0;
-        let mut pos = 0;
-        let line_end = loop {
-            if input.get(pos) == Some(&quote) {
-                pos += 1;
-                loop {
-                    let close = pos + memchr::memchr(quote, &input[pos..])?;
-                    self.unquoted.extend_from_slice(&input[pos..close]);
-                    pos = close + 1;
-                    if input.get(pos) != Some(&quote) {
-                        break;
-                    }
-                    self.unquoted.push(quote); // a doubled quote stands for one
-                    pos += 1;
-                }
-            } else {
-                let end = pos + memchr::memchr3(delimiter, b'\n', b'\r', &input[pos..])?;
-                let cell = &input[pos..end];
-                if memchr::memchr(quote, cell).is_some() {
-                    return None;
-                }
-                self.unquoted.extend_from_slice(cell);
-                pos = end;
-            }
-            if cells == self.max_cells || self.unquoted.len() > self.max_row_bytes {
-                return None; // csv-core's path reports it as oversized
-            }
-            if cells == self.ends.len() {
-                let grown = (self.ends.len() * 2).min(self.max_cells);
-                self.ends.resize(grown, 0);
-            }
-            self.ends[cells] = self.unquoted.len();
-            cells += 1;
-            match *input.get(pos)? {
-                byte if byte == delimiter => pos += 1,
-                b'\n' | b'\r' => break pos,
-                _ => return None, // text after a closing quote
-            }
-        };
-        let taken = line_end + 1;
-        self.lines.feed(&input[..taken]); // quoted cells may hold line ends
-        self.rows += 1;
-        self.position = Position::BetweenRecords;
-        let bytes = &self.unquoted[..];
-        on_event(RecordEvent::Record(Record {
-            row: self.rows,
-            line: self.record_line,
-            byte_offset: self.record_offset,
-            end_offset: start_offset + taken as u64,
-            unclosed_quote: false,
-            encoding_error: self.utf8.first_error(),
-            bytes,
-            text: simdutf8::basic::from_utf8(bytes).ok(),
-            ends: &self.ends[..cells],
-            separator: 0,
         }));
         Some(taken)
     }
