@@ -18,19 +18,15 @@ impl LineCounter {
                 self.breaks += 1;
             }
         }
-        if memchr::memchr(b'\r', bytes).is_none() {
-            self.breaks += memchr::memchr_iter(b'\n', bytes).count() as u64;
-            return;
-        }
-        for (i, byte) in bytes.iter().enumerate() {
-            match byte {
+        // One pass over the line ends only: a record holds few of them.
+        for i in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+            match bytes[i] {
                 b'\n' => self.breaks += 1,
-                b'\r' => match bytes.get(i + 1) {
+                _ => match bytes.get(i + 1) {
                     Some(b'\n') => {}
                     Some(_) => self.breaks += 1,
                     None => self.pending_cr = true,
                 },
-                _ => {}
             }
         }
     }
