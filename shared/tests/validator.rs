@@ -279,6 +279,32 @@ fn encoding_error_gives_row_line_and_byte() {
 }
 
 #[test]
+fn a_compressed_or_utf16_file_is_named_in_the_encoding_error() {
+    let cases: [(&[u8], &str); 3] = [
+        (
+            b"\x1F\x8B\x08\x00\x00\x00\x00\x00\x00\x03",
+            "gzip-compressed",
+        ),
+        (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\xA8\xFF", "ZIP archive"),
+        (b"\xFF\xFEa\x00,\x00b\x00\n\x00", "UTF-16 text"),
+    ];
+    for (bytes, named) in cases {
+        let report = validate_with(
+            r#"{"fields": []}"#,
+            Dialect::default(),
+            Limits::default(),
+            bytes,
+        );
+        let error = report
+            .errors
+            .iter()
+            .find(|e| e.code == ErrorCode::EncodingError)
+            .unwrap_or_else(|| panic!("no encoding error for {named}: {:#?}", report.errors));
+        assert!(error.message.contains(named), "{}", error.message);
+    }
+}
+
+#[test]
 fn bom_is_accepted_and_noted() {
     let report = validate_with(
         PEOPLE,

@@ -54,6 +54,10 @@ impl Validator {
     /// Validate the next piece of the file.
     pub fn feed(&mut self, chunk: &[u8]) {
         let checker = &mut self.checker;
+        if checker.file_start.len() < text::SIGNATURE_LEN {
+            let take = (text::SIGNATURE_LEN - checker.file_start.len()).min(chunk.len());
+            checker.file_start.extend_from_slice(&chunk[..take]);
+        }
         self.reader
             .feed(chunk, &mut |event| checker.on_event(event));
     }
@@ -116,6 +120,8 @@ struct Checker {
     key_values: Vec<Option<KeyPart>>,
     in_key: Vec<bool>,
     encoding_reported: bool,
+    /// The file's first bytes, to name a binary format in an encoding error.
+    file_start: Vec<u8>,
     scratch: Vec<u8>,
     failures: Vec<ConstraintFailure>,
 }
@@ -183,6 +189,7 @@ impl Checker {
             key_values: vec![None; field_count],
             in_key,
             encoding_reported: false,
+            file_start: Vec::with_capacity(text::SIGNATURE_LEN),
             scratch: Vec::new(),
             failures: Vec::new(),
         }
@@ -244,10 +251,15 @@ impl Checker {
             (Some(row), Some(line)) => format!("row {row} (line {line}), "),
             _ => String::new(),
         };
-        self.errors.add(ErrorCode::EncodingError, || ValidationError {
-            message: format!("{place}byte {offset}: the file is not valid UTF-8 here; save it as UTF-8 and upload it again"),
-            ..error(ErrorCode::EncodingError, row, line, Some(offset))
-        });
+        let advice = match text::known_binary_format(&self.file_start) {
+            Some(format) => format!("the file is not valid UTF-8 here; it looks like {format}"),
+            None => "the file is not valid UTF-8 here; save it as UTF-8 and upload it again".into(),
+        };
+        self.errors
+            .add(ErrorCode::EncodingError, || ValidationError {
+                message: format!("{place}byte {offset}: {advice}"),
+                ..error(ErrorCode::EncodingError, row, line, Some(offset))
+            });
     }
 
     fn header_record(&mut self, record: &Record<'_>) {

@@ -1,6 +1,32 @@
 //! Byte-level bookkeeping that must not depend on chunk boundaries: line counting and
 //! UTF-8 checking of the raw input.
 
+/// How many leading bytes [`known_binary_format`] looks at.
+pub const SIGNATURE_LEN: usize = 8;
+
+/// What a file that is not UTF-8 text most likely is, from its first bytes, and what to do:
+/// people upload a `.csv.gz`, an Excel workbook or a UTF-16 export by mistake, and "not valid
+/// UTF-8 at byte 1" does not tell them why.
+pub fn known_binary_format(first_bytes: &[u8]) -> Option<&'static str> {
+    const FORMATS: &[(&[u8], &str)] = &[
+        (b"\x1F\x8B", "a gzip-compressed file: unpack it and upload the CSV inside"),
+        (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one): unpack it, or save the sheet as CSV (UTF-8)"),
+        (b"\xD0\xCF\x11\xE0", "an old Office document such as an Excel .xls workbook: save the sheet as CSV (UTF-8)"),
+        (b"\xFF\xFE", "UTF-16 text: save it as UTF-8"),
+        (b"\xFE\xFF", "UTF-16 text: save it as UTF-8"),
+        (b"BZh", "a bzip2-compressed file: unpack it and upload the CSV inside"),
+        (b"\xFD7zXZ\x00", "an xz-compressed file: unpack it and upload the CSV inside"),
+        (b"\x28\xB5\x2F\xFD", "a zstd-compressed file: unpack it and upload the CSV inside"),
+        (b"\x89PNG", "a PNG image, not a CSV file"),
+        (b"\xFF\xD8\xFF", "a JPEG image, not a CSV file"),
+        (b"%PDF-", "a PDF document, not a CSV file"),
+    ];
+    FORMATS
+        .iter()
+        .find(|(magic, _)| first_bytes.starts_with(magic))
+        .map(|(_, what)| *what)
+}
+
 /// Counts line ends — `\n`, `\r\n` and a lone `\r` each count once.
 #[derive(Debug, Default)]
 pub struct LineCounter {
