@@ -112,6 +112,18 @@ impl TestServer {
         }
     }
 
+    /// The server's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
+            .expect("the server process is alive");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("/proc/PID/status has VmHWM");
+        kib * 1024
+    }
+
     pub fn kill(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
