@@ -10,6 +10,9 @@
 //! - `cargo xtask bench <validator|dashboard|push|idle|ingest|verdict> [flags]` — the
 //!   benchmarks of BENCHMARKS.md; the server scenarios run `datavista-loadgen` against the
 //!   release server (`cargo xtask bench push --help` lists the flags).
+//! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run the fuzz targets in `fuzz/` (default
+//!   60 s each; `cargo xtask test` runs them too). Inputs that once crashed live in
+//!   `fuzz/seeds/TARGET/`, so every run replays them first.
 //! - `cargo xtask setup` — only the installs.
 
 mod tools;
@@ -24,9 +27,12 @@ fn main() -> ExitCode {
         "run" => tools::ensure_build_tools().and_then(|()| serve()),
         "dist" => tools::ensure_build_tools().and_then(|()| build_dashboard()),
         "setup" => tools::ensure_test_tools(),
+        "fuzz" => {
+            tools::ensure_cargo_fuzz().and_then(|()| fuzz(std::env::args().skip(2).collect()))
+        }
         "bench" => bench(std::env::args().skip(2).collect()),
         _ => {
-            eprintln!("usage: cargo xtask <test|run|dist|bench|setup>");
+            eprintln!("usage: cargo xtask <test|run|dist|bench|fuzz|setup>");
             return ExitCode::from(2);
         }
     };
@@ -77,6 +83,48 @@ fn test() -> Result<(), String> {
         ])
         .env("DATAVISTA_BIN", workspace().join("target/debug/datavista")))?;
     eprintln!("screenshot of the dashboard: target/e2e/dashboard.png");
+    fuzz(Vec::new())
+}
+
+/// The targets in fuzz/fuzz_targets/.
+const FUZZ_TARGETS: [&str; 3] = ["validator_chunks", "schema_json", "client_message"];
+
+/// `cargo fuzz run` for each target, for a bounded time, seeded from fuzz/seeds/TARGET/ (the
+/// committed corpus and every input that once crashed); new finds go to fuzz/corpus/TARGET/.
+fn fuzz(args: Vec<String>) -> Result<(), String> {
+    let mut seconds = 60;
+    let mut targets = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--seconds takes a number")?
+            }
+            target if FUZZ_TARGETS.contains(&target) => targets.push(target.to_owned()),
+            other => return Err(format!("unknown fuzz target or flag '{other}'")),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.map(str::to_owned).to_vec();
+    }
+    let fuzz_dir = workspace().join("fuzz");
+    for target in targets {
+        step(&format!("fuzzing {target} for {seconds} s"));
+        let corpus = fuzz_dir.join("corpus").join(&target);
+        std::fs::create_dir_all(&corpus).map_err(|e| e.to_string())?;
+        run(Command::new(cargo())
+            .args(["fuzz", "run", "--sanitizer", "none", "-O", &target])
+            .arg(&corpus)
+            .arg(fuzz_dir.join("seeds").join(&target))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .args(["-max_len=4096", "-print_final_stats=1"])
+            .current_dir(&fuzz_dir))
+        .map_err(|e| format!("{e}; the input that failed is in fuzz/artifacts/{target}/"))?;
+    }
     Ok(())
 }
 

@@ -14,13 +14,50 @@ pub const TRUNK_VERSION: &str = "0.21.14";
 /// wasm-opt from npm (Debian's binaryen 108 silently breaks the wasm); must match
 /// `[tools] wasm_opt` in Trunk.toml.
 pub const BINARYEN_VERSION: &str = "132.0.0";
+/// The fuzzer driver (libFuzzer through `libfuzzer-sys`; runs on stable with `--sanitizer none`).
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The wasm-bindgen-cli lockfile pins a webpki-roots release the registry does not serve;
 /// this one builds the same CLI.
 const WEBPKI_ROOTS_FIX: &str = "1.0.10";
 
 pub fn ensure_test_tools() -> Result<(), String> {
     ensure_build_tools()?;
+    ensure_cargo_fuzz()?;
     ensure_chromium()
+}
+
+pub fn ensure_cargo_fuzz() -> Result<(), String> {
+    ensure_cargo_install(
+        "cargo-fuzz",
+        CARGO_FUZZ_VERSION,
+        &["cargo", "fuzz", "--version"],
+        "about 3 minutes",
+    )
+}
+
+/// `cargo install NAME --version VERSION --locked` unless `check` already prints
+/// "NAME VERSION".
+fn ensure_cargo_install(
+    name: &str,
+    version: &str,
+    check: &[&str],
+    how_long: &str,
+) -> Result<(), String> {
+    let wanted = format!("{name} {version}");
+    if output(check[0], &check[1..]).is_some_and(|v| v.trim() == wanted) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing {name} {version} from crates.io ({how_long})"
+    ));
+    run(Command::new(crate::cargo()).args([
+        "install",
+        name,
+        "--version",
+        version,
+        "--locked",
+        "--force",
+    ]))
 }
 
 /// What building the dashboard needs.
@@ -32,21 +69,12 @@ pub fn ensure_build_tools() -> Result<(), String> {
 }
 
 fn ensure_trunk() -> Result<(), String> {
-    if output("trunk", &["--version"]).is_some_and(|v| v.trim() == format!("trunk {TRUNK_VERSION}"))
-    {
-        return Ok(());
-    }
-    step(&format!(
-        "installing trunk {TRUNK_VERSION} from crates.io (about 20 minutes on 2 cores)"
-    ));
-    run(Command::new(crate::cargo()).args([
-        "install",
+    ensure_cargo_install(
         "trunk",
-        "--version",
         TRUNK_VERSION,
-        "--locked",
-        "--force",
-    ]))
+        &["trunk", "--version"],
+        "about 20 minutes on 2 cores",
+    )
 }
 
 /// The project-local folder for npm-installed tools (git-ignored).
