@@ -37,7 +37,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot create the session key: {e}"))?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
-    let hub = HubHandle::start(config.ws_queue_len);
+    let hub = HubHandle::start(config.ws_queue_len, config.max_connections_per_owner);
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus(hub.clone()));
     let publisher = Arc::new(Publisher::new(store.clone(), bus));
     let jobs = Arc::new(JobRunner::new(

@@ -34,6 +34,14 @@ pub struct Config {
     /// Origins allowed to open the WebSocket (comma-separated), besides the server's own.
     #[arg(long, env = "DATAVISTA_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Live WebSocket connections (dashboard tabs) one owner may hold; past it the upgrade
+    /// gets 429 with a Retry-After.
+    #[arg(
+        long,
+        env = "DATAVISTA_MAX_CONNECTIONS_PER_OWNER",
+        default_value_t = 32
+    )]
+    pub max_connections_per_owner: usize,
     /// Messages queued per WebSocket connection; a client further behind gets a fresh snapshot.
     #[arg(long, env = "DATAVISTA_WS_QUEUE_LEN", default_value_t = crate::hub::CONNECTION_QUEUE)]
     pub ws_queue_len: usize,

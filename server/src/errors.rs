@@ -22,6 +22,10 @@ pub enum ApiError {
     #[error("{0}")]
     TooManyUploads(String),
     #[error("{0}")]
+    TooManyConnections(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
     InsufficientStorage(String),
     #[error("{0}")]
     NotFinished(String),
@@ -46,10 +50,25 @@ impl ApiError {
             ApiError::InvalidSchema(_) => "invalid_schema",
             ApiError::TooLarge(_) => "file_too_large",
             ApiError::TooManyUploads(_) => "too_many_uploads",
+            ApiError::TooManyConnections(_) => "too_many_connections",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::NotFinished(_) => "not_finished",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// How long a client should wait before trying again (the Retry-After header), for the
+    /// limits that free up on their own.
+    fn retry_after_seconds(&self) -> Option<u32> {
+        match self {
+            // An upload slot frees when one of the owner's files finishes sending.
+            ApiError::TooManyUploads(_) => Some(5),
+            // A connection frees when a tab closes; reconnect loops should back off longer.
+            ApiError::TooManyConnections(_) => Some(30),
+            ApiError::Unavailable(_) => Some(5),
+            _ => None,
         }
     }
 
@@ -65,7 +84,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::InvalidSchema(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyUploads(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyUploads(_) | ApiError::TooManyConnections(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotFinished(_) => StatusCode::CONFLICT,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -83,7 +105,11 @@ impl ResponseError for ApiError {
             }
             other => other.to_string(),
         };
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after_seconds() {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
+        }
+        response.json(ErrorBody {
             code: self.code(),
             message,
         })

@@ -66,7 +66,8 @@ pub struct Subscription {
 enum Command {
     Subscribe {
         owner: OwnerId,
-        reply: oneshot::Sender<Subscription>,
+        /// `None`: the owner already has as many connections as allowed.
+        reply: oneshot::Sender<Option<Subscription>>,
     },
     Unsubscribe {
         owner: OwnerId,
@@ -89,25 +90,30 @@ pub struct HubHandle {
 }
 
 impl HubHandle {
-    /// Start the hub task; each connection's queue holds `queue_len` messages.
-    pub fn start(queue_len: usize) -> HubHandle {
+    /// Start the hub task; each connection's queue holds `queue_len` messages, and an owner
+    /// may hold `max_per_owner` connections at once.
+    pub fn start(queue_len: usize, max_per_owner: usize) -> HubHandle {
         let (commands, receiver) = mpsc::unbounded_channel();
         let hub = Hub {
             owners: HashMap::new(),
             next_id: 0,
             queue_len: queue_len.max(1),
+            max_per_owner: max_per_owner.max(1),
             deliveries: 0,
         };
         tokio::spawn(hub.run(receiver));
         HubHandle { commands }
     }
 
-    pub async fn subscribe(&self, owner: OwnerId) -> Option<Subscription> {
+    pub async fn subscribe(&self, owner: OwnerId) -> Result<Subscription, Refused> {
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Subscribe { owner, reply })
-            .ok()?;
-        answer.await.ok()
+            .map_err(|_| Refused::Stopped)?;
+        answer
+            .await
+            .map_err(|_| Refused::Stopped)?
+            .ok_or(Refused::AtLimit)
     }
 
     pub fn unsubscribe(&self, owner: OwnerId, id: u64) {
@@ -164,10 +170,20 @@ impl Default for OwnerChannel {
     }
 }
 
+/// Why the hub did not register a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The owner already holds the most connections allowed (a tab loop, or a script).
+    AtLimit,
+    /// The server is shutting down.
+    Stopped,
+}
+
 struct Hub {
     owners: HashMap<OwnerId, OwnerChannel>,
     next_id: u64,
     queue_len: usize,
+    max_per_owner: usize,
     deliveries: u64,
 }
 
@@ -176,6 +192,11 @@ impl Hub {
         while let Some(command) = commands.recv().await {
             match command {
                 Command::Subscribe { owner, reply } => {
+                    let open = self.owners.get(&owner).map_or(0, |c| c.connections.len());
+                    if open >= self.max_per_owner {
+                        let _ = reply.send(None);
+                        continue;
+                    }
                     self.next_id += 1;
                     let (queue, messages) = mpsc::channel(self.queue_len);
                     let lagged = Arc::new(AtomicBool::new(false));
@@ -189,12 +210,12 @@ impl Hub {
                     let channel = self.owners.entry(owner).or_default();
                     channel.connections.push(connection);
                     channel.idle_since = None;
-                    let _ = reply.send(Subscription {
+                    let _ = reply.send(Some(Subscription {
                         id: self.next_id,
                         messages,
                         lagged,
                         notify,
-                    });
+                    }));
                 }
                 Command::Unsubscribe { owner, id } => {
                     if let Some(channel) = self.owners.get_mut(&owner) {
@@ -321,7 +342,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_connection_of_an_owner_gets_each_event_and_others_none() {
-        let hub = HubHandle::start(CONNECTION_QUEUE);
+        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
         let mut tab1 = hub.subscribe(ada.clone()).await.unwrap();
         let mut tab2 = hub.subscribe(ada.clone()).await.unwrap();
@@ -337,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_marks_the_connection_lagged_without_blocking_others() {
-        let hub = HubHandle::start(CONNECTION_QUEUE);
+        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
         let owner = OwnerId::random();
         let slow = hub.subscribe(owner.clone()).await.unwrap();
         let mut fast = hub.subscribe(owner.clone()).await.unwrap();
@@ -350,5 +371,20 @@ mod tests {
         }
         assert!(slow.lagged.load(Ordering::Acquire));
         assert_eq!(hub.connections().await, 2);
+    }
+
+    #[tokio::test]
+    async fn an_owner_at_the_connection_limit_is_refused_until_one_closes() {
+        let hub = HubHandle::start(CONNECTION_QUEUE, 2);
+        let (ada, bob) = (OwnerId::random(), OwnerId::random());
+        let first = hub.subscribe(ada.clone()).await.unwrap();
+        let _second = hub.subscribe(ada.clone()).await.unwrap();
+        assert_eq!(
+            hub.subscribe(ada.clone()).await.err(),
+            Some(Refused::AtLimit)
+        );
+        assert!(hub.subscribe(bob).await.is_ok(), "the limit is per owner");
+        hub.unsubscribe(ada.clone(), first.id);
+        assert!(hub.subscribe(ada).await.is_ok());
     }
 }

@@ -492,11 +492,48 @@ async fn too_many_concurrent_uploads_get_429() {
         .upload(None, &[("second.csv", b"a\n1\n".to_vec())])
         .await;
     assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "5");
     assert_eq!(
         response.json::<Value>().await.unwrap()["code"],
         "too_many_uploads"
     );
     assert_eq!(slow.finish().await.unwrap().status(), 201);
+}
+
+#[tokio::test]
+async fn an_owner_past_the_connection_limit_gets_429_with_retry_after() {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let server = TestServer::start(&["--max-connections-per-owner", "2"]);
+    let (ada, bob) = (server.session().await, server.session().await);
+    let mut first = ada.socket("").await;
+    first.greeting().await;
+    let mut second = ada.socket("").await;
+    second.greeting().await;
+    match ada.socket_with_origin("", None).await {
+        Err(WsError::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert_eq!(response.headers()["retry-after"], "30");
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body["code"], "too_many_connections");
+        }
+        Err(other) => panic!("expected a 429 refusal, got {other}"),
+        Ok(_) => panic!("a third connection was accepted"),
+    }
+    bob.socket("").await.greeting().await; // the limit is per owner
+    drop(first);
+    // The hub forgets the closed connection once its session ends: bounded retries.
+    let mut reconnected = None;
+    for _ in 0..100 {
+        if let Ok(socket) = ada.socket_with_origin("", None).await {
+            reconnected = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    reconnected
+        .expect("a slot frees when a tab closes")
+        .greeting()
+        .await;
 }
 
 #[tokio::test]

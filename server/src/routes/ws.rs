@@ -17,7 +17,8 @@ use datavista_shared::protocol::{
 };
 use serde::Deserialize;
 
-use crate::hub::Subscription;
+use crate::errors::ApiError;
+use crate::hub::{Refused, Subscription};
 use crate::identity::{Owner, OwnerId};
 use crate::state::AppState;
 
@@ -70,27 +71,51 @@ pub async fn connect(
 ) -> Result<HttpResponse, actix_web::Error> {
     // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
     crate::identity::check_origin(&req, &state.config.allowed_origins)?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // Registered before the upgrade, so an owner at the limit gets a plain 429.
+    let subscription = match state.hub.subscribe(owner.0.clone()).await {
+        Ok(subscription) => subscription,
+        Err(Refused::AtLimit) => {
+            return Err(ApiError::TooManyConnections(format!(
+                "at most {} live connections per user; close a dashboard tab and try again",
+                state.config.max_connections_per_owner
+            ))
+            .into())
+        }
+        Err(Refused::Stopped) => {
+            return Err(ApiError::Unavailable("the server is shutting down".into()).into())
+        }
+    };
+    let (response, session, stream) = match actix_ws::handle(&req, body) {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            state.hub.unsubscribe(owner.0, subscription.id);
+            return Err(e);
+        }
+    };
     shrink_send_buffer(&req);
     let stream = stream
         .max_frame_size(MAX_MESSAGE_BYTES)
         .aggregate_continuations()
         .max_continuation_size(MAX_MESSAGE_BYTES);
-    actix_web::rt::spawn(run(state.clone(), owner.0, session, stream, query.last_seq));
+    actix_web::rt::spawn(run(
+        state.clone(),
+        owner.0,
+        subscription,
+        session,
+        stream,
+        query.last_seq,
+    ));
     Ok(response)
 }
 
 async fn run(
     state: web::Data<AppState>,
     owner: OwnerId,
+    mut subscription: Subscription,
     mut session: Session,
     mut stream: AggregatedMessageStream,
     last_seq: Option<u64>,
 ) {
-    let Some(mut subscription) = state.hub.subscribe(owner.clone()).await else {
-        let _ = session.close(Some(CloseCode::Restart.into())).await;
-        return;
-    };
     let mut shutdown = state.shutdown.subscribe();
     let reason = match greet(&state, &owner, &mut session, last_seq).await {
         Ok(seq) => {
