@@ -58,6 +58,17 @@ enum Command {
 enum TokenCommand {
     /// Create a token and print it (it is stored only as a hash: keep it).
     Create(TokenArgs),
+    /// Revoke a token: requests with it get 401 from now on (open sockets stay until closed).
+    /// Exit code: 0 revoked, 1 no such token, 2 could not run.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Args)]
+struct RevokeArgs {
+    #[arg(long, env = "DATAVISTA_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// The token, as `token create` printed it.
+    token: String,
 }
 
 #[derive(Args)]
@@ -98,6 +109,37 @@ fn main() -> ExitCode {
             }
         }
         Command::Token(TokenCommand::Create(args)) => create_token(&args),
+        Command::Token(TokenCommand::Revoke(args)) => revoke_token(&args),
+    }
+}
+
+/// The data dir's store, for the token commands (which may run next to `serve`).
+fn open_store(data_dir: &std::path::Path) -> Result<store::sqlite::SqliteStore, String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    store::sqlite::SqliteStore::open(&data_dir.join("datavista.sqlite3")).map_err(|e| e.to_string())
+}
+
+fn revoke_token(args: &RevokeArgs) -> ExitCode {
+    use store::JobStore;
+    let revoked = open_store(&args.data_dir).and_then(|store| {
+        store
+            .remove_token(&identity::token_hash(args.token.trim()))
+            .map_err(|e| e.to_string())
+    });
+    match revoked {
+        Ok(true) => {
+            eprintln!("revoked: requests with this token now get 401");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("datavista: no such token (already revoked, or from another data dir)");
+            ExitCode::from(1)
+        }
+        Err(message) => {
+            eprintln!("datavista: {message}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -113,14 +155,10 @@ fn create_token(args: &TokenArgs) -> ExitCode {
         },
         None => identity::OwnerId::random(),
     };
-    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
-        eprintln!("datavista: cannot create {}: {e}", args.data_dir.display());
-        return ExitCode::from(2);
-    }
-    let store = match store::sqlite::SqliteStore::open(&args.data_dir.join("datavista.sqlite3")) {
+    let store = match open_store(&args.data_dir) {
         Ok(store) => store,
-        Err(e) => {
-            eprintln!("datavista: {e}");
+        Err(message) => {
+            eprintln!("datavista: {message}");
             return ExitCode::from(2);
         }
     };

@@ -232,6 +232,27 @@ async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
         ..ada.clone()
     };
     assert_eq!(tampered.get("/api/uploads").await.status(), 401);
+
+    let revoked_token = create_token(&server.data_dir, None);
+    let revoked = Client::with_token(&server, &revoked_token);
+    assert_eq!(revoked.get("/api/uploads").await.status(), 200);
+    let revoke = |token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_datavista"))
+            .args(["token", "revoke", token, "--data-dir"])
+            .arg(&server.data_dir)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(revoke(&revoked_token), Some(0));
+    let response = revoked.get("/api/uploads").await;
+    assert_eq!(response.status(), 401, "a revoked token is refused at once");
+    assert!(revoked.socket_with_origin("", None).await.is_err());
+    assert_eq!(
+        revoke(&revoked_token),
+        Some(1),
+        "revoking twice says there is no such token"
+    );
 }
 
 /// An upload whose body the test feeds piece by piece, so the job stays `uploading`.

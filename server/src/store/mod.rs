@@ -42,6 +42,8 @@ pub trait JobStore: Send + Sync + 'static {
 
     fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()>;
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>>;
+    /// Forget a token; false when there was no such token.
+    fn remove_token(&self, token_hash: &str) -> StoreResult<bool>;
 
     fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()>;
     fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>>;

@@ -280,6 +280,14 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn remove_token(&self, token_hash: &str) -> StoreResult<bool> {
+        self.with(|connection| {
+            let removed =
+                connection.execute("DELETE FROM tokens WHERE hash = ?1", params![token_hash])?;
+            Ok(removed > 0)
+        })
+    }
+
     fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()> {
         self.with(|connection| {
             connection.execute(
