@@ -278,6 +278,31 @@ fn encoding_error_gives_row_line_and_byte() {
         .starts_with("row 3 (line 3), byte 10: the file is not valid UTF-8"));
 }
 
+/// Found by the fuzzer: with skipInitialSpace the fast path measured the record's end in
+/// filtered bytes, so a bad byte near the end of a row with dropped spaces was reported
+/// after the row instead of on it (and the error order depended on the chunking).
+#[test]
+fn encoding_error_lands_on_its_row_when_spaces_were_skipped() {
+    let dialect = Dialect::from_json(r#"{"skipInitialSpace": true}"#).unwrap();
+    let input = b"a,b\n1,  x\xE9\n2,y\n";
+    let whole = validate_with(
+        r#"{"fields": []}"#,
+        dialect.clone(),
+        Limits::default(),
+        input,
+    );
+    let error = only_error(&whole);
+    assert_eq!(error.code, ErrorCode::EncodingError);
+    assert_eq!((error.row, error.byte_offset), (Some(2), Some(9)));
+    let mut chunked = Validator::new(
+        Schema::from_json(r#"{"fields": []}"#).unwrap(),
+        dialect,
+        Limits::default(),
+    );
+    input.chunks(3).for_each(|chunk| chunked.feed(chunk));
+    assert_eq!(chunked.finish().errors, whole.errors);
+}
+
 #[test]
 fn a_compressed_or_utf16_file_is_named_in_the_encoding_error() {
     let cases: [(&[u8], &str); 3] = [

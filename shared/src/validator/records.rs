@@ -312,7 +312,7 @@ impl RecordReader {
                 Position::InRecord => {
                     if !self.record_in_csv_core {
                         if let Some(taken) =
-                            self.fast_line(&input[pos..], raw_offset(pos), on_event)
+                            self.fast_line(&input[pos..], &|p| raw_offset(pos + p), on_event)
                         {
                             pos += taken;
                             continue;
@@ -375,13 +375,14 @@ impl RecordReader {
 
     /// The fast path for the common record: a whole line in `input` with no quote in it. Its
     /// cells are split with SIMD `memchr` instead of csv-core's byte-at-a-time state machine,
-    /// and handed over without a copy. Gives exactly csv-core's cells (the property tests feed
+    /// and handed over without a copy. `raw_offset` maps a position in `input` to the raw input.
+    /// Gives exactly csv-core's cells (the property tests feed
     /// byte by byte, which always takes the csv-core path, and compare). Returns the bytes
     /// taken, or `None` to leave the record to csv-core.
     fn fast_line(
         &mut self,
         input: &[u8],
-        start_offset: u64,
+        raw_offset: &dyn Fn(usize) -> u64,
         on_event: &mut dyn FnMut(RecordEvent<'_>),
     ) -> Option<usize> {
         let end = memchr::memchr2(b'\n', b'\r', input)?;
@@ -414,7 +415,8 @@ impl RecordReader {
             row: self.rows,
             line: self.record_line,
             byte_offset: self.record_offset,
-            end_offset: start_offset + taken as u64,
+            // Mapped back to the raw input: skipInitialSpace may have dropped bytes.
+            end_offset: raw_offset(taken),
             unclosed_quote: false,
             encoding_error: self.utf8.first_error(),
             bytes: line,
