@@ -8,6 +8,7 @@ mod idle;
 mod ingest;
 mod push;
 mod server;
+mod soak;
 mod stats;
 
 use std::path::PathBuf;
@@ -63,6 +64,26 @@ enum Scenario {
         connections: usize,
         #[arg(long, default_value_t = 3)]
         tabs: usize,
+    },
+    /// Minutes of tabs and uploads while the server is SIGKILLed and restarted, tabs drop and
+    /// the data disk (a tmpfs; needs root) fills; then every job and tab is checked.
+    Soak {
+        #[arg(long, default_value_t = 300.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 200)]
+        owners: usize,
+        /// Tabs (WebSocket connections) per owner.
+        #[arg(long, default_value_t = 5)]
+        tabs: usize,
+        /// Uploads in flight at once.
+        #[arg(long, default_value_t = 20)]
+        uploaders: usize,
+        /// Seconds between SIGKILLs.
+        #[arg(long, default_value_t = 60.0)]
+        kill_every: f64,
+        /// Size of the data disk, in MB.
+        #[arg(long, default_value_t = 2048)]
+        disk_mb: u64,
     },
     /// Upload one big file; ingest rate against `dd` of the same bytes, server RSS growth.
     Ingest {
@@ -198,6 +219,49 @@ async fn run(cli: Cli) -> Result<(), String> {
             report("dd MB/s", dd_rates);
             report("upload / dd", ratios);
             report("server RSS growth MiB", growth);
+        }
+        Scenario::Soak {
+            seconds,
+            owners,
+            tabs,
+            uploaders,
+            kill_every,
+            disk_mb,
+        } => {
+            let plan = soak::Plan {
+                seconds,
+                owners,
+                tabs,
+                uploaders,
+                kill_every,
+                disk_mb,
+            };
+            println!("soak: {plan:?}");
+            let outcome = soak::run(&cli.server, plan).await?;
+            println!(
+                "RESULT soak: {} tabs, {} uploads sent: {} accepted, refused {:?}, {} cut off; {} SIGKILLs, {} tab drops, {} disk fills; {} jobs checked; server RSS {} KiB at the start, {} KiB at the end; problems: {}",
+                outcome.tabs,
+                outcome.uploads_sent,
+                outcome.accepted,
+                outcome.refused,
+                outcome.broken,
+                outcome.kills,
+                outcome.tab_drops,
+                outcome.disk_fills,
+                outcome.jobs_checked,
+                outcome.rss_baseline_kib,
+                outcome.rss_end_kib,
+                outcome.problems.len()
+            );
+            for problem in outcome.problems.iter().take(30) {
+                println!("PROBLEM {problem}");
+            }
+            if !outcome.problems.is_empty() {
+                return Err(format!(
+                    "the soak found {} problems",
+                    outcome.problems.len()
+                ));
+            }
         }
         Scenario::Verdict { mb } => {
             let dir = bench_dir()?;

@@ -9,6 +9,8 @@ pub struct Server {
     process: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    binary: PathBuf,
+    extra: Vec<String>,
     _temp: tempfile::TempDir,
 }
 
@@ -19,37 +21,52 @@ impl Server {
             .prefix("datavista-bench")
             .tempdir_in(std::env::var_os("DATAVISTA_BENCH_DIR").unwrap_or_else(|| ".".into()))
             .map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        Server::start_in(binary, temp, "127.0.0.1:0", extra)
+    }
+
+    /// Start with its data dir inside `temp` (which it keeps) and listening on `bind`.
+    pub fn start_in(
+        binary: &Path,
+        temp: tempfile::TempDir,
+        bind: &str,
+        extra: &[&str],
+    ) -> Result<Server, String> {
         let data_dir = temp.path().join("data");
-        let mut process = Command::new(binary)
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--log",
-                "warn",
-                "--data-dir",
-            ])
-            .arg(&data_dir)
-            .args(["--dist-dir", "/nonexistent-dist"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-        let mut line = String::new();
-        BufReader::new(process.stdout.take().expect("piped stdout"))
-            .read_line(&mut line)
-            .map_err(|e| format!("the server printed no address: {e}"))?;
-        let address = line
-            .trim()
-            .strip_prefix("DataVista listening on ")
-            .ok_or_else(|| format!("unexpected first line from the server: {line:?}"))?;
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (process, base) = spawn(binary, &data_dir, bind, &extra)?;
         Ok(Server {
-            base: address.to_owned(),
             process,
+            base,
             data_dir,
+            binary: binary.to_owned(),
+            extra,
             _temp: temp,
         })
+    }
+
+    /// SIGKILL, then start again on the same address and data dir (for fault injection).
+    pub fn kill_and_restart(&mut self) -> Result<(), String> {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let bind = self.base.trim_start_matches("http://").to_owned();
+        // The port can stay busy for a moment after the kill: a bounded number of tries.
+        let mut last_error = String::new();
+        for _ in 0..50 {
+            match spawn(&self.binary, &self.data_dir, &bind, &self.extra) {
+                Ok((process, _)) => {
+                    self.process = process;
+                    return Ok(());
+                }
+                Err(e) => last_error = e,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(format!("the server did not come back: {last_error}"))
+    }
+
+    /// The exit status, if the server has stopped on its own.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.process.try_wait().ok().flatten()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -115,6 +132,36 @@ impl Server {
             ));
         }
         response.text().await.map_err(|e| e.to_string())
+    }
+}
+
+/// Start `datavista serve`; returns the process and the `http://` address it printed.
+fn spawn(
+    binary: &Path,
+    data_dir: &Path,
+    bind: &str,
+    extra: &[String],
+) -> Result<(Child, String), String> {
+    let mut process = Command::new(binary)
+        .args(["serve", "--bind", bind, "--log", "warn", "--data-dir"])
+        .arg(data_dir)
+        .args(["--dist-dir", "/nonexistent-dist"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let mut line = String::new();
+    BufReader::new(process.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .map_err(|e| format!("the server printed no address: {e}"))?;
+    match line.trim().strip_prefix("DataVista listening on ") {
+        Some(address) => Ok((process, address.to_owned())),
+        None => {
+            let _ = process.kill();
+            let _ = process.wait();
+            Err(format!("unexpected first line from the server: {line:?}"))
+        }
     }
 }
 

@@ -13,6 +13,9 @@
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run the fuzz targets in `fuzz/` (default
 //!   60 s each; `cargo xtask test` runs them too). Inputs that once crashed live in
 //!   `fuzz/seeds/TARGET/`, so every run replays them first.
+//! - `cargo xtask soak [flags]` — minutes of tabs and uploads against the release server while
+//!   it is SIGKILLed and restarted, tabs drop and its data disk fills (a tmpfs: needs root);
+//!   then every job and tab is checked (`cargo xtask soak --help` lists the flags).
 //! - `cargo xtask setup` — only the installs.
 
 mod tools;
@@ -27,12 +30,18 @@ fn main() -> ExitCode {
         "run" => tools::ensure_build_tools().and_then(|()| serve()),
         "dist" => tools::ensure_build_tools().and_then(|()| build_dashboard()),
         "setup" => tools::ensure_test_tools(),
+        // The soak is the load generator's `soak` scenario, against the release server.
+        "soak" => bench(
+            std::iter::once("soak".to_owned())
+                .chain(std::env::args().skip(2))
+                .collect(),
+        ),
         "fuzz" => {
             tools::ensure_cargo_fuzz().and_then(|()| fuzz(std::env::args().skip(2).collect()))
         }
         "bench" => bench(std::env::args().skip(2).collect()),
         _ => {
-            eprintln!("usage: cargo xtask <test|run|dist|bench|fuzz|setup>");
+            eprintln!("usage: cargo xtask <test|run|dist|bench|fuzz|soak|setup>");
             return ExitCode::from(2);
         }
     };

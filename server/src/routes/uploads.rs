@@ -322,7 +322,14 @@ impl InProgress {
     }
 
     /// The disk refused the bytes: the job fails, and the request answers 500.
-    async fn storage_failed(&mut self, e: impl std::fmt::Display) -> ApiError {
+    async fn storage_failed(&mut self, e: std::io::Error) -> ApiError {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            // The disk filled faster than the free-space check could see: the same answer.
+            let reason = "the server ran out of disk space during the upload".to_owned();
+            self.end(JobState::Failed, &reason).await;
+            let name = self.control.job().file_name;
+            return ApiError::InsufficientStorage(format!("'{name}': {reason}; try again later"));
+        }
         self.end(
             JobState::Failed,
             &format!("the file could not be stored: {e}"),
