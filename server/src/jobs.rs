@@ -35,6 +35,8 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 1 << 20;
 /// A validation gives its worker back after this many bytes, so queued jobs get turns.
 const TURN_BYTES: u64 = 64 << 20;
+/// How often a report that met a full disk tries again.
+const REPORT_RETRY: Duration = Duration::from_secs(2);
 
 /// Stores a job change, then pushes it, in one order for everyone: sequence numbers reach
 /// clients in the order they were given out.
@@ -232,6 +234,8 @@ enum Turn {
     Continue(Work),
     /// The job ended (finished, cancelled, failed or re-queued for shutdown).
     Ended,
+    /// The verdict is known but the disk was full: store the report once there is room.
+    ReportWaiting(Report),
 }
 
 pub struct JobRunner {
@@ -472,6 +476,9 @@ impl JobRunner {
             match turn {
                 Ok(Ok(Turn::Continue(next))) => work = next,
                 Ok(Ok(Turn::Ended)) => return,
+                Ok(Ok(Turn::ReportWaiting(report))) => {
+                    return self.store_report_later(control, report).await
+                }
                 _ => {
                     return self
                         .finish_blocking(
@@ -574,17 +581,10 @@ impl JobRunner {
                     self.metrics
                         .validation_seconds
                         .observe(work.started.elapsed().as_secs_f64());
-                    let stored = serde_json::to_vec(&report)
-                        .map_err(std::io::Error::other)
-                        .and_then(|json| self.storage.write_report(&control.id, &json));
-                    match stored {
-                        Ok(()) => {
-                            let state = if report.valid {
-                                JobState::Valid
-                            } else {
-                                JobState::Invalid
-                            };
-                            self.finish(control, state, None, Some(&report));
+                    match self.store_report_and_finish(control, &report) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
+                            return Turn::ReportWaiting(report)
                         }
                         Err(e) => self.finish(
                             control,
@@ -594,6 +594,62 @@ impl JobRunner {
                         ),
                     }
                     return Turn::Ended;
+                }
+            }
+        }
+    }
+
+    /// Store the report, then end the job with its verdict. Blocking.
+    fn store_report_and_finish(
+        &self,
+        control: &JobControl,
+        report: &Report,
+    ) -> std::io::Result<()> {
+        let json = serde_json::to_vec(report).map_err(std::io::Error::other)?;
+        self.storage.write_report(&control.id, &json)?;
+        let state = if report.valid {
+            JobState::Valid
+        } else {
+            JobState::Invalid
+        };
+        self.finish(control, state, None, Some(report));
+        Ok(())
+    }
+
+    /// The disk was full when the report was due. The file was accepted and the verdict is
+    /// known, so it is kept (holding no worker) and stored once space frees up, rather than
+    /// failing the job. A shutdown meanwhile re-queues the job; the next start validates again.
+    async fn store_report_later(self: Arc<Self>, control: Arc<JobControl>, report: Report) {
+        tracing::warn!(job = %control.id, "the disk is full: the report waits for room");
+        let report = Arc::new(report);
+        loop {
+            tokio::time::sleep(REPORT_RETRY).await;
+            if control.is_finished() {
+                return; // cancelled meanwhile
+            }
+            let (runner, waiting, report) = (self.clone(), control.clone(), report.clone());
+            let attempt = tokio::task::spawn_blocking(move || {
+                if runner.shutting_down.load(Ordering::Acquire) {
+                    runner.requeue_on_shutdown(&waiting);
+                    return None;
+                }
+                Some(runner.store_report_and_finish(&waiting, &report))
+            })
+            .await;
+            match attempt {
+                Ok(None) | Ok(Some(Ok(()))) => return,
+                Ok(Some(Err(e))) if e.kind() == std::io::ErrorKind::StorageFull => continue,
+                Ok(Some(Err(e))) => {
+                    let reason = format!("cannot store the report: {e}");
+                    return self
+                        .finish_blocking(control, JobState::Failed, reason)
+                        .await;
+                }
+                Err(_) => {
+                    let reason = "internal error while storing the report".to_owned();
+                    return self
+                        .finish_blocking(control, JobState::Failed, reason)
+                        .await;
                 }
             }
         }

@@ -7,7 +7,7 @@
 //! - `cargo xtask run` — install what is missing, build the dashboard and the server in
 //!   release mode, and start `datavista serve` on http://127.0.0.1:8080.
 //! - `cargo xtask dist` — build the dashboard (`trunk build --release`) and print its size.
-//! - `cargo xtask bench <validator|dashboard|push|idle|ingest|verdict> [flags]` — the
+//! - `cargo xtask bench <validator|precheck|dashboard|push|idle|ingest|verdict> [flags]` — the
 //!   benchmarks of BENCHMARKS.md; the server scenarios run `datavista-loadgen` against the
 //!   release server (`cargo xtask bench push --help` lists the flags).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run the fuzz targets in `fuzz/` (default
@@ -93,6 +93,75 @@ fn test() -> Result<(), String> {
         .env("DATAVISTA_BIN", workspace().join("target/debug/datavista")))?;
     eprintln!("screenshot of the dashboard: target/e2e/dashboard.png");
     fuzz(Vec::new())
+}
+
+/// The pre-check's speed in headless Chromium (built like the dashboard), then the native
+/// validator on the same 20 MB, and the ratio of the two.
+fn precheck_bench() -> Result<(), String> {
+    step("the validator as WebAssembly in headless Chromium (profile wasm-release, like the dashboard)");
+    let wasm = run_captured(Command::new(cargo()).args([
+        "test",
+        "--profile",
+        "wasm-release",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "datavista-shared",
+        "--test",
+        "wasm_bench",
+        "--",
+        "--nocapture",
+    ]))?;
+    step("the native validator on the same bytes (release)");
+    let native = run_captured(
+        Command::new(cargo())
+            .args([
+                "bench",
+                "-p",
+                "datavista-shared",
+                "--bench",
+                "throughput",
+                "--",
+            ])
+            .args(["--bench", "no-criterion-benchmark-matches-this"])
+            .env("DATAVISTA_BENCH_MB", "20"),
+    )?;
+    let wasm_rate = figure_after(&wasm, "RESULT wasm full check MB/s: median");
+    let native_rate = figure_after(&native, "full typed validation:");
+    match (wasm_rate, native_rate) {
+        (Some(wasm), Some(native)) => {
+            eprintln!(
+                "RESULT full local check: wasm {wasm:.1} MB/s = {:.0} % of native {native:.1} MB/s (goal ≥ 30 %)",
+                100.0 * wasm / native
+            );
+            Ok(())
+        }
+        _ => Err("a figure is missing from the output above".to_owned()),
+    }
+}
+
+/// Run a command, show its output, and return it (stdout and stderr) for reading figures.
+fn run_captured(command: &mut Command) -> Result<String, String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot start {command:?}: {e}"))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprint!("{text}");
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!("{command:?} failed ({})", output.status))
+    }
+}
+
+/// The first number after `label` in `text`.
+fn figure_after(text: &str, label: &str) -> Option<f64> {
+    let rest = &text[text.find(label)? + label.len()..];
+    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// The targets in fuzz/fuzz_targets/.
@@ -199,6 +268,7 @@ fn bench(args: Vec<String>) -> Result<(), String> {
             "throughput",
         ])),
         Some("dashboard") => tools::ensure_build_tools().and_then(|()| build_dashboard()),
+        Some("precheck") => tools::ensure_test_tools().and_then(|()| precheck_bench()),
         Some(_) => {
             step("building the server and the load generator (release)");
             run(Command::new(cargo()).args([
@@ -220,7 +290,7 @@ fn bench(args: Vec<String>) -> Result<(), String> {
             )
         }
         None => Err(
-            "usage: cargo xtask bench <validator|dashboard|push|idle|ingest|verdict> [flags]"
+            "usage: cargo xtask bench <validator|precheck|dashboard|push|idle|ingest|verdict> [flags]"
                 .to_owned(),
         ),
     }
