@@ -771,3 +771,108 @@ impl Drop for UploadSlot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::hub::{HubHandle, InProcessBus};
+    use crate::storage::LocalDisk;
+
+    /// The local disk, full for the first `full_report_writes` report writes.
+    struct FullThenFree {
+        disk: LocalDisk,
+        full_report_writes: AtomicUsize,
+    }
+
+    impl Storage for FullThenFree {
+        fn create_upload(&self, id: &str) -> std::io::Result<Box<dyn Write + Send>> {
+            self.disk.create_upload(id)
+        }
+        fn open_upload(&self, id: &str) -> std::io::Result<Box<dyn Read + Send>> {
+            self.disk.open_upload(id)
+        }
+        fn upload_exists(&self, id: &str) -> bool {
+            self.disk.upload_exists(id)
+        }
+        fn upload_len(&self, id: &str) -> std::io::Result<u64> {
+            self.disk.upload_len(id)
+        }
+        fn remove_upload(&self, id: &str) -> std::io::Result<()> {
+            self.disk.remove_upload(id)
+        }
+        fn write_report(&self, id: &str, json: &[u8]) -> std::io::Result<()> {
+            let full = self
+                .full_report_writes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+            if full {
+                return Err(std::io::ErrorKind::StorageFull.into());
+            }
+            self.disk.write_report(id, json)
+        }
+        fn read_report(&self, id: &str) -> std::io::Result<Vec<u8>> {
+            self.disk.read_report(id)
+        }
+        fn remove_report(&self, id: &str) -> std::io::Result<()> {
+            self.disk.remove_report(id)
+        }
+        fn available_bytes(&self) -> std::io::Result<u64> {
+            self.disk.available_bytes()
+        }
+    }
+
+    /// Found by the soak: an accepted file whose report met a full disk ended `failed`.
+    #[tokio::test]
+    async fn a_report_that_meets_a_full_disk_is_stored_once_there_is_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let storage = Arc::new(FullThenFree {
+            disk: LocalDisk::new(dir.path()).unwrap(),
+            full_report_writes: AtomicUsize::new(2),
+        });
+        let bus = Arc::new(InProcessBus(HubHandle::start(16, 8)));
+        let publisher = Arc::new(Publisher::new(store, bus));
+        let runner = Arc::new(JobRunner::new(
+            storage.clone(),
+            publisher,
+            Arc::new(Metrics::new()),
+            1,
+            8,
+        ));
+        let rules = Rules {
+            schema: Schema::structural_only(),
+            dialect: Dialect::default(),
+        };
+        let starter = runner.clone();
+        let (control, mut file) = tokio::task::spawn_blocking(move || {
+            starter.start_upload(&OwnerId::random(), "a.csv".into(), None, rules)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let csv = b"a,b\n1,2\n3\n";
+        file.write_all(csv).unwrap();
+        file.flush().unwrap();
+        runner.uploaded(&control, csv.len() as u64);
+        runner.complete_upload(&control);
+        // Two refused writes, 2 s apart, then room: bounded by the retries it takes.
+        for _ in 0..100 {
+            if control.job().state.is_final() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let job = control.job();
+        assert_eq!(job.state, JobState::Invalid, "{job:?}");
+        assert_eq!(job.progress.errors, 1);
+        assert_eq!(storage.full_report_writes.load(Ordering::Acquire), 0);
+        assert!(
+            storage.read_report(&job.id).is_ok(),
+            "the report was stored"
+        );
+    }
+}
