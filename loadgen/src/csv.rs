@@ -55,7 +55,6 @@ pub async fn body(path: &std::path::Path) -> std::io::Result<reqwest::Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::StreamExt;
 
     #[test]
     fn writes_the_asked_size_in_whole_valid_rows() {

@@ -4,7 +4,8 @@
 //! checked against what was sent:
 //!
 //! - every upload the server accepted (201) ends valid or invalid with its file's exact error
-//!   count; every upload cut by a fault ends in a final state; nothing is stuck or listed twice;
+//!   count, row count and size; every upload cut by a fault ends in a final state; nothing is
+//!   stuck or listed twice;
 //! - every tab, once it has caught up, shows exactly the owner's jobs and states;
 //! - no file on disk without its job;
 //! - the server never exited except when killed, and its memory is back near its baseline.
@@ -54,11 +55,21 @@ pub struct Outcome {
     pub rss_end_kib: u64,
 }
 
+/// One of the files the uploaders send, and what its report must say.
+struct Shape {
+    bytes: Arc<Vec<u8>>,
+    rows: u64,
+    missing_cells: u64,
+}
+
 /// What one upload was, and what became of it.
 struct Sent {
     owner: usize,
     name: String,
     missing_cells: u64,
+    /// Records in the file, the header included (the report's row count).
+    rows: u64,
+    bytes: u64,
     result: SendResult,
 }
 
@@ -148,7 +159,7 @@ pub async fn run(binary: &std::path::Path, plan: Plan) -> Result<Outcome, String
     );
 
     // Uploads: a handful of file shapes, sent again and again under unique names.
-    let shapes: Arc<Vec<(Arc<Vec<u8>>, u64)>> = Arc::new(
+    let shapes: Arc<Vec<Shape>> = Arc::new(
         [
             (1_000, 0),
             (1_000, 7),
@@ -157,7 +168,11 @@ pub async fn run(binary: &std::path::Path, plan: Plan) -> Result<Outcome, String
             (150_000, 3),
         ]
         .iter()
-        .map(|&(rows, missing)| (Arc::new(file(rows, missing)), missing as u64))
+        .map(|&(rows, missing)| Shape {
+            bytes: Arc::new(file(rows, missing)),
+            rows: rows as u64 + 1,
+            missing_cells: missing as u64,
+        })
         .collect(),
     );
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));
@@ -178,13 +193,15 @@ pub async fn run(binary: &std::path::Path, plan: Plan) -> Result<Outcome, String
             while !*stop.borrow() {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let owner = (next(&mut seed) as usize) % cookies.len();
-                let (bytes, missing_cells) = &shapes[(next(&mut seed) as usize) % shapes.len()];
+                let shape = &shapes[(next(&mut seed) as usize) % shapes.len()];
                 let name = format!("soak-{n}.csv");
-                let result = upload(&http, &base, &cookies[owner], &name, bytes).await;
+                let result = upload(&http, &base, &cookies[owner], &name, &shape.bytes).await;
                 sent.lock().unwrap().push(Sent {
                     owner,
                     name,
-                    missing_cells: *missing_cells,
+                    missing_cells: shape.missing_cells,
+                    rows: shape.rows,
+                    bytes: shape.bytes.len() as u64,
                     result,
                 });
                 let pause = 200 + next(&mut seed) % 1_300;
@@ -355,14 +372,25 @@ fn check_jobs(sent: &[Sent], truth: &[Vec<Job>], outcome: &mut Outcome) {
                     .copied()
                     .unwrap_or(0);
                 let total: u64 = job.error_counts.values().sum();
+                // Every row and byte counted once: nothing lost or doubled by a restart.
+                let whole = job.progress.rows == upload.rows
+                    && job.progress.bytes_total == Some(upload.bytes);
                 if &job.id != id
                     || job.state != expected
                     || missing != upload.missing_cells
                     || total != missing
+                    || !whole
                 {
                     outcome.problems.push(format!(
-                        "{} (accepted as {id}) ended {:?} with {:?}, expected {expected:?} with {} missing cells",
-                        upload.name, job.state, job.error_counts, upload.missing_cells
+                        "{} (accepted as {id}) ended {:?} with {:?}, {} rows, {:?} bytes; expected {expected:?} with {} missing cells, {} rows, {} bytes",
+                        upload.name,
+                        job.state,
+                        job.error_counts,
+                        job.progress.rows,
+                        job.progress.bytes_total,
+                        upload.missing_cells,
+                        upload.rows,
+                        upload.bytes
                     ));
                 }
             }
