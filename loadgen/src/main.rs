@@ -67,24 +67,7 @@ enum Scenario {
     },
     /// Minutes of tabs and uploads while the server is SIGKILLed and restarted, tabs drop and
     /// the data disk (a tmpfs; needs root) fills; then every job and tab is checked.
-    Soak {
-        #[arg(long, default_value_t = 300.0)]
-        seconds: f64,
-        #[arg(long, default_value_t = 200)]
-        owners: usize,
-        /// Tabs (WebSocket connections) per owner.
-        #[arg(long, default_value_t = 5)]
-        tabs: usize,
-        /// Uploads in flight at once.
-        #[arg(long, default_value_t = 20)]
-        uploaders: usize,
-        /// Seconds between SIGKILLs.
-        #[arg(long, default_value_t = 60.0)]
-        kill_every: f64,
-        /// Size of the data disk, in MB.
-        #[arg(long, default_value_t = 2048)]
-        disk_mb: u64,
-    },
+    Soak(soak::Plan),
     /// Upload one big file; ingest rate against `dd` of the same bytes, server RSS growth.
     Ingest {
         #[arg(long, default_value_t = 2048)]
@@ -220,22 +203,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             report("upload / dd", ratios);
             report("server RSS growth MiB", growth);
         }
-        Scenario::Soak {
-            seconds,
-            owners,
-            tabs,
-            uploaders,
-            kill_every,
-            disk_mb,
-        } => {
-            let plan = soak::Plan {
-                seconds,
-                owners,
-                tabs,
-                uploaders,
-                kill_every,
-                disk_mb,
-            };
+        Scenario::Soak(plan) => {
             println!("soak: {plan:?}");
             let outcome = soak::run(&cli.server, plan).await?;
             println!(

@@ -26,13 +26,24 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::server::Server;
 
-#[derive(Debug, Clone, Copy)]
+/// The load and the faults (the `soak` subcommand's flags).
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Plan {
+    #[arg(long, default_value_t = 300.0)]
     pub seconds: f64,
+    #[arg(long, default_value_t = 200)]
     pub owners: usize,
+    /// Tabs (WebSocket connections) per owner.
+    #[arg(long, default_value_t = 5)]
     pub tabs: usize,
+    /// Uploads in flight at once.
+    #[arg(long, default_value_t = 20)]
     pub uploaders: usize,
+    /// Seconds between SIGKILLs.
+    #[arg(long, default_value_t = 60.0)]
     pub kill_every: f64,
+    /// Size of the data disk, in MB.
+    #[arg(long, default_value_t = 2048)]
     pub disk_mb: u64,
 }
 

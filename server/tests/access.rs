@@ -7,7 +7,7 @@ mod support;
 use datavista_shared::protocol::{ClientMessage, JobState, ServerMessage};
 use reqwest::Method;
 use serde_json::Value;
-use support::{create_token, Auth, Client, TestServer};
+use support::{create_token, created_id, revoke_token, Auth, Client, TestServer};
 
 /// Every API endpoint; `{job}` and `{schema}` are filled with the victim's ids.
 const ENDPOINTS: [(&str, &str); 10] = [
@@ -54,8 +54,7 @@ async fn every_endpoint_refuses_strangers_and_hides_other_owners_data() {
     let response = ada
         .upload(None, &[("ada.csv", b"a\n1\nx\n".to_vec())])
         .await;
-    let body: Value = response.json().await.unwrap();
-    let job = body["uploads"][0]["id"].as_str().unwrap().to_owned();
+    let job = created_id(response).await;
     assert_eq!(ada.wait_final(&job).await.state, JobState::Valid);
     let response = request(&ada, "POST", "/api/schemas?name=ada-only")
         .send()
@@ -69,12 +68,7 @@ async fn every_endpoint_refuses_strangers_and_hides_other_owners_data() {
     let fill = |path: &str| path.replace("{job}", &job).replace("{schema}", &schema);
 
     let revoked_token = create_token(&server.data_dir, Some(&ada.owner));
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_datavista"))
-        .args(["token", "revoke", &revoked_token, "--data-dir"])
-        .arg(&server.data_dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    assert_eq!(revoke_token(&server.data_dir, &revoked_token), Some(0));
     let strangers = [
         (
             "forged cookie",

@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 
 use serde_json::Value;
-use support::TestServer;
+use support::{created_id, TestServer};
 
 /// What the report must say about one file.
 struct Case {
@@ -158,8 +158,7 @@ async fn every_bad_input_gets_its_expected_report_and_the_server_stays_up() {
             .upload(None, &[(case.name, case.bytes.clone())])
             .await;
         assert_eq!(response.status(), 201, "{}", case.name);
-        let body: Value = response.json().await.unwrap();
-        let id = body["uploads"][0]["id"].as_str().unwrap().to_owned();
+        let id = created_id(response).await;
         let job = client.wait_final(&id).await;
         let report: Value = client
             .get(&format!("/api/uploads/{id}/report.json"))

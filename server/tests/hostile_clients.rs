@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{Auth, Client, TestServer, PATIENCE};
+use support::{created_id, Auth, Client, TestServer, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -51,10 +51,7 @@ async fn a_request_whose_headers_never_end_is_cut_off() {
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
-    assert_eq!(
-        reqwest::get(server.url("/healthz")).await.unwrap().status(),
-        200
-    );
+    server.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -73,10 +70,7 @@ async fn huge_headers_are_refused() {
         ),
         Err(e) => assert!(e.is_request() || e.is_connect() || e.is_body(), "{e}"),
     }
-    assert_eq!(
-        reqwest::get(server.url("/healthz")).await.unwrap().status(),
-        200
-    );
+    server.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -155,10 +149,7 @@ async fn schema_bombs_get_clear_errors() {
     wide["fields"][0]["constraints"] = serde_json::json!({ "enum": values });
     let response = post(wide.to_string().into_bytes()).await.unwrap();
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
-    assert_eq!(
-        reqwest::get(server.url("/healthz")).await.unwrap().status(),
-        200
-    );
+    server.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -183,11 +174,7 @@ async fn patterns_built_to_backtrack_run_in_linear_time() {
         csv.push(b'\n');
     }
     let response = ada.upload(Some(schema_id), &[("evil.csv", csv)]).await;
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    let job = ada
-        .wait_final(body["uploads"][0]["id"].as_str().unwrap())
-        .await;
+    let job = ada.wait_final(&created_id(response).await).await;
     assert_eq!(job.state, datavista_shared::protocol::JobState::Invalid);
     assert_eq!(job.progress.errors, 200, "{job:?}");
 }
@@ -251,10 +238,7 @@ async fn a_client_that_floods_and_never_reads_cannot_grow_server_memory() {
     let bob = server.session().await;
     let mut tab = bob.socket("").await;
     tab.greeting().await;
-    assert_eq!(
-        reqwest::get(server.url("/healthz")).await.unwrap().status(),
-        200
-    );
+    server.assert_healthy().await;
 }
 
 #[tokio::test]
@@ -274,10 +258,7 @@ async fn ten_thousand_tiny_uploads_are_each_accepted_or_told_to_wait() {
     futures_util::pin_mut!(uploads);
     while let Some(response) = uploads.next().await {
         match response.status().as_u16() {
-            201 => {
-                let body: Value = response.json().await.unwrap();
-                accepted.push(body["uploads"][0]["id"].as_str().unwrap().to_owned());
-            }
+            201 => accepted.push(created_id(response).await),
             429 => {
                 assert!(response.headers().contains_key("retry-after"));
                 told_to_wait += 1;

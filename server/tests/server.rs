@@ -8,26 +8,13 @@ use bytes::Bytes;
 use datavista_shared::protocol::{ClientMessage, JobState, ProtocolErrorCode, ServerMessage};
 use futures_util::StreamExt;
 use serde_json::Value;
-use support::{create_token, people_csv, Client, Socket, TestServer, PATIENCE};
+use support::{
+    create_token, created_id, created_ids, people_csv, revoke_token, Client, Socket, TestServer,
+    PATIENCE,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-
-async fn created_id(response: reqwest::Response) -> String {
-    created_ids(response).await.remove(0)
-}
-
-/// The ids of every file a 201 upload response accepted, in the order they were sent.
-async fn created_ids(response: reqwest::Response) -> Vec<String> {
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["uploads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 /// States must appear in the life-cycle order (some may be skipped when work is fast).
 fn assert_life_cycle(states: &[JobState], last: JobState) {
@@ -236,20 +223,12 @@ async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
     let revoked_token = create_token(&server.data_dir, None);
     let revoked = Client::with_token(&server, &revoked_token);
     assert_eq!(revoked.get("/api/uploads").await.status(), 200);
-    let revoke = |token: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_datavista"))
-            .args(["token", "revoke", token, "--data-dir"])
-            .arg(&server.data_dir)
-            .status()
-            .unwrap()
-            .code()
-    };
-    assert_eq!(revoke(&revoked_token), Some(0));
+    assert_eq!(revoke_token(&server.data_dir, &revoked_token), Some(0));
     let response = revoked.get("/api/uploads").await;
     assert_eq!(response.status(), 401, "a revoked token is refused at once");
     assert!(revoked.socket_with_origin("", None).await.is_err());
     assert_eq!(
-        revoke(&revoked_token),
+        revoke_token(&server.data_dir, &revoked_token),
         Some(1),
         "revoking twice says there is no such token"
     );

@@ -112,6 +112,12 @@ impl TestServer {
         }
     }
 
+    /// The server still answers its health check.
+    pub async fn assert_healthy(&self) {
+        let response = reqwest::get(self.url("/healthz")).await.unwrap();
+        assert_eq!(response.status(), 200, "the server is unhealthy");
+    }
+
     /// The server's peak resident memory so far (VmHWM), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.process.id()))
@@ -420,6 +426,33 @@ pub fn people_csv(rows: usize, bad_every: usize) -> Vec<u8> {
         ));
     }
     csv.into_bytes()
+}
+
+/// The id of the first file a 201 upload response accepted.
+pub async fn created_id(response: reqwest::Response) -> String {
+    created_ids(response).await.remove(0)
+}
+
+/// The ids of every file a 201 upload response accepted, in the order they were sent.
+pub async fn created_ids(response: reqwest::Response) -> Vec<String> {
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `datavista token revoke`; its exit code.
+pub fn revoke_token(data_dir: &Path, token: &str) -> Option<i32> {
+    Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .args(["token", "revoke", token, "--data-dir"])
+        .arg(data_dir)
+        .status()
+        .unwrap()
+        .code()
 }
 
 pub fn create_token(data_dir: &Path, owner: Option<&str>) -> String {
