@@ -63,10 +63,27 @@ impl SqliteStore {
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .map_err(err)?;
-        migrate(&mut connection).map_err(err)?;
+        // SQLite answers "locked" at once, without the busy wait, where waiting could
+        // deadlock, e.g. while another process switches the fresh file to WAL. Set-up is
+        // idempotent, so it is simply tried again, for a bounded time.
+        let mut tries = 0;
+        loop {
+            let set_up = connection
+                .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+                .and_then(|()| migrate(&mut connection));
+            match set_up {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) && tries < 200 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                other => break other.map_err(err)?,
+            }
+        }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
         })
