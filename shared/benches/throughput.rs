@@ -6,6 +6,8 @@
 //!
 //! With `DATAVISTA_BENCH_DUMP=DIR` it only writes the generated file and its schema there
 //! (`bench.csv`, `bench-schema.json`), for comparisons with other validators on the same bytes.
+//! With `DATAVISTA_BENCH_PROFILE=1` it runs one full validation and nothing else, for a
+//! profiler: `valgrind --tool=callgrind --toggle-collect=throughput::validate`.
 
 use std::time::{Duration, Instant};
 
@@ -121,6 +123,13 @@ fn main() {
         std::fs::write(dir.join("bench.csv"), generate(size())).unwrap();
         std::fs::write(dir.join("bench-schema.json"), SCHEMA).unwrap();
         println!("wrote bench.csv and bench-schema.json to {}", dir.display());
+        return;
+    }
+    if std::env::var_os("DATAVISTA_BENCH_PROFILE").is_some() {
+        // One full validation and nothing else, for instruction counts under callgrind.
+        let data = generate(size());
+        let schema = Schema::from_json(SCHEMA).unwrap();
+        println!("{} rows", std::hint::black_box(validate(&data, &schema)));
         return;
     }
     benches();

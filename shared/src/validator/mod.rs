@@ -17,6 +17,7 @@
 //! [`Limits::unique_memory_bytes`].
 
 pub mod records;
+mod split;
 mod text;
 mod unique;
 

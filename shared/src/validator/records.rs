@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 
+use super::split::Splitter;
 use super::text::{LineCounter, Utf8Checker};
 use crate::dialect::Dialect;
 use crate::report::Limits;
@@ -31,15 +32,12 @@ pub struct Record<'a> {
     pub unclosed_quote: bool,
     /// Offset of the first byte in the input so far that is not UTF-8, if any.
     pub encoding_error: Option<u64>,
-    /// The cells' bytes: unquoted cells back to back (from csv-core), or a raw line with its
-    /// delimiters (from the fast path), as `separator` says.
+    /// The cells' bytes, unquoted and back to back.
     bytes: &'a [u8],
     /// The whole record when its bytes are valid UTF-8.
     text: Option<&'a str>,
     /// Where each cell ends in `bytes`.
     ends: &'a [usize],
-    /// Bytes between one cell's end and the next one's start: 0 or 1 (a delimiter).
-    separator: usize,
 }
 
 impl<'a> Record<'a> {
@@ -55,11 +53,7 @@ impl<'a> Record<'a> {
     /// reported once, separately).
     #[inline]
     pub fn cell(&self, i: usize) -> Cow<'a, str> {
-        let start = if i == 0 {
-            0
-        } else {
-            self.ends[i - 1] + self.separator
-        };
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
         let end = self.ends[i];
         match self.text.and_then(|text| text.get(start..end)) {
             Some(cell) => Cow::Borrowed(cell),
@@ -78,7 +72,7 @@ impl<'a> Record<'a> {
 
     /// True when every cell is empty (a row like `,,,`).
     pub fn is_blank(&self) -> bool {
-        self.bytes.len() == self.separator * self.ends.len().saturating_sub(1)
+        self.bytes.is_empty()
     }
 }
 
@@ -130,6 +124,10 @@ pub struct RecordReader {
     head: Option<Vec<u8>>,
     bom: bool,
     utf8: Utf8Checker,
+    splitter: Splitter,
+    /// The fast path's record: its cells back to back, and where each ends.
+    fast_cells: Vec<u8>,
+    fast_ends: Vec<usize>,
     /// Only for `skipInitialSpace`.
     space_filter: Option<SpaceFilter>,
     filtered: Vec<u8>,
@@ -173,6 +171,13 @@ impl RecordReader {
             head: Some(Vec::with_capacity(3)),
             bom: false,
             utf8: Utf8Checker::default(),
+            splitter: Splitter::new(
+                dialect,
+                limits.max_row_bytes.max(1),
+                limits.max_cells_per_row.max(1),
+            ),
+            fast_cells: Vec::new(),
+            fast_ends: Vec::new(),
             space_filter: dialect
                 .skip_initial_space
                 .then(|| SpaceFilter::new(dialect)),
@@ -312,7 +317,7 @@ impl RecordReader {
                 Position::InRecord => {
                     if !self.record_in_csv_core {
                         if let Some(taken) =
-                            self.fast_line(&input[pos..], &|p| raw_offset(pos + p), on_event)
+                            self.fast_record(&input[pos..], &|p| raw_offset(pos + p), on_event)
                         {
                             pos += taken;
                             continue;
@@ -373,42 +378,19 @@ impl RecordReader {
         }
     }
 
-    /// The fast path for the common record: a whole line in `input` with no quote in it. Its
-    /// cells are split with SIMD `memchr` instead of csv-core's byte-at-a-time state machine,
-    /// and handed over without a copy. `raw_offset` maps a position in `input` to the raw input.
-    /// Gives exactly csv-core's cells (the property tests feed
-    /// byte by byte, which always takes the csv-core path, and compare). Returns the bytes
-    /// taken, or `None` to leave the record to csv-core.
-    fn fast_line(
+    /// The fast path for the common record: complete in `input` and well-formed, split by
+    /// [`Splitter`] instead of csv-core. `raw_offset` maps a position in `input` to the raw
+    /// input. Returns the bytes taken, or `None` to leave the record to csv-core.
+    fn fast_record(
         &mut self,
         input: &[u8],
         raw_offset: &dyn Fn(usize) -> u64,
         on_event: &mut dyn FnMut(RecordEvent<'_>),
     ) -> Option<usize> {
-        let end = memchr::memchr2(b'\n', b'\r', input)?;
-        let line = &input[..end];
-        if self.quote_in(line) {
-            return None;
-        }
-        let mut cells = 0;
-        for delimiter in
-            memchr::memchr_iter(self.dialect.delimiter, line).chain(std::iter::once(line.len()))
-        {
-            if cells == self.max_cells {
-                return None;
-            }
-            if cells == self.ends.len() {
-                let grown = (self.ends.len() * 2).min(self.max_cells);
-                self.ends.resize(grown, 0);
-            }
-            self.ends[cells] = delimiter;
-            cells += 1;
-        }
-        if line.len() - (cells - 1) > self.max_row_bytes {
-            return None; // csv-core's path reports it as oversized
-        }
-        let taken = end + 1; // the line end: csv-core also ends a record at \r and leaves \n
-        self.lines.feed(&input[end..taken]); // the line itself holds no line end
+        let taken = self
+            .splitter
+            .split(input, &mut self.fast_cells, &mut self.fast_ends)?;
+        self.lines.feed(&input[..taken]);
         self.rows += 1;
         self.position = Position::BetweenRecords;
         on_event(RecordEvent::Record(Record {
@@ -419,18 +401,11 @@ impl RecordReader {
             end_offset: raw_offset(taken),
             unclosed_quote: false,
             encoding_error: self.utf8.first_error(),
-            bytes: line,
-            text: simdutf8::basic::from_utf8(line).ok(),
-            ends: &self.ends[..cells],
-            separator: 1,
+            bytes: &self.fast_cells,
+            text: simdutf8::basic::from_utf8(&self.fast_cells).ok(),
+            ends: &self.fast_ends,
         }));
         Some(taken)
-    }
-
-    fn quote_in(&self, line: &[u8]) -> bool {
-        self.dialect
-            .quote_char
-            .is_some_and(|quote| memchr::memchr(quote, line).is_some())
     }
 
     fn emit(
@@ -461,7 +436,6 @@ impl RecordReader {
                 bytes,
                 text: simdutf8::basic::from_utf8(bytes).ok(),
                 ends: &self.ends[..self.ends_len],
-                separator: 0,
             }));
         }
         self.out_len = 0;
