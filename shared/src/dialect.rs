@@ -110,11 +110,10 @@ impl Dialect {
                     Some("\n" | "\r\n" | "\r") => {}
                     _ => return Err(bad("must be \"\\n\", \"\\r\\n\" or \"\\r\"")),
                 },
-                "caseSensitiveHeader" => {
-                    if value != &Value::Bool(true) {
-                        return Err(bad("other than true is not supported"));
-                    }
+                "caseSensitiveHeader" if value != &Value::Bool(true) => {
+                    return Err(bad("other than true is not supported"));
                 }
+                "caseSensitiveHeader" => {}
                 "$schema" | "csvddfVersion" | "name" | "title" | "description" => {}
                 "nullSequence" | "headerJoin" | "commentRows" | "itemType" | "itemKeys"
                 | "sheetNumber" | "sheetName" | "table" | "property" => {

@@ -11,8 +11,48 @@ use super::SchemaError;
 /// An order bound (minimum, maximum, …) with the text the schema gave, for messages.
 #[derive(Debug, Clone)]
 pub struct Bound {
+    pub kind: BoundKind,
     pub value: Value<'static>,
     pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum BoundKind {
+    Minimum,
+    Maximum,
+    ExclusiveMinimum,
+    ExclusiveMaximum,
+}
+
+impl Bound {
+    /// Whether `value` is on the wrong side. A value that does not compare (NaN) breaks every
+    /// bound.
+    #[inline]
+    fn broken_by(&self, value: &Value<'_>) -> bool {
+        let ordering = value.compare(&self.value);
+        match self.kind {
+            BoundKind::Minimum => !matches!(ordering, Some(Ordering::Greater | Ordering::Equal)),
+            BoundKind::Maximum => !matches!(ordering, Some(Ordering::Less | Ordering::Equal)),
+            BoundKind::ExclusiveMinimum => ordering != Some(Ordering::Greater),
+            BoundKind::ExclusiveMaximum => ordering != Some(Ordering::Less),
+        }
+    }
+
+    fn failure(&self) -> ConstraintFailure {
+        let text = &self.text;
+        match self.kind {
+            BoundKind::Minimum => fail("minimum", format!("is below the minimum {text}")),
+            BoundKind::Maximum => fail("maximum", format!("is above the maximum {text}")),
+            BoundKind::ExclusiveMinimum => fail(
+                "exclusiveMinimum",
+                format!("is not above the exclusive minimum {text}"),
+            ),
+            BoundKind::ExclusiveMaximum => fail(
+                "exclusiveMaximum",
+                format!("is not below the exclusive maximum {text}"),
+            ),
+        }
+    }
 }
 
 /// A compiled `pattern`: matched against the whole cell.
@@ -117,10 +157,27 @@ pub struct EnumValues {
 }
 
 impl EnumValues {
+    /// A short list is scanned, comparing lengths first; a long one is binary searched.
+    #[inline]
     fn contains(&self, canonical: &[u8]) -> bool {
+        if self.canonical.len() <= 8 {
+            return self.canonical.iter().any(|c| c.as_slice() == canonical);
+        }
         self.canonical
             .binary_search_by(|c| c.as_slice().cmp(canonical))
             .is_ok()
+    }
+
+    fn contains_value(&self, value: &Value<'_>) -> bool {
+        match value {
+            // Text is its own canonical form: no copy on the hot path.
+            Value::Text(text) => self.contains(text.as_bytes()),
+            other => {
+                let mut bytes = Vec::with_capacity(16);
+                other.canonical_bytes(&mut bytes);
+                self.contains(&bytes)
+            }
+        }
     }
 }
 
@@ -130,10 +187,8 @@ pub struct Constraints {
     pub unique: bool,
     pub min_length: Option<usize>,
     pub max_length: Option<usize>,
-    pub minimum: Option<Bound>,
-    pub maximum: Option<Bound>,
-    pub exclusive_minimum: Option<Bound>,
-    pub exclusive_maximum: Option<Bound>,
+    /// In the order minimum, maximum, exclusiveMinimum, exclusiveMaximum.
+    pub bounds: Vec<Bound>,
     pub pattern: Option<Pattern>,
     pub enum_values: Option<EnumValues>,
 }
@@ -192,13 +247,14 @@ impl Constraints {
                     }
                 }
                 "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
-                    let bound = parse_bound(field_type, value).map_err(error)?;
-                    match key.as_str() {
-                        "minimum" => c.minimum = Some(bound),
-                        "maximum" => c.maximum = Some(bound),
-                        "exclusiveMinimum" => c.exclusive_minimum = Some(bound),
-                        _ => c.exclusive_maximum = Some(bound),
-                    }
+                    let kind = match key.as_str() {
+                        "minimum" => BoundKind::Minimum,
+                        "maximum" => BoundKind::Maximum,
+                        "exclusiveMinimum" => BoundKind::ExclusiveMinimum,
+                        _ => BoundKind::ExclusiveMaximum,
+                    };
+                    c.bounds
+                        .push(parse_bound(kind, field_type, value).map_err(error)?);
                 }
                 "pattern" => {
                     let source = value
@@ -236,6 +292,7 @@ impl Constraints {
                 _ => unreachable!("filtered above"),
             }
         }
+        c.bounds.sort_by_key(|b| b.kind);
         if let (Some(min), Some(max)) = (c.min_length, c.max_length) {
             if min > max {
                 return Err(SchemaError::field(
@@ -247,65 +304,37 @@ impl Constraints {
         Ok(c)
     }
 
-    /// Every constraint (other than required and unique, which the validator owns) that
-    /// `value` breaks; `cell` is the text it came from.
+    /// Whether `value` (from the text `cell`) meets every constraint other than required and
+    /// unique, which the validator owns. The per-cell path: no allocation, no message;
+    /// [`Constraints::check`] says what failed, and they must agree.
+    #[inline]
+    pub fn passes(&self, value: &Value<'_>, cell: &str) -> bool {
+        self.length_failure(cell).is_none()
+            && !self.bounds.iter().any(|bound| bound.broken_by(value))
+            && self.pattern.as_ref().is_none_or(|p| p.is_match(cell))
+            && self
+                .enum_values
+                .as_ref()
+                .is_none_or(|e| e.contains_value(value))
+    }
+
+    /// Every constraint (other than required and unique) that `value` breaks, in words;
+    /// `cell` is the text it came from.
     pub fn check(&self, value: &Value<'_>, cell: &str, failures: &mut Vec<ConstraintFailure>) {
-        // A cell has between len/4 and len characters: count them only when that range
-        // straddles a bound.
-        let bytes = cell.len();
-        let length_undecided = self.min_length.is_some_and(|min| bytes / 4 < min)
-            || self.max_length.is_some_and(|max| bytes > max);
-        if length_undecided {
-            let length = cell.chars().count();
-            if let Some(min) = self.min_length.filter(|min| length < *min) {
-                failures.push(fail(
-                    "minLength",
-                    format!("is {length} characters long, shorter than the minimum length {min}"),
-                ));
-            }
-            if let Some(max) = self.max_length.filter(|max| length > *max) {
-                failures.push(fail(
-                    "maxLength",
-                    format!("is {length} characters long, longer than the maximum length {max}"),
-                ));
-            }
+        match self.length_failure(cell) {
+            Some(Length::Short(length, min)) => failures.push(fail(
+                "minLength",
+                format!("is {length} characters long, shorter than the minimum length {min}"),
+            )),
+            Some(Length::Long(length, max)) => failures.push(fail(
+                "maxLength",
+                format!("is {length} characters long, longer than the maximum length {max}"),
+            )),
+            None => {}
         }
-        fn order<'b>(
-            value: &Value<'_>,
-            bound: &'b Option<Bound>,
-        ) -> Option<(Option<Ordering>, &'b Bound)> {
-            bound.as_ref().map(|b| (value.compare(&b.value), b))
-        }
-        if let Some((ordering, bound)) = order(value, &self.minimum) {
-            if ordering != Some(Ordering::Greater) && ordering != Some(Ordering::Equal) {
-                failures.push(fail(
-                    "minimum",
-                    format!("is below the minimum {}", bound.text),
-                ));
-            }
-        }
-        if let Some((ordering, bound)) = order(value, &self.maximum) {
-            if ordering != Some(Ordering::Less) && ordering != Some(Ordering::Equal) {
-                failures.push(fail(
-                    "maximum",
-                    format!("is above the maximum {}", bound.text),
-                ));
-            }
-        }
-        if let Some((ordering, bound)) = order(value, &self.exclusive_minimum) {
-            if ordering != Some(Ordering::Greater) {
-                failures.push(fail(
-                    "exclusiveMinimum",
-                    format!("is not above the exclusive minimum {}", bound.text),
-                ));
-            }
-        }
-        if let Some((ordering, bound)) = order(value, &self.exclusive_maximum) {
-            if ordering != Some(Ordering::Less) {
-                failures.push(fail(
-                    "exclusiveMaximum",
-                    format!("is not below the exclusive maximum {}", bound.text),
-                ));
+        for bound in &self.bounds {
+            if bound.broken_by(value) {
+                failures.push(bound.failure());
             }
         }
         if let Some(pattern) = &self.pattern {
@@ -317,16 +346,7 @@ impl Constraints {
             }
         }
         if let Some(allowed) = &self.enum_values {
-            let found = match value {
-                // Text is its own canonical form: no copy on the hot path.
-                Value::Text(text) => allowed.contains(text.as_bytes()),
-                other => {
-                    let mut bytes = Vec::with_capacity(16);
-                    other.canonical_bytes(&mut bytes);
-                    allowed.contains(&bytes)
-                }
-            };
-            if !found {
+            if !allowed.contains_value(value) {
                 failures.push(fail(
                     "enum",
                     format!("is not one of {}", allowed.listed.join(", ")),
@@ -335,16 +355,38 @@ impl Constraints {
         }
     }
 
+    /// A length outside minLength..=maxLength, in characters.
+    #[inline]
+    fn length_failure(&self, cell: &str) -> Option<Length> {
+        // A cell has between len/4 and len characters: count them only when that range
+        // straddles a bound.
+        let bytes = cell.len();
+        let undecided = self.min_length.is_some_and(|min| bytes / 4 < min)
+            || self.max_length.is_some_and(|max| bytes > max);
+        if !undecided {
+            return None;
+        }
+        let length = cell.chars().count();
+        match (self.min_length, self.max_length) {
+            (Some(min), _) if length < min => Some(Length::Short(length, min)),
+            (_, Some(max)) if length > max => Some(Length::Long(length, max)),
+            _ => None,
+        }
+    }
+
     pub fn has_value_checks(&self) -> bool {
         self.min_length.is_some()
             || self.max_length.is_some()
-            || self.minimum.is_some()
-            || self.maximum.is_some()
-            || self.exclusive_minimum.is_some()
-            || self.exclusive_maximum.is_some()
+            || !self.bounds.is_empty()
             || self.pattern.is_some()
             || self.enum_values.is_some()
     }
+}
+
+/// A broken length constraint: the cell's length and the limit.
+enum Length {
+    Short(usize, usize),
+    Long(usize, usize),
 }
 
 fn fail(constraint: &'static str, detail: String) -> ConstraintFailure {
@@ -361,7 +403,7 @@ fn json_as_cell(value: &Json) -> Option<String> {
     }
 }
 
-fn parse_bound(field_type: &FieldType, value: &Json) -> Result<Bound, String> {
+fn parse_bound(kind: BoundKind, field_type: &FieldType, value: &Json) -> Result<Bound, String> {
     let text = json_as_cell(value)
         .ok_or_else(|| format!("must be a value of type '{}'", field_type.name()))?;
     // Bounds in JSON are plain numbers, whatever decimalChar or groupChar the cells use.
@@ -375,7 +417,7 @@ fn parse_bound(field_type: &FieldType, value: &Json) -> Result<Bound, String> {
     };
     let value =
         parsed.ok_or_else(|| format!("is '{text}', which is not {}", field_type.with_article()))?;
-    Ok(Bound { value, text })
+    Ok(Bound { kind, value, text })
 }
 
 /// Ordered values never borrow text, so they can outlive the schema JSON.
@@ -453,6 +495,11 @@ mod tests {
         let value = field.field_type.parse(cell).expect("cell parses");
         let mut out = Vec::new();
         field.constraints.check(&value, cell, &mut out);
+        assert_eq!(
+            field.constraints.passes(&value, cell),
+            out.is_empty(),
+            "the fast path and the detailed check agree on {cell:?} for {field_json}"
+        );
         out.into_iter().map(|f| f.constraint).collect()
     }
 
@@ -485,6 +532,17 @@ mod tests {
         let date = r#"{"name": "d", "type": "date", "constraints": {"minimum": "2020-01-01"}}"#;
         assert_eq!(failures(date, "2019-12-31"), ["minimum"]);
         assert!(failures(date, "2020-01-01").is_empty());
+        let all_bounds = r#"{"name": "n", "type": "number", "constraints": {"exclusiveMaximum": 5, "maximum": 4, "exclusiveMinimum": 1, "minimum": 2}}"#;
+        assert_eq!(failures(all_bounds, "1"), ["minimum", "exclusiveMinimum"]);
+        assert_eq!(failures(all_bounds, "5"), ["maximum", "exclusiveMaximum"]);
+        assert_eq!(
+            failures(all_bounds, "NaN"),
+            ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
+        );
+        assert!(failures(all_bounds, "3").is_empty());
+        let many = r#"{"name": "c", "constraints": {"enum": ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]}}"#;
+        assert!(failures(many, "j").is_empty(), "long lists are searched");
+        assert_eq!(failures(many, "k"), ["enum"]);
     }
 
     #[test]

@@ -168,13 +168,14 @@ pub enum Value<'a> {
 
 impl Value<'_> {
     /// Order between two values of the same field; `None` across kinds or with NaN.
+    #[inline]
     pub fn compare(&self, other: &Value<'_>) -> Option<Ordering> {
         use Value::*;
         match (self, other) {
             (Integer(a), Integer(b)) => Some(a.cmp(b)),
             (Number(a), Number(b)) => a.partial_cmp(b),
-            (Integer(a), Number(b)) => (*a as f64).partial_cmp(b),
-            (Number(a), Integer(b)) => a.partial_cmp(&(*b as f64)),
+            (Integer(a), Number(b)) => integer_against_number(*a, *b),
+            (Number(a), Integer(b)) => integer_against_number(*b, *a).map(Ordering::reverse),
             (Date(a), Date(b)) => Some(a.cmp(b)),
             (Time(a), Time(b)) => Some(a.cmp(b)),
             (DateTime(a), DateTime(b)) => Some(a.cmp(b)),
@@ -222,6 +223,14 @@ impl Value<'_> {
             Value::Duration(d) => format!("{d:?}"),
         }
     }
+}
+
+/// Out of line: the compiler otherwise converts every integer to a float before it knows
+/// whether the other side is a float, a library call on each integer comparison.
+#[cold]
+#[inline(never)]
+fn integer_against_number(integer: i128, number: f64) -> Option<Ordering> {
+    (integer as f64).partial_cmp(&number)
 }
 
 /// An ISO 8601 duration, kept by component (months and days have no fixed length).

@@ -493,11 +493,8 @@ impl Checker {
             });
             return;
         };
-        if field.constraints.has_value_checks() {
-            field.constraints.check(&value, &cell, &mut self.failures);
-            if !self.failures.is_empty() {
-                self.constraint_errors(&place, &cell);
-            }
+        if field.constraints.has_value_checks() && !field.constraints.passes(&value, &cell) {
+            self.constraint_errors(&place, &value, &cell);
         }
         let needs_canonical =
             self.in_key[field_index] || self.unique_field_sets[field_index].is_some();
@@ -579,11 +576,13 @@ impl Checker {
         });
     }
 
-    /// Report what `Constraints::check` left in `self.failures`.
+    /// Report each constraint `value` breaks.
     #[cold]
     #[inline(never)]
-    fn constraint_errors(&mut self, place: &CellPlace, cell: &str) {
+    fn constraint_errors(&mut self, place: &CellPlace, value: &Value<'_>, cell: &str) {
         let mut failures = std::mem::take(&mut self.failures);
+        let field = &self.schema.fields[place.field_index];
+        field.constraints.check(value, cell, &mut failures);
         for failure in failures.drain(..) {
             let constraint = Some(failure.constraint);
             self.cell_error(

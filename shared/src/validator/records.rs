@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 
-use super::split::Splitter;
+use super::split::{Span, Splitter};
 use super::text::{LineCounter, Utf8Checker};
 use crate::dialect::Dialect;
 use crate::report::Limits;
@@ -32,38 +32,55 @@ pub struct Record<'a> {
     pub unclosed_quote: bool,
     /// Offset of the first byte in the input so far that is not UTF-8, if any.
     pub encoding_error: Option<u64>,
-    /// The cells' bytes, unquoted and back to back.
+    /// The record's bytes: as read (fast path) or unquoted by csv-core.
     bytes: &'a [u8],
-    /// The whole record when its bytes are valid UTF-8.
+    /// The same bytes, when they are valid UTF-8.
     text: Option<&'a str>,
-    /// Where each cell ends in `bytes`.
-    ends: &'a [usize],
+    /// Where each cell's text is in `bytes`.
+    spans: &'a [Span],
+    /// The quote that `Span::doubled_quotes` doubles.
+    quote: u8,
 }
 
 impl<'a> Record<'a> {
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.spans.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.spans.is_empty()
     }
 
     /// Cell `i` as text; bytes that are not UTF-8 become U+FFFD (the encoding error is
     /// reported once, separately).
     #[inline]
     pub fn cell(&self, i: usize) -> Cow<'a, str> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        let end = self.ends[i];
-        match self.text.and_then(|text| text.get(start..end)) {
-            Some(cell) => Cow::Borrowed(cell),
-            None => self.lossy(start, end),
+        let span = self.spans[i];
+        match self.text.and_then(|text| text.get(span.start..span.end)) {
+            Some(cell) if !span.doubled_quotes => Cow::Borrowed(cell),
+            _ => self.cell_slow(span),
         }
     }
 
+    /// A cell that is not valid UTF-8, or holds doubled quotes.
     #[cold]
-    fn lossy(&self, start: usize, end: usize) -> Cow<'a, str> {
-        String::from_utf8_lossy(&self.bytes[start..end])
+    fn cell_slow(&self, span: Span) -> Cow<'a, str> {
+        let bytes = &self.bytes[span.start..span.end];
+        if !span.doubled_quotes {
+            return String::from_utf8_lossy(bytes);
+        }
+        // Keep the first quote of each pair: the pairs are all the quotes there are.
+        let mut undoubled = Vec::with_capacity(bytes.len());
+        let mut rest = bytes;
+        while let Some(at) = memchr::memchr(self.quote, rest) {
+            undoubled.extend_from_slice(&rest[..=at]);
+            rest = rest.get(at + 2..).unwrap_or_default();
+        }
+        undoubled.extend_from_slice(rest);
+        match String::from_utf8(undoubled) {
+            Ok(text) => Cow::Owned(text),
+            Err(bad) => Cow::Owned(String::from_utf8_lossy(bad.as_bytes()).into_owned()),
+        }
     }
 
     pub fn cells(&self) -> impl Iterator<Item = Cow<'a, str>> + '_ {
@@ -72,7 +89,7 @@ impl<'a> Record<'a> {
 
     /// True when every cell is empty (a row like `,,,`).
     pub fn is_blank(&self) -> bool {
-        self.bytes.is_empty()
+        self.spans.iter().all(|span| span.start == span.end)
     }
 }
 
@@ -125,9 +142,8 @@ pub struct RecordReader {
     bom: bool,
     utf8: Utf8Checker,
     splitter: Splitter,
-    /// The fast path's record: its cells back to back, and where each ends.
-    fast_cells: Vec<u8>,
-    fast_ends: Vec<usize>,
+    /// Where the cells of the record being handed over are.
+    spans: Vec<Span>,
     /// Only for `skipInitialSpace`.
     space_filter: Option<SpaceFilter>,
     filtered: Vec<u8>,
@@ -176,8 +192,7 @@ impl RecordReader {
                 limits.max_row_bytes.max(1),
                 limits.max_cells_per_row.max(1),
             ),
-            fast_cells: Vec::new(),
-            fast_ends: Vec::new(),
+            spans: Vec::new(),
             space_filter: dialect
                 .skip_initial_space
                 .then(|| SpaceFilter::new(dialect)),
@@ -387,9 +402,7 @@ impl RecordReader {
         raw_offset: &dyn Fn(usize) -> u64,
         on_event: &mut dyn FnMut(RecordEvent<'_>),
     ) -> Option<usize> {
-        let taken = self
-            .splitter
-            .split(input, &mut self.fast_cells, &mut self.fast_ends)?;
+        let taken = self.splitter.split(input, &mut self.spans)?;
         self.lines.feed(&input[..taken]);
         self.rows += 1;
         self.position = Position::BetweenRecords;
@@ -401,9 +414,10 @@ impl RecordReader {
             end_offset: raw_offset(taken),
             unclosed_quote: false,
             encoding_error: self.utf8.first_error(),
-            bytes: &self.fast_cells,
-            text: simdutf8::basic::from_utf8(&self.fast_cells).ok(),
-            ends: &self.fast_ends,
+            bytes: input,
+            text: simdutf8::basic::from_utf8(&input[..taken]).ok(),
+            spans: &self.spans,
+            quote: self.dialect.quote_char.unwrap_or(b'"'),
         }));
         Some(taken)
     }
@@ -426,6 +440,16 @@ impl RecordReader {
             });
         } else {
             let bytes = &self.out[..self.out_len];
+            self.spans.clear();
+            let mut start = 0;
+            for &end in &self.ends[..self.ends_len] {
+                self.spans.push(Span {
+                    start,
+                    end,
+                    doubled_quotes: false,
+                });
+                start = end;
+            }
             on_event(RecordEvent::Record(Record {
                 row: self.rows,
                 line: self.record_line,
@@ -435,7 +459,8 @@ impl RecordReader {
                 encoding_error: self.utf8.first_error(),
                 bytes,
                 text: simdutf8::basic::from_utf8(bytes).ok(),
-                ends: &self.ends[..self.ends_len],
+                spans: &self.spans,
+                quote: self.dialect.quote_char.unwrap_or(b'"'),
             }));
         }
         self.out_len = 0;

@@ -1,22 +1,26 @@
 //! The reader's fast path: splitting one complete, well-formed record without csv-core.
 //!
 //! csv-core walks a state machine for every byte and copies it out. Most records need much
-//! less: unquoted cells are runs of ordinary bytes, found with one table lookup a byte, and a
-//! quoted cell ends at the next quote (SIMD `memchr`) unless that quote is doubled. Anything
-//! unusual (the record runs past the input, text after a closing quote, an escape character,
-//! a limit reached) gives `None`, and the record goes to csv-core, which knows every case.
-//! The property tests feed inputs byte by byte, which always takes csv-core's path, and
-//! compare the cells.
+//! less: an unquoted cell ends at the next delimiter or line end, found eight bytes at a time,
+//! and a quoted cell ends at the next quote (SIMD `memchr`) unless that quote is doubled.
+//! Cells are not copied: each is a [`Span`] of the input. Anything unusual (the record runs
+//! past the input, text after a closing quote, an escape character, a limit reached) gives
+//! `None`, and the record goes to csv-core, which knows every case. The property tests feed
+//! inputs byte by byte, which always takes csv-core's path, and compare the cells.
 
 use crate::dialect::Dialect;
 
-/// A byte that ends an unquoted cell.
-const STOP: u8 = 1;
+/// Where one cell's text is in its record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    /// The text still holds doubled quotes (`""` for `"`), to undouble when it is read.
+    pub doubled_quotes: bool,
+}
 
 #[derive(Debug)]
 pub struct Splitter {
-    /// `STOP` for the delimiter, `\n` and `\r`; 0 for every other byte.
-    class: [u8; 256],
     delimiter: u8,
     quote: Option<u8>,
     /// With an escape character, quoted cells are left to csv-core.
@@ -28,12 +32,7 @@ pub struct Splitter {
 
 impl Splitter {
     pub fn new(dialect: &Dialect, max_row_bytes: usize, max_cells: usize) -> Splitter {
-        let mut class = [0; 256];
-        for stop in [dialect.delimiter, b'\n', b'\r'] {
-            class[stop as usize] = STOP;
-        }
         Splitter {
-            class,
             delimiter: dialect.delimiter,
             quote: dialect.quote_char,
             escape: dialect.escape_char.is_some(),
@@ -43,36 +42,40 @@ impl Splitter {
         }
     }
 
-    /// Split the record that starts at `input[0]` (not a line end) into `cells`, unquoted
-    /// and back to back, with each cell's end in `ends`. Returns the bytes taken, including
-    /// the line end that closes the record (one byte: a `\n` after a `\r` is left for the
-    /// caller to skip, as csv-core leaves it), or `None` to leave the record to csv-core.
+    /// Split the record that starts at `input[0]` (not a line end) into `spans`. Returns the
+    /// bytes taken, including the line end that closes the record (one byte: a `\n` after a
+    /// `\r` is left for the caller to skip, as csv-core leaves it), or `None` to leave the
+    /// record to csv-core.
     #[inline]
-    pub fn split(&self, input: &[u8], cells: &mut Vec<u8>, ends: &mut Vec<usize>) -> Option<usize> {
-        cells.clear();
-        ends.clear();
+    pub fn split(&self, input: &[u8], spans: &mut Vec<Span>) -> Option<usize> {
+        spans.clear();
         let mut i = 0;
+        let mut text_bytes = 0;
         loop {
-            if ends.len() == self.max_cells {
+            if spans.len() == self.max_cells {
                 return None;
             }
-            let first = *input.get(i)?;
-            if Some(first) == self.quote {
+            let span = if Some(*input.get(i)?) == self.quote {
                 if self.escape {
                     return None;
                 }
-                i = self.quoted_cell(input, i + 1, cells)?;
+                let span = self.quoted_cell(input, i + 1)?;
+                i = span.end + 1;
+                span
             } else {
                 let start = i;
-                while i < input.len() && self.class[input[i] as usize] != STOP {
-                    i += 1;
+                i = self.unquoted_end(input, i)?;
+                Span {
+                    start,
+                    end: i,
+                    doubled_quotes: false,
                 }
-                cells.extend_from_slice(&input[start..i]);
-            }
-            if cells.len() > self.max_row_bytes {
+            };
+            text_bytes += span.end - span.start;
+            if text_bytes > self.max_row_bytes {
                 return None;
             }
-            ends.push(cells.len());
+            spans.push(span);
             match *input.get(i)? {
                 byte if byte == self.delimiter => i += 1,
                 b'\n' | b'\r' => return Some(i + 1),
@@ -81,21 +84,84 @@ impl Splitter {
         }
     }
 
-    /// A quoted cell whose text starts at `input[start]`: copies the text, undoubling quotes,
-    /// and returns the position just past the closing quote.
+    /// The position of the delimiter or line end that ends the unquoted cell starting at
+    /// `start`. Quotes inside an unquoted cell are text, as csv-core reads them.
     #[inline]
-    fn quoted_cell(&self, input: &[u8], mut start: usize, cells: &mut Vec<u8>) -> Option<usize> {
+    fn unquoted_end(&self, input: &[u8], start: usize) -> Option<usize> {
+        let mut i = start;
+        // Eight bytes at a time: the lowest flagged byte is always a real match.
+        while let Some(word) = input.get(i..i + 8) {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            let stops = bytes_equal_to(word, self.delimiter)
+                | bytes_equal_to(word, b'\n')
+                | bytes_equal_to(word, b'\r');
+            if stops != 0 {
+                return Some(i + (stops.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        let rest = &input[i..];
+        rest.iter()
+            .position(|&b| b == self.delimiter || b == b'\n' || b == b'\r')
+            .map(|p| i + p)
+    }
+
+    /// The quoted cell whose text starts at `input[start]`: its span, ending at the closing
+    /// quote.
+    #[inline]
+    fn quoted_cell(&self, input: &[u8], start: usize) -> Option<Span> {
         let quote = self.quote?;
+        let mut from = start;
+        let mut doubled_quotes = false;
         loop {
-            let close = start + memchr::memchr(quote, input.get(start..)?)?;
-            cells.extend_from_slice(&input[start..close]);
+            let close = from + memchr::memchr(quote, input.get(from..)?)?;
             match *input.get(close + 1)? {
                 byte if byte == quote && self.double_quote => {
-                    cells.push(quote);
-                    start = close + 2;
+                    doubled_quotes = true;
+                    from = close + 2;
                 }
-                _ => return Some(close + 1),
+                _ => {
+                    return Some(Span {
+                        start,
+                        end: close,
+                        doubled_quotes,
+                    })
+                }
             }
+        }
+    }
+}
+
+/// The high bit of each byte of `word` that equals `byte` is set (bits above the lowest
+/// match may be set spuriously, so only the lowest one is meaningful).
+#[inline]
+fn bytes_equal_to(word: u64, byte: u8) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lowest_flagged_byte_is_the_first_match() {
+        for (text, first) in [
+            (&b"abcdefgh"[..], None),
+            (b"ab,defgh", Some(2)),
+            (b",bcdefgh", Some(0)),
+            (b"abcdefg,", Some(7)),
+            (b"\x01,\x01,\x00,,,", Some(1)),
+        ] {
+            let word = u64::from_le_bytes(text.try_into().unwrap());
+            let found = bytes_equal_to(word, b',');
+            assert_eq!(
+                (found != 0).then(|| found.trailing_zeros() / 8),
+                first,
+                "{text:?}"
+            );
         }
     }
 }

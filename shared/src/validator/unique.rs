@@ -73,7 +73,7 @@ impl UniqueSets {
     fn insert_integer(&mut self, index: usize, value: i64) -> Result<bool, CapReached> {
         let set = &mut self.sets[index];
         set.integer_inserts += 1;
-        if set.integer_inserts % BITMAP_MEASURE_EVERY == 0 {
+        if set.integer_inserts.is_multiple_of(BITMAP_MEASURE_EVERY) {
             set.integer_bytes = set.integers.serialized_size();
             if self.memory_bytes() > self.memory_cap {
                 return Err(CapReached);
