@@ -120,6 +120,7 @@ struct Checker {
     /// Each key field's value in the current row (`None`: null).
     key_values: Vec<Option<KeyPart>>,
     in_key: Vec<bool>,
+    plans: Vec<CellPlan>,
     encoding_reported: bool,
     /// The file's first bytes, to name a binary format in an encoding error.
     file_start: Vec<u8>,
@@ -169,7 +170,18 @@ impl Checker {
                 (field_count > 0).then_some(field_count),
             )
         };
+        let plans = schema
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, field)| CellPlan {
+                only_empty_is_missing: field.missing_values == [""],
+                value_checks: field.constraints.has_value_checks(),
+                keyed: in_key[i] || unique_field_sets[i].is_some(),
+            })
+            .collect();
         Checker {
+            plans,
             unique: UniqueSets::new(sets, limits.unique_memory_bytes),
             errors: Errors {
                 counts: ErrorCounts::default(),
@@ -456,23 +468,24 @@ impl Checker {
         }
     }
 
+    #[inline]
     fn check_cell(&mut self, record: &Record<'_>, field_index: usize) {
+        let plan = self.plans[field_index];
         let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
             self.key_values[field_index] = None;
             return;
         };
         let cell = record.cell(column);
         let field = &self.schema.fields[field_index];
-        let place = CellPlace {
-            row: record.row,
-            line: record.line,
-            offset: record.byte_offset,
-            field_index,
-            column,
+        let missing = if plan.only_empty_is_missing {
+            cell.is_empty()
+        } else {
+            field.is_missing(&cell)
         };
-        if field.is_missing(&cell) {
+        if missing {
             self.key_values[field_index] = None;
             if field.constraints.required {
+                let place = CellPlace::new(record, field_index, column);
                 self.cell_error(
                     &place,
                     &cell,
@@ -484,23 +497,34 @@ impl Checker {
             return;
         }
         let Some(value) = field.field_type.parse(&cell) else {
-            if self.in_key[field_index] {
-                // Compare the text as it is: a bad value can still duplicate another.
-                self.key_values[field_index] = Some(KeyPart::Text(cell.as_bytes().to_vec()));
-            }
-            self.cell_error(&place, &cell, ErrorCode::TypeError, None, |field, shown| {
-                format!("'{shown}' is not {}", field.field_type.with_article())
-            });
+            self.type_error(&CellPlace::new(record, field_index, column), &cell);
             return;
         };
-        if field.constraints.has_value_checks() && !field.constraints.passes(&value, &cell) {
+        if plan.value_checks && !field.constraints.passes(&value, &cell) {
+            let place = CellPlace::new(record, field_index, column);
             self.constraint_errors(&place, &value, &cell);
         }
-        let needs_canonical =
-            self.in_key[field_index] || self.unique_field_sets[field_index].is_some();
-        if !needs_canonical || self.unique_stopped {
-            return;
+        if plan.keyed && !self.unique_stopped {
+            self.key_cell(&CellPlace::new(record, field_index, column), &cell, value);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn type_error(&mut self, place: &CellPlace, cell: &str) {
+        if self.in_key[place.field_index] {
+            // Compare the text as it is: a bad value can still duplicate another.
+            self.key_values[place.field_index] = Some(KeyPart::Text(cell.as_bytes().to_vec()));
+        }
+        self.cell_error(place, cell, ErrorCode::TypeError, None, |field, shown| {
+            format!("'{shown}' is not {}", field.field_type.with_article())
+        });
+    }
+
+    /// A valid value of a field in a unique constraint or a key: into its set, or kept for
+    /// the row's keys.
+    fn key_cell(&mut self, place: &CellPlace, cell: &str, value: Value<'_>) {
+        let field_index = place.field_index;
         let (mut stop_unique, mut duplicate) = (false, false);
         let mut canonical = std::mem::take(&mut self.scratch);
         canonical.clear();
@@ -535,8 +559,8 @@ impl Checker {
         self.scratch = canonical;
         if duplicate {
             self.cell_error(
-                &place,
-                &cell,
+                place,
+                cell,
                 ErrorCode::UniqueError,
                 Some("unique"),
                 |_, shown| format!("'{shown}' is not unique (an earlier row has the same value)"),
@@ -719,6 +743,29 @@ struct CellPlace {
     offset: u64,
     field_index: usize,
     column: usize,
+}
+
+impl CellPlace {
+    fn new(record: &Record<'_>, field_index: usize, column: usize) -> CellPlace {
+        CellPlace {
+            row: record.row,
+            line: record.line,
+            offset: record.byte_offset,
+            field_index,
+            column,
+        }
+    }
+}
+
+/// What the per-cell path needs to know about a field, worked out once.
+#[derive(Debug, Clone, Copy)]
+struct CellPlan {
+    /// The missing values are just `""` (the default): a length check instead of a search.
+    only_empty_is_missing: bool,
+    /// The field has constraints on the value (not counting required and unique).
+    value_checks: bool,
+    /// The value goes into a unique set or a key.
+    keyed: bool,
 }
 
 /// One field's part of a key in the current row.
