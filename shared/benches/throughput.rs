@@ -7,7 +7,8 @@
 //! With `DATAVISTA_BENCH_DUMP=DIR` it only writes the generated file and its schema there
 //! (`bench.csv`, `bench-schema.json`), for comparisons with other validators on the same bytes.
 //! With `DATAVISTA_BENCH_PROFILE=1` it runs one full validation and nothing else, for a
-//! profiler: `valgrind --tool=callgrind --toggle-collect=throughput::validate`.
+//! profiler: `valgrind --tool=callgrind --toggle-collect=throughput::validate`, on another
+//! schema with `DATAVISTA_BENCH_SCHEMA=FILE`.
 
 use std::time::{Duration, Instant};
 
@@ -126,9 +127,13 @@ fn main() {
         return;
     }
     if std::env::var_os("DATAVISTA_BENCH_PROFILE").is_some() {
-        // One full validation and nothing else, for instruction counts under callgrind.
+        // One full validation and nothing else, for instruction counts under callgrind;
+        // DATAVISTA_BENCH_SCHEMA names another schema file to try on the same data.
         let data = generate(size());
-        let schema = Schema::from_json(SCHEMA).unwrap();
+        let schema = match std::env::var_os("DATAVISTA_BENCH_SCHEMA") {
+            Some(path) => Schema::from_json(&std::fs::read_to_string(path).unwrap()).unwrap(),
+            None => Schema::from_json(SCHEMA).unwrap(),
+        };
         println!("{} rows", std::hint::black_box(validate(&data, &schema)));
         return;
     }

@@ -312,6 +312,7 @@ fn strip_non_bare<'a>(cell: &'a str, format: &NumberFormat) -> &'a str {
 }
 
 /// Digits with an optional sign and group characters between digits.
+#[inline]
 fn parse_integer(cell: &str, format: &NumberFormat) -> Option<i128> {
     let text = strip_non_bare(cell, format);
     match format.group_char {
@@ -323,6 +324,7 @@ fn parse_integer(cell: &str, format: &NumberFormat) -> Option<i128> {
     }
 }
 
+#[inline]
 fn parse_plain_int(text: &str) -> Option<i128> {
     let (negative, digits) = match text.as_bytes() {
         [b'-', rest @ ..] => (true, rest),
@@ -362,6 +364,7 @@ fn parse_plain_int(text: &str) -> Option<i128> {
 }
 
 /// Decimal notation with an optional exponent, or NaN / INF / -INF (the spec's spellings).
+#[inline]
 fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
     let text = strip_non_bare(cell, format);
     let plain_format = format.decimal_char == '.' && format.group_char.is_none();
@@ -394,6 +397,7 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
 /// The common case `[+-]digits[.digits]` with at most 15 digits, without the general float
 /// parser: the digits and the power of ten are both exact in an `f64`, so one division gives
 /// the correctly rounded value, the same one `str::parse` gives. `None`: use the general path.
+#[inline]
 fn parse_short_decimal(text: &str) -> Option<f64> {
     const POWERS_OF_TEN: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -457,6 +461,7 @@ fn is_decimal_notation(text: &str) -> bool {
     i == bytes.len()
 }
 
+#[inline]
 fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
     match format {
         TemporalFormat::Iso => {
@@ -474,6 +479,7 @@ fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
     }
 }
 
+#[inline]
 fn digits(bytes: &[u8]) -> Option<u32> {
     bytes.iter().try_fold(0u32, |acc, b| {
         b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as u32)

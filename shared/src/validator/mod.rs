@@ -24,7 +24,7 @@ mod unique;
 use crate::clock::Stopwatch;
 use crate::dialect::Dialect;
 use crate::report::{truncate_cell, ErrorCode, ErrorCounts, Limits, Report, ValidationError};
-use crate::schema::types::Value;
+use crate::schema::types::{FieldType, StringFormat, Value};
 use crate::schema::{ConstraintFailure, Field, FieldsMatch, Schema};
 use records::{Record, RecordEvent, RecordReader};
 use unique::{Key, UniqueSets};
@@ -125,6 +125,8 @@ struct Checker {
     /// The file's first bytes, to name a binary format in an encoding error.
     file_start: Vec<u8>,
     scratch: Vec<u8>,
+    /// Where a cell that cannot be borrowed from its record is built.
+    cell_scratch: String,
     failures: Vec<ConstraintFailure>,
 }
 
@@ -176,6 +178,10 @@ impl Checker {
             .enumerate()
             .map(|(i, field)| CellPlan {
                 only_empty_is_missing: field.missing_values == [""],
+                plain_text: matches!(
+                    field.field_type,
+                    FieldType::String(StringFormat::Default) | FieldType::Any
+                ),
                 value_checks: field.constraints.has_value_checks(),
                 keyed: in_key[i] || unique_field_sets[i].is_some(),
             })
@@ -204,6 +210,7 @@ impl Checker {
             encoding_reported: false,
             file_start: Vec::with_capacity(text::SIGNATURE_LEN),
             scratch: Vec::new(),
+            cell_scratch: String::new(),
             failures: Vec::new(),
         }
     }
@@ -460,27 +467,41 @@ impl Checker {
                 ..error(ErrorCode::MissingCell, Some(row), Some(line), Some(offset))
             });
         }
+        let mut scratch = std::mem::take(&mut self.cell_scratch);
         for field_index in 0..self.schema.fields.len() {
-            self.check_cell(record, field_index);
+            self.check_cell(record, field_index, &mut scratch);
         }
+        self.cell_scratch = scratch;
         if !self.key_sets.is_empty() && !self.unique_stopped {
             self.check_keys(row, line, offset);
         }
     }
 
     #[inline]
-    fn check_cell(&mut self, record: &Record<'_>, field_index: usize) {
+    fn check_cell(&mut self, record: &Record<'_>, field_index: usize, scratch: &mut String) {
         let plan = self.plans[field_index];
         let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
             self.key_values[field_index] = None;
             return;
         };
-        let cell = record.cell(column);
+        let cell = record.cell_in(column, scratch);
+        self.check_value(record, field_index, column, plan, cell);
+    }
+
+    #[inline]
+    fn check_value(
+        &mut self,
+        record: &Record<'_>,
+        field_index: usize,
+        column: usize,
+        plan: CellPlan,
+        cell: &str,
+    ) {
         let field = &self.schema.fields[field_index];
         let missing = if plan.only_empty_is_missing {
             cell.is_empty()
         } else {
-            field.is_missing(&cell)
+            field.is_missing(cell)
         };
         if missing {
             self.key_values[field_index] = None;
@@ -488,7 +509,7 @@ impl Checker {
                 let place = CellPlace::new(record, field_index, column);
                 self.cell_error(
                     &place,
-                    &cell,
+                    cell,
                     ErrorCode::ConstraintError,
                     Some("required"),
                     |_, _| "a value is required".to_owned(),
@@ -496,16 +517,21 @@ impl Checker {
             }
             return;
         }
-        let Some(value) = field.field_type.parse(&cell) else {
-            self.type_error(&CellPlace::new(record, field_index, column), &cell);
+        let parsed = if plan.plain_text {
+            Some(Value::Text(cell))
+        } else {
+            field.field_type.parse(cell)
+        };
+        let Some(value) = parsed else {
+            self.type_error(&CellPlace::new(record, field_index, column), cell);
             return;
         };
-        if plan.value_checks && !field.constraints.passes(&value, &cell) {
+        if plan.value_checks && !field.constraints.passes(&value, cell) {
             let place = CellPlace::new(record, field_index, column);
-            self.constraint_errors(&place, &value, &cell);
+            self.constraint_errors(&place, &value, cell);
         }
         if plan.keyed && !self.unique_stopped {
-            self.key_cell(&CellPlace::new(record, field_index, column), &cell, value);
+            self.key_cell(&CellPlace::new(record, field_index, column), cell, value);
         }
     }
 
@@ -762,6 +788,8 @@ impl CellPlace {
 struct CellPlan {
     /// The missing values are just `""` (the default): a length check instead of a search.
     only_empty_is_missing: bool,
+    /// Any text is a value (a plain string or `any`): nothing to parse.
+    plain_text: bool,
     /// The field has constraints on the value (not counting required and unique).
     value_checks: bool,
     /// The value goes into a unique set or a key.

@@ -62,25 +62,49 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// Cell `i` as text, borrowed from the record where it can be, else built in `scratch`
+    /// (a cell with doubled quotes, or bytes that are not UTF-8): the per-cell path, which
+    /// reuses one buffer instead of allocating.
+    #[inline]
+    pub fn cell_in<'s>(&'s self, i: usize, scratch: &'s mut String) -> &'s str {
+        let span = self.spans[i];
+        match self.text.and_then(|text| text.get(span.start..span.end)) {
+            Some(cell) if !span.doubled_quotes => cell,
+            _ => {
+                self.write_cell(span, scratch);
+                scratch
+            }
+        }
+    }
+
     /// A cell that is not valid UTF-8, or holds doubled quotes.
     #[cold]
     fn cell_slow(&self, span: Span) -> Cow<'a, str> {
+        let mut cell = String::new();
+        self.write_cell(span, &mut cell);
+        Cow::Owned(cell)
+    }
+
+    #[cold]
+    fn write_cell(&self, span: Span, out: &mut String) {
+        out.clear();
         let bytes = &self.bytes[span.start..span.end];
+        let text = match simdutf8::basic::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         if !span.doubled_quotes {
-            return String::from_utf8_lossy(bytes);
+            out.push_str(&text);
+            return;
         }
-        // Keep the first quote of each pair: the pairs are all the quotes there are.
-        let mut undoubled = Vec::with_capacity(bytes.len());
-        let mut rest = bytes;
-        while let Some(at) = memchr::memchr(self.quote, rest) {
-            undoubled.extend_from_slice(&rest[..=at]);
+        // Keep the first quote of each pair: in a quoted cell every quote is doubled.
+        let quote = char::from(self.quote);
+        let mut rest: &str = &text;
+        while let Some(at) = rest.find(quote) {
+            out.push_str(&rest[..=at]);
             rest = rest.get(at + 2..).unwrap_or_default();
         }
-        undoubled.extend_from_slice(rest);
-        match String::from_utf8(undoubled) {
-            Ok(text) => Cow::Owned(text),
-            Err(bad) => Cow::Owned(String::from_utf8_lossy(bad.as_bytes()).into_owned()),
-        }
+        out.push_str(rest);
     }
 
     pub fn cells(&self) -> impl Iterator<Item = Cow<'a, str>> + '_ {
