@@ -16,8 +16,6 @@ use crate::routes::{self, system};
 use crate::schemas::SchemaCatalog;
 use crate::state::AppState;
 use crate::storage::{LocalDisk, Storage};
-use crate::store::sqlite::SqliteStore;
-use crate::store::JobStore;
 
 pub async fn serve(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -26,10 +24,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
-    let store: Arc<dyn JobStore> = Arc::new(
-        SqliteStore::open(&config.data_dir.join("datavista.sqlite3"))
-            .map_err(|e| format!("cannot open the database: {e}"))?,
-    );
+    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir)
+        .map_err(|e| format!("cannot open the database: {e}"))?;
     let storage: Arc<dyn Storage> = Arc::new(
         LocalDisk::new(&config.data_dir).map_err(|e| format!("cannot prepare storage: {e}"))?,
     );

@@ -28,6 +28,10 @@ pub struct Config {
     /// Uploads are refused while less than this many bytes are free on the data disk.
     #[arg(long, env = "DATAVISTA_MIN_FREE_BYTES", default_value_t = 256 << 20)]
     pub min_free_bytes: u64,
+    /// PostgreSQL for the job store, shared by several nodes (`postgres://user@host/db`);
+    /// without it, a SQLite file in the data dir.
+    #[arg(long, env = "DATAVISTA_DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Validations running at once (default: the number of cores).
     #[arg(long, env = "DATAVISTA_WORKERS")]
     pub workers: Option<usize>,

@@ -256,7 +256,7 @@ impl Hub {
 
     fn deliver(&mut self, event: OwnerEvent) {
         self.deliveries += 1;
-        if self.deliveries % 1024 == 0 {
+        if self.deliveries.is_multiple_of(1024) {
             self.forget_idle_owners();
         }
         let message = Arc::new(event.message);

@@ -65,16 +65,25 @@ enum TokenCommand {
 
 #[derive(Args)]
 struct RevokeArgs {
-    #[arg(long, env = "DATAVISTA_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreLocation,
     /// The token, as `token create` printed it.
     token: String,
 }
 
+/// Where `serve` keeps its tokens: give the token commands the same.
 #[derive(Args)]
-struct TokenArgs {
+struct StoreLocation {
     #[arg(long, env = "DATAVISTA_DATA_DIR", default_value = "data")]
     data_dir: PathBuf,
+    #[arg(long, env = "DATAVISTA_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    #[command(flatten)]
+    store: StoreLocation,
     /// Give the token to an existing owner (e.g. your dashboard's, from GET /api/session),
     /// so script and dashboard share uploads; by default the token is a new owner.
     #[arg(long)]
@@ -113,16 +122,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// The data dir's store, for the token commands (which may run next to `serve`).
-fn open_store(data_dir: &std::path::Path) -> Result<store::sqlite::SqliteStore, String> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
-    store::sqlite::SqliteStore::open(&data_dir.join("datavista.sqlite3")).map_err(|e| e.to_string())
+/// The server's store, for the token commands (which may run next to `serve`).
+fn open_store(location: &StoreLocation) -> Result<std::sync::Arc<dyn store::JobStore>, String> {
+    store::open(location.database_url.as_deref(), &location.data_dir).map_err(|e| e.to_string())
 }
 
 fn revoke_token(args: &RevokeArgs) -> ExitCode {
-    use store::JobStore;
-    let revoked = open_store(&args.data_dir).and_then(|store| {
+    let revoked = open_store(&args.store).and_then(|store| {
         store
             .remove_token(&identity::token_hash(args.token.trim()))
             .map_err(|e| e.to_string())
@@ -144,7 +150,6 @@ fn revoke_token(args: &RevokeArgs) -> ExitCode {
 }
 
 fn create_token(args: &TokenArgs) -> ExitCode {
-    use store::JobStore;
     let owner = match &args.owner {
         Some(id) => match uuid::Uuid::parse_str(id) {
             Ok(id) => identity::OwnerId::from_stored(id.to_string()),
@@ -155,7 +160,7 @@ fn create_token(args: &TokenArgs) -> ExitCode {
         },
         None => identity::OwnerId::random(),
     };
-    let store = match open_store(&args.data_dir) {
+    let store = match open_store(&args.store) {
         Ok(store) => store,
         Err(message) => {
             eprintln!("datavista: {message}");

@@ -23,7 +23,7 @@ const WEBPKI_ROOTS_FIX: &str = "1.0.10";
 pub fn ensure_test_tools() -> Result<(), String> {
     ensure_build_tools()?;
     ensure_cargo_fuzz()?;
-    ensure_chromium()
+    ensure_debian_packages()
 }
 
 pub fn ensure_cargo_fuzz() -> Result<(), String> {
@@ -160,11 +160,34 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
         .arg(&copy))
 }
 
-fn ensure_chromium() -> Result<(), String> {
-    if Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists() {
+/// Chromium and chromedriver for the dashboard tests, PostgreSQL for the store tests, from
+/// Debian's packages: one `apt-get install` of whatever is missing.
+fn ensure_debian_packages() -> Result<(), String> {
+    let postgres_installed = std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+        versions
+            .filter_map(Result::ok)
+            .any(|v| v.path().join("bin/postgres").exists())
+    });
+    let wanted = [
+        (Path::new("/usr/bin/chromium").exists(), "chromium"),
+        (
+            Path::new("/usr/bin/chromedriver").exists(),
+            "chromium-driver",
+        ),
+        (postgres_installed, "postgresql"),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(installed, _)| !installed)
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
-    step("installing chromium and chromium-driver from Debian's packages");
+    step(&format!(
+        "installing {} from Debian's packages",
+        missing.join(", ")
+    ));
     let root = output("id", &["-u"]).is_some_and(|id| id.trim() == "0");
     let apt = |args: &[&str]| {
         let mut command = if root {
@@ -179,13 +202,7 @@ fn ensure_chromium() -> Result<(), String> {
         run(&mut command)
     };
     apt(&["update"])?;
-    apt(&[
-        "install",
-        "-y",
-        "--no-install-recommends",
-        "chromium",
-        "chromium-driver",
-    ])
+    apt(&[&["install", "-y", "--no-install-recommends"][..], &missing].concat())
 }
 
 /// A command's standard output, or `None` when it cannot run or fails.

@@ -1,0 +1,415 @@
+//! The job store on PostgreSQL (`--database-url postgres://…`), for several server nodes
+//! sharing one database.
+//!
+//! Same tables and guarantees as the SQLite store. Sequence numbers are allocated in the
+//! database, in the transaction that changes the job (`UPDATE … RETURNING` on the owner's
+//! row, which takes its lock), so they stay gap-free and ordered per owner whichever node
+//! writes. The trait is blocking; the queries run on a small runtime of the store's own, so a
+//! call works from any thread, async or not.
+
+use std::future::Future;
+use std::time::Duration;
+
+use datavista_shared::protocol::{Job, JobProgress, JobState};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{JobStore, StoreError, StoreResult, StoredSchema};
+use crate::identity::OwnerId;
+
+/// Each entry moves the schema one version up; `datavista_migrations` says where a database
+/// is. Statements are separated by `;`, which must not appear inside one.
+const MIGRATIONS: &[&str] = &[r#"
+    CREATE TABLE owners (
+        id TEXT PRIMARY KEY,
+        last_seq BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tokens (
+        hash TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        file_name TEXT NOT NULL,
+        schema_id TEXT,
+        state TEXT NOT NULL,
+        bytes_done BIGINT NOT NULL,
+        bytes_total BIGINT,
+        rows BIGINT NOT NULL,
+        errors BIGINT NOT NULL,
+        error_counts TEXT NOT NULL,
+        reason TEXT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    );
+    CREATE INDEX jobs_by_owner ON jobs (owner_id, created_at DESC, id);
+    CREATE INDEX jobs_by_state ON jobs (state);
+    CREATE TABLE schemas (
+        id TEXT PRIMARY KEY,
+        owner_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+    );
+"#];
+
+/// Any constant, the same on every node: nodes starting together migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x6461_7461_7669_7374; // "datavist"
+
+const JOB_COLUMNS: &str =
+    "id, file_name, schema_id, state, bytes_done, bytes_total, rows, errors, error_counts, reason, created_at, updated_at";
+
+pub struct PgStore {
+    pool: PgPool,
+    /// Runs the queries; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+fn err(e: impl std::fmt::Display) -> StoreError {
+    StoreError(e.to_string())
+}
+
+impl PgStore {
+    /// Connect (waiting up to `connect_timeout` for the database to answer) and migrate.
+    pub fn connect(url: &str, connect_timeout: Duration) -> StoreResult<PgStore> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("datavista-postgres")
+            .enable_all()
+            .build()
+            .map_err(err)?;
+        let options = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(connect_timeout);
+        let url = url.to_owned();
+        let pool = wait_for(&runtime, async move {
+            let pool = options.connect(&url).await?;
+            migrate(&pool).await?;
+            Ok(pool)
+        })
+        .map_err(|e| StoreError(format!("cannot use the PostgreSQL database: {e}")))?;
+        Ok(PgStore {
+            pool,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Run one database task on the store's runtime and wait for its result here.
+    fn run<T, F>(&self, task: impl FnOnce(PgPool) -> F) -> StoreResult<T>
+    where
+        F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store");
+        wait_for(runtime, task(self.pool.clone())).map_err(err)
+    }
+}
+
+/// Spawn `future` on `runtime` and block this thread until it is done. Unlike
+/// `Runtime::block_on`, this works on a thread that is itself driving async tasks.
+fn wait_for<T: Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    future: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    let (done, result) = std::sync::mpsc::sync_channel(1);
+    runtime.spawn(async move {
+        let _ = done.send(future.await);
+    });
+    result
+        .recv()
+        .unwrap_or_else(|_| Err(sqlx::Error::WorkerCrashed))
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which is not allowed on an async thread.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS datavista_migrations (version INT PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await?;
+    let version: i32 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM datavista_migrations")
+            .fetch_one(&mut *tx)
+            .await?;
+    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        // One statement at a time (the migrations hold no `;` inside a statement).
+        for statement in migration.split(';').filter(|s| !s.trim().is_empty()) {
+            sqlx::query(statement).execute(&mut *tx).await?;
+        }
+        sqlx::query("INSERT INTO datavista_migrations (version) VALUES ($1)")
+            .bind(i as i32 + 1)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
+    let state: String = row.try_get(3)?;
+    let counts: String = row.try_get(8)?;
+    Ok(Job {
+        id: row.try_get(0)?,
+        file_name: row.try_get(1)?,
+        schema_id: row.try_get(2)?,
+        state: serde_json::from_value(serde_json::Value::String(state)).unwrap_or(JobState::Failed),
+        progress: JobProgress {
+            bytes_done: row.try_get::<i64, _>(4)? as u64,
+            bytes_total: row.try_get::<Option<i64>, _>(5)?.map(|v| v as u64),
+            rows: row.try_get::<i64, _>(6)? as u64,
+            errors: row.try_get::<i64, _>(7)? as u64,
+        },
+        error_counts: serde_json::from_str(&counts).unwrap_or_default(),
+        reason: row.try_get(9)?,
+        created_at_ms: row.try_get::<i64, _>(10)? as u64,
+        updated_at_ms: row.try_get::<i64, _>(11)? as u64,
+    })
+}
+
+/// The owner's next sequence number; the row stays locked until the transaction ends, so
+/// concurrent writers for one owner (on any node) commit in sequence order.
+async fn next_seq(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<u64, sqlx::Error> {
+    let seq: i64 = sqlx::query_scalar(
+        "INSERT INTO owners (id, last_seq) VALUES ($1, 1)
+         ON CONFLICT (id) DO UPDATE SET last_seq = owners.last_seq + 1
+         RETURNING last_seq",
+    )
+    .bind(owner)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(seq as u64)
+}
+
+impl JobStore for PgStore {
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
+        let (owner, job) = (owner.as_str().to_owned(), job.clone());
+        let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let seq = next_seq(&mut tx, &owner).await?;
+            sqlx::query(
+                "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows,
+                                   errors, error_counts, reason, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (id) DO UPDATE SET seq = $3, state = $6, bytes_done = $7, bytes_total = $8,
+                     rows = $9, errors = $10, error_counts = $11, reason = $12, updated_at = $14
+                 WHERE jobs.owner_id = $2",
+            )
+            .bind(&job.id)
+            .bind(&owner)
+            .bind(seq as i64)
+            .bind(&job.file_name)
+            .bind(&job.schema_id)
+            .bind(job.state.as_str())
+            .bind(job.progress.bytes_done as i64)
+            .bind(job.progress.bytes_total.map(|v| v as i64))
+            .bind(job.progress.rows as i64)
+            .bind(job.progress.errors as i64)
+            .bind(counts)
+            .bind(&job.reason)
+            .bind(job.created_at_ms as i64)
+            .bind(job.updated_at_ms as i64)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+    }
+
+    fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>> {
+        let (owner, id) = (owner.as_str().to_owned(), id.to_owned());
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            let removed = sqlx::query("DELETE FROM jobs WHERE id = $1 AND owner_id = $2")
+                .bind(&id)
+                .bind(&owner)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if removed == 0 {
+                return Ok(None);
+            }
+            let seq = next_seq(&mut tx, &owner).await?;
+            tx.commit().await?;
+            Ok(Some(seq))
+        })
+    }
+
+    fn job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<Job>> {
+        let (owner, id) = (owner.as_str().to_owned(), id.to_owned());
+        self.run(|pool| async move {
+            let row = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND owner_id = $2"
+            ))
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&pool)
+            .await?;
+            row.as_ref().map(job_from_row).transpose()
+        })
+    }
+
+    fn jobs(&self, owner: &OwnerId, offset: u64, limit: u64) -> StoreResult<Vec<Job>> {
+        let owner = owner.as_str().to_owned();
+        self.run(|pool| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = $1
+                 ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+            ))
+            .bind(owner)
+            .bind(limit.min(i64::MAX as u64) as i64)
+            .bind(offset.min(i64::MAX as u64) as i64)
+            .fetch_all(&pool)
+            .await?;
+            rows.iter().map(job_from_row).collect()
+        })
+    }
+
+    fn job_count(&self, owner: &OwnerId) -> StoreResult<u64> {
+        let owner = owner.as_str().to_owned();
+        self.run(|pool| async move {
+            let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE owner_id = $1")
+                .bind(owner)
+                .fetch_one(&pool)
+                .await?;
+            Ok(count as u64)
+        })
+    }
+
+    fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)> {
+        let owner = owner.as_str().to_owned();
+        self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            // Both reads from one snapshot: the jobs are exactly those current at `seq`.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+            let seq: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM owners WHERE id = $1")
+                .bind(&owner)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let rows = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = $1 ORDER BY created_at DESC, id"
+            ))
+            .bind(&owner)
+            .fetch_all(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let jobs = rows.iter().map(job_from_row).collect::<Result<_, _>>()?;
+            Ok((seq.unwrap_or(0) as u64, jobs))
+        })
+    }
+
+    fn unfinished_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
+        self.run(|pool| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS}, owner_id FROM jobs
+                 WHERE state IN ('uploading', 'queued', 'validating') ORDER BY created_at"
+            ))
+            .fetch_all(&pool)
+            .await?;
+            rows.iter()
+                .map(|row| Ok((OwnerId::from_stored(row.try_get(12)?), job_from_row(row)?)))
+                .collect()
+        })
+    }
+
+    fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>> {
+        self.run(|pool| async move {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
+                    .fetch_all(&pool)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(state, n)| (state, n as u64))
+                .collect())
+        })
+    }
+
+    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()> {
+        let (hash, owner) = (token_hash.to_owned(), owner.as_str().to_owned());
+        self.run(|pool| async move {
+            sqlx::query("INSERT INTO tokens (hash, owner_id, created_at) VALUES ($1, $2, $3)")
+                .bind(hash)
+                .bind(owner)
+                .bind(crate::now_ms() as i64)
+                .execute(&pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
+        let hash = token_hash.to_owned();
+        self.run(|pool| async move {
+            let owner: Option<String> =
+                sqlx::query_scalar("SELECT owner_id FROM tokens WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&pool)
+                    .await?;
+            Ok(owner.map(OwnerId::from_stored))
+        })
+    }
+
+    fn remove_token(&self, token_hash: &str) -> StoreResult<bool> {
+        let hash = token_hash.to_owned();
+        self.run(|pool| async move {
+            let removed = sqlx::query("DELETE FROM tokens WHERE hash = $1")
+                .bind(hash)
+                .execute(&pool)
+                .await?
+                .rows_affected();
+            Ok(removed > 0)
+        })
+    }
+
+    fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()> {
+        let (owner, schema) = (owner.as_str().to_owned(), schema.clone());
+        self.run(|pool| async move {
+            sqlx::query(
+                "INSERT INTO schemas (id, owner_id, name, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(schema.id)
+            .bind(owner)
+            .bind(schema.name)
+            .bind(schema.body)
+            .bind(crate::now_ms() as i64)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>> {
+        let owner = owner.as_str().to_owned();
+        self.run(|pool| async move {
+            let rows: Vec<(String, String, String)> = sqlx::query_as(
+                "SELECT id, name, body FROM schemas WHERE owner_id = $1 ORDER BY created_at",
+            )
+            .bind(owner)
+            .fetch_all(&pool)
+            .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, name, body)| StoredSchema { id, name, body })
+                .collect())
+        })
+    }
+}
