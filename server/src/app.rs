@@ -8,6 +8,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
+use crate::hub::redis_bus::RedisBus;
 use crate::hub::{EventBus, HubHandle, InProcessBus};
 use crate::identity;
 use crate::jobs::{JobRunner, Publisher, Rules};
@@ -34,7 +35,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let hub = HubHandle::start(config.ws_queue_len, config.max_connections_per_owner);
-    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus(hub.clone()));
+    let bus: Arc<dyn EventBus> = match &config.redis_url {
+        Some(url) => Arc::new(RedisBus::start(url, hub.clone()).await?),
+        None => Arc::new(InProcessBus(hub.clone())),
+    };
     let publisher = Arc::new(Publisher::new(store.clone(), bus));
     let jobs = Arc::new(JobRunner::new(
         storage,

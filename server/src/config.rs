@@ -32,6 +32,10 @@ pub struct Config {
     /// without it, a SQLite file in the data dir.
     #[arg(long, env = "DATAVISTA_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Redis for pushing events between server nodes (`redis://host:port`); without it,
+    /// events stay in this process.
+    #[arg(long, env = "DATAVISTA_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Validations running at once (default: the number of cores).
     #[arg(long, env = "DATAVISTA_WORKERS")]
     pub workers: Option<usize>,

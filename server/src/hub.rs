@@ -2,8 +2,13 @@
 //! each owner's events out to all of that owner's connections (every open tab).
 //!
 //! Handlers and sessions talk to it through the cloneable [`HubHandle`]. Events reach it
-//! through an [`EventBus`]: in-process by default; a Redis pub/sub bus would publish to
-//! Redis and feed what it receives into the same handle.
+//! through an [`EventBus`]: in-process by default, or Redis pub/sub between server nodes
+//! ([`redis_bus`]), which feeds what it receives into the same handle.
+//!
+//! Each owner's events must reach tabs in sequence order. One node publishes in order; events
+//! of one owner from two nodes can cross, so the hub watches the numbers: one that goes back
+//! sends that owner's tabs a fresh snapshot from the store, and a gap keeps the history from
+//! replaying across it.
 //!
 //! Each event is wrapped in one `Arc` when it arrives: every tab's queue and the history
 //! share it instead of holding copies (a queue's first block of slots is allocated with it,
@@ -21,6 +26,8 @@ use datavista_shared::protocol::ServerMessage;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::identity::OwnerId;
+
+pub mod redis_bus;
 
 /// Messages a connection's queue holds by default before it counts as lagging.
 pub const CONNECTION_QUEUE: usize = 256;
@@ -82,6 +89,7 @@ enum Command {
     Connections {
         reply: oneshot::Sender<usize>,
     },
+    ResyncAll,
 }
 
 #[derive(Clone)]
@@ -137,6 +145,11 @@ impl HubHandle {
         answer.await.ok().flatten()
     }
 
+    /// Every tab starts again from a snapshot: events may have been lost on the way here.
+    pub fn resync_all(&self) {
+        let _ = self.commands.send(Command::ResyncAll);
+    }
+
     pub async fn connections(&self) -> usize {
         let (reply, answer) = oneshot::channel();
         if self.commands.send(Command::Connections { reply }).is_err() {
@@ -156,6 +169,8 @@ struct Connection {
 struct OwnerChannel {
     connections: Vec<Connection>,
     history: VecDeque<SharedMessage>,
+    /// The newest sequence number delivered (0: none yet).
+    last_seq: u64,
     /// When the last connection went away (None while any is open).
     idle_since: Option<std::time::Instant>,
 }
@@ -165,6 +180,7 @@ impl Default for OwnerChannel {
         OwnerChannel {
             connections: Vec::new(),
             history: VecDeque::new(),
+            last_seq: 0,
             idle_since: Some(std::time::Instant::now()),
         }
     }
@@ -241,6 +257,7 @@ impl Hub {
                 Command::Connections { reply } => {
                     let _ = reply.send(self.owners.values().map(|c| c.connections.len()).sum());
                 }
+                Command::ResyncAll => self.owners.values_mut().for_each(OwnerChannel::resync),
             }
         }
     }
@@ -260,7 +277,20 @@ impl Hub {
             self.forget_idle_owners();
         }
         let message = Arc::new(event.message);
+        let seq = message.seq();
         let channel = self.owners.entry(event.owner).or_default();
+        if channel.last_seq != 0 {
+            if seq <= channel.last_seq {
+                // Older than what the tabs have: it crossed a newer one from another node.
+                // The store has both, so the tabs start again from there.
+                channel.resync();
+                return;
+            }
+            if seq > channel.last_seq + 1 {
+                channel.history.clear(); // a gap: a replay must not skip it
+            }
+        }
+        channel.last_seq = seq;
         if channel.history.len() == HISTORY {
             channel.history.pop_front();
         }
@@ -279,6 +309,18 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+    }
+}
+
+impl OwnerChannel {
+    /// Send every tab a fresh snapshot, and forget what may no longer be true.
+    fn resync(&mut self) {
+        self.history.clear();
+        self.last_seq = 0;
+        for connection in &self.connections {
+            connection.lagged.store(true, Ordering::Release);
+            connection.notify.notify_one();
+        }
     }
 }
 
@@ -338,6 +380,43 @@ mod tests {
             None,
             "after a restart the history is empty"
         );
+    }
+
+    #[tokio::test]
+    async fn events_that_cross_send_a_snapshot_and_gaps_are_not_replayed() {
+        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
+        let ada = OwnerId::random();
+        let mut tab = hub.subscribe(ada.clone()).await.unwrap();
+        let event = |seq| OwnerEvent {
+            owner: ada.clone(),
+            message: removed(seq),
+        };
+        hub.deliver(event(1));
+        hub.deliver(event(3)); // 2 is still on its way from another node
+        assert_eq!(tab.messages.recv().await, Some(shared(1)));
+        assert_eq!(tab.messages.recv().await, Some(shared(3)));
+        assert_eq!(
+            hub.history(ada.clone(), 1).await,
+            None,
+            "no replay across the gap"
+        );
+        assert!(!tab.lagged.load(Ordering::Acquire));
+        hub.deliver(event(2)); // arrives after 3: the tab must start again from the store
+        assert_eq!(hub.connections().await, 1); // the hub has handled it
+        assert!(tab.lagged.load(Ordering::Acquire), "a snapshot is due");
+        assert!(tab.messages.try_recv().is_err(), "2 is not sent after 3");
+    }
+
+    #[tokio::test]
+    async fn resync_all_sends_every_tab_a_snapshot() {
+        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
+        let tabs = [
+            hub.subscribe(OwnerId::random()).await.unwrap(),
+            hub.subscribe(OwnerId::random()).await.unwrap(),
+        ];
+        hub.resync_all();
+        assert_eq!(hub.connections().await, 2);
+        assert!(tabs.iter().all(|t| t.lagged.load(Ordering::Acquire)));
     }
 
     #[tokio::test]

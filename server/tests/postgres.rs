@@ -4,29 +4,10 @@
 
 mod support;
 
-use std::process::Command;
-
 use datavista_shared::protocol::JobState;
 use serde_json::Value;
 use support::postgres::TestPostgres;
-use support::{created_id, people_csv, Client, TestServer};
-
-/// `datavista token create` against the database.
-fn create_token(postgres: &TestPostgres, data_dir: &std::path::Path) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_datavista"))
-        .args([
-            "token",
-            "create",
-            "--database-url",
-            &postgres.url,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+use support::{create_token_with, created_id, people_csv, Client, TestServer};
 
 #[tokio::test]
 async fn the_server_keeps_its_jobs_in_postgres() {
@@ -34,7 +15,7 @@ async fn the_server_keeps_its_jobs_in_postgres() {
     let temp = tempfile::tempdir().unwrap();
     let data_dir = temp.path().join("data");
     let database = ["--database-url", postgres.url.as_str()];
-    let token = create_token(&postgres, &data_dir);
+    let token = create_token_with(&data_dir, &["--database-url", &postgres.url]);
 
     let mut server = TestServer::start_in(&data_dir, &database);
     let client = Client::with_token(&server, &token);

@@ -160,8 +160,8 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
         .arg(&copy))
 }
 
-/// Chromium and chromedriver for the dashboard tests, PostgreSQL for the store tests, from
-/// Debian's packages: one `apt-get install` of whatever is missing.
+/// Chromium and chromedriver for the dashboard tests, PostgreSQL and Redis for the store and
+/// multi-node tests, from Debian's packages: one `apt-get install` of whatever is missing.
 fn ensure_debian_packages() -> Result<(), String> {
     let postgres_installed = std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
         versions
@@ -175,6 +175,7 @@ fn ensure_debian_packages() -> Result<(), String> {
             "chromium-driver",
         ),
         (postgres_installed, "postgresql"),
+        (Path::new("/usr/bin/redis-server").exists(), "redis-server"),
     ];
     let missing: Vec<&str> = wanted
         .iter()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod redis;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -458,14 +459,20 @@ pub fn revoke_token(data_dir: &Path, token: &str) -> Option<i32> {
 }
 
 pub fn create_token(data_dir: &Path, owner: Option<&str>) -> String {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_datavista"));
-    command
-        .args(["token", "create", "--data-dir"])
-        .arg(data_dir);
-    if let Some(owner) = owner {
-        command.args(["--owner", owner]);
+    match owner {
+        Some(owner) => create_token_with(data_dir, &["--owner", owner]),
+        None => create_token_with(data_dir, &[]),
     }
-    let output = command.output().unwrap();
+}
+
+/// `datavista token create --data-dir DIR EXTRA…` (e.g. `--database-url URL`).
+pub fn create_token_with(data_dir: &Path, extra: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .args(["token", "create", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }

@@ -1,0 +1,155 @@
+//! The event bus between server nodes: Redis pub/sub (`--redis-url redis://…`).
+//!
+//! Every node publishes its owners' events on one channel, delivers them to its own tabs at
+//! once, and delivers what other nodes publish to the tabs connected to it. Redis pub/sub
+//! delivers at most once, so every way a message can go missing ends in a resynchronisation
+//! from the store, which has every change:
+//! - this node's subscription drops: once it is back, every tab here gets a fresh snapshot;
+//! - a publish fails: once the connection is back, every node is asked to resynchronise;
+//! - one owner's events from two nodes cross: the hub sees the number go back (see [`super`]).
+
+use std::time::Duration;
+
+use datavista_shared::protocol::ServerMessage;
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{EventBus, HubHandle, OwnerEvent};
+use crate::identity::OwnerId;
+
+const CHANNEL: &str = "datavista:events";
+/// Between attempts to reach Redis again.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+
+/// What travels on the channel.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Wire {
+    Event {
+        node: String,
+        owner: String,
+        message: Box<ServerMessage>,
+    },
+    /// Events from `node` may have been lost: resynchronise every tab.
+    Resync { node: String },
+}
+
+pub struct RedisBus {
+    /// This process, to skip its own messages coming back.
+    node: String,
+    hub: HubHandle,
+    outgoing: mpsc::UnboundedSender<String>,
+}
+
+impl RedisBus {
+    /// Connect (both the publishing and the subscribing side, so a bad URL stops the start
+    /// with a clear error) and start relaying.
+    pub async fn start(url: &str, hub: HubHandle) -> Result<RedisBus, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+        let publisher = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("cannot reach Redis: {e}"))?;
+        let subscriber = subscribe(&client)
+            .await
+            .map_err(|e| format!("cannot subscribe on Redis: {e}"))?;
+        let node = uuid::Uuid::new_v4().to_string();
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        tokio::spawn(publish(client.clone(), publisher, queue, node.clone()));
+        tokio::spawn(relay(client, subscriber, hub.clone(), node.clone()));
+        Ok(RedisBus {
+            node,
+            hub,
+            outgoing,
+        })
+    }
+}
+
+impl EventBus for RedisBus {
+    fn publish(&self, event: OwnerEvent) {
+        let wire = Wire::Event {
+            node: self.node.clone(),
+            owner: event.owner.as_str().to_owned(),
+            message: Box::new(event.message.clone()),
+        };
+        let payload = serde_json::to_string(&wire).expect("events serialize");
+        self.hub.deliver(event);
+        let _ = self.outgoing.send(payload);
+    }
+}
+
+async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(CHANNEL).await?;
+    Ok(pubsub)
+}
+
+/// Publish in order; after a failure, reconnect and have every node resynchronise.
+async fn publish(
+    client: redis::Client,
+    mut connection: redis::aio::MultiplexedConnection,
+    mut queue: mpsc::UnboundedReceiver<String>,
+    node: String,
+) {
+    while let Some(payload) = queue.recv().await {
+        let sent: redis::RedisResult<()> = connection.publish(CHANNEL, &payload).await;
+        let Err(error) = sent else { continue };
+        tracing::warn!("an event did not reach Redis ({error}); reconnecting");
+        loop {
+            tokio::time::sleep(RECONNECT_EVERY).await;
+            let Ok(mut fresh) = client.get_multiplexed_async_connection().await else {
+                continue;
+            };
+            let resync = serde_json::to_string(&Wire::Resync { node: node.clone() })
+                .expect("resync serializes");
+            let asked: redis::RedisResult<()> = fresh.publish(CHANNEL, resync).await;
+            if asked.is_ok() {
+                tracing::info!("reconnected to Redis; the other nodes resynchronise");
+                connection = fresh;
+                break;
+            }
+        }
+    }
+}
+
+/// Deliver other nodes' events here; after losing the subscription, resubscribe and
+/// resynchronise every tab on this node.
+async fn relay(
+    client: redis::Client,
+    mut subscriber: redis::aio::PubSub,
+    hub: HubHandle,
+    node: String,
+) {
+    loop {
+        let mut messages = subscriber.into_on_message();
+        while let Some(message) = messages.next().await {
+            let Ok(payload) = message.get_payload::<String>() else {
+                continue;
+            };
+            match serde_json::from_str::<Wire>(&payload) {
+                Ok(Wire::Event {
+                    node: from,
+                    owner,
+                    message,
+                }) if from != node => hub.deliver(OwnerEvent {
+                    owner: OwnerId::from_stored(owner),
+                    message: *message,
+                }),
+                Ok(Wire::Resync { node: from }) if from != node => hub.resync_all(),
+                Ok(_) => {} // our own, already delivered
+                Err(error) => tracing::warn!("ignored a message on {CHANNEL}: {error}"),
+            }
+        }
+        tracing::warn!("lost the Redis subscription; reconnecting");
+        subscriber = loop {
+            tokio::time::sleep(RECONNECT_EVERY).await;
+            if let Ok(fresh) = subscribe(&client).await {
+                break fresh;
+            }
+        };
+        tracing::info!("resubscribed to Redis; every tab here gets a fresh snapshot");
+        hub.resync_all();
+    }
+}

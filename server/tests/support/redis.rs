@@ -1,0 +1,79 @@
+//! A real Redis for tests: Debian's `redis-server` (which `cargo xtask test` installs) on a
+//! free loopback port, nothing saved to disk, killed on drop. It can be restarted on the same
+//! port, to test how the nodes come back from a Redis outage.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct TestRedis {
+    server: Option<Child>,
+    port: u16,
+    /// `redis://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl TestRedis {
+    pub fn start() -> TestRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut redis = TestRedis {
+            server: None,
+            port,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        let server = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        self.server = Some(server);
+        for _ in 0..200 {
+            if self.answers_ping() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server did not answer within 5 s");
+    }
+
+    /// Kill Redis (every connection drops, every message in flight is lost), then start it
+    /// again on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            let _ = server.kill();
+            let _ = server.wait();
+        }
+    }
+
+    fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut reply = [0; 7];
+        stream.write_all(b"PING\r\n").is_ok()
+            && stream.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
