@@ -17,6 +17,13 @@ use crate::routes::{self, system};
 use crate::schemas::SchemaCatalog;
 use crate::state::AppState;
 use crate::storage::{LocalDisk, Storage};
+use crate::store::Lease;
+
+/// How long a node holds its unfinished jobs without renewing: after it crashes, another
+/// node sharing the database takes them over this long after its last renewal.
+const LEASE: Duration = Duration::from_secs(10);
+/// How often a node renews its leases and looks for jobs whose node stopped renewing.
+const LEASE_CHECK_EVERY: Duration = Duration::from_secs(3);
 
 pub async fn serve(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -25,7 +32,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
             config.data_dir.display()
         )
     })?;
-    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir)
+    let lease = Lease::new(LEASE);
+    let store = crate::store::open(config.database_url.as_deref(), &config.data_dir, lease)
         .map_err(|e| format!("cannot open the database: {e}"))?;
     let storage: Arc<dyn Storage> = Arc::new(
         LocalDisk::new(&config.data_dir).map_err(|e| format!("cannot prepare storage: {e}"))?,
@@ -59,7 +67,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         shutdown,
     });
 
-    recover_jobs(&state).await?;
+    take_over_orphaned_jobs(&state).await?;
+    tokio::spawn(keep_leases(state.clone()));
 
     let app_state = state.clone();
     let server =
@@ -102,6 +111,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The re-queued jobs go to another node sharing the database now, not in a lease.
+        let store = state.store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.release_leases()).await {
+            tracing::warn!(error = %e, "could not release this node's jobs");
+        }
         handle.stop(true).await;
     });
     server.await.map_err(|e| format!("the server failed: {e}"))
@@ -122,13 +136,37 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// Jobs a crash or restart interrupted: validations start again from the stored file; an
+/// Renew this node's leases, and take over the jobs of nodes that stopped renewing theirs,
+/// until the server stops.
+async fn keep_leases(state: web::Data<AppState>) {
+    let mut shutdown = state.shutdown.subscribe();
+    let mut every = tokio::time::interval(LEASE_CHECK_EVERY);
+    every.tick().await; // the first tick is immediate: start-up already looked
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let store = state.store.clone();
+        match tokio::task::spawn_blocking(move || store.renew_leases()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew this node's job leases"),
+            Err(e) => tracing::warn!(error = %e, "the lease renewal stopped"),
+        }
+        if let Err(e) = take_over_orphaned_jobs(&state).await {
+            tracing::warn!(error = %e, "could not look for orphaned jobs");
+        }
+    }
+}
+
+/// Jobs whose node stopped (this process's own predecessor after a crash or restart, or
+/// another node sharing the database): validations start again from the stored file; an
 /// upload cut off half-way cannot be finished and is marked failed.
-async fn recover_jobs(state: &web::Data<AppState>) -> Result<(), String> {
+async fn take_over_orphaned_jobs(state: &web::Data<AppState>) -> Result<(), String> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let unfinished = state.store.unfinished_jobs().map_err(|e| e.to_string())?;
-        for (owner, job) in unfinished {
+        let orphaned = state.store.claim_orphaned_jobs().map_err(|e| e.to_string())?;
+        for (owner, job) in orphaned {
             let rules = match &job.schema_id {
                 None => Some(Rules { schema: datavista_shared::Schema::structural_only(), dialect: Default::default() }),
                 Some(id) => state
@@ -137,7 +175,7 @@ async fn recover_jobs(state: &web::Data<AppState>) -> Result<(), String> {
                     .map_err(|e| e.to_string())?
                     .map(|schema| Rules { schema, dialect: Default::default() }),
             };
-            tracing::info!(job = %job.id, state = job.state.as_str(), "recovering an interrupted job");
+            tracing::info!(job = %job.id, state = job.state.as_str(), "taking over an interrupted job");
             state.jobs.recover(owner, job, rules);
         }
         Ok::<_, String>(())

@@ -828,8 +828,13 @@ mod tests {
     #[tokio::test]
     async fn a_report_that_meets_a_full_disk_is_stored_once_there_is_room() {
         let dir = tempfile::tempdir().unwrap();
-        let store =
-            Arc::new(crate::store::sqlite::SqliteStore::open(&dir.path().join("db")).unwrap());
+        let store = Arc::new(
+            crate::store::sqlite::SqliteStore::open(
+                &dir.path().join("db"),
+                crate::store::Lease::new(Duration::from_secs(10)),
+            )
+            .unwrap(),
+        );
         let storage = Arc::new(FullThenFree {
             disk: LocalDisk::new(dir.path()).unwrap(),
             full_report_writes: AtomicUsize::new(2),

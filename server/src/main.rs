@@ -124,7 +124,10 @@ fn main() -> ExitCode {
 
 /// The server's store, for the token commands (which may run next to `serve`).
 fn open_store(location: &StoreLocation) -> Result<std::sync::Arc<dyn store::JobStore>, String> {
-    store::open(location.database_url.as_deref(), &location.data_dir).map_err(|e| e.to_string())
+    // The token commands never save a job, so their lease is never used.
+    let lease = store::Lease::new(std::time::Duration::ZERO);
+    store::open(location.database_url.as_deref(), &location.data_dir, lease)
+        .map_err(|e| e.to_string())
 }
 
 fn revoke_token(args: &RevokeArgs) -> ExitCode {

@@ -113,3 +113,48 @@ async fn jobs_reach_tabs_on_every_node() {
     node1.assert_healthy().await;
     node2.assert_healthy().await;
 }
+
+/// A node killed in the middle of a validation: once its lease runs out, the other node
+/// takes the job over, validates the stored file again, and the owner's tab sees it end.
+#[tokio::test]
+async fn a_job_whose_node_dies_is_finished_by_another() {
+    let postgres = TestPostgres::start();
+    let redis = TestRedis::start();
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    let args = [
+        "--database-url",
+        postgres.url.as_str(),
+        "--redis-url",
+        redis.url.as_str(),
+    ];
+    let token = create_token_with(&data_dir, &["--database-url", &postgres.url]);
+    let node1 = TestServer::start_in(&data_dir, &args);
+    let mut node2 = TestServer::start_in(&data_dir, &args);
+    let mut tab = Client::with_token(&node1, &token).socket("").await;
+    let (seq, _) = tab.greeting().await;
+
+    // ~20 MB: stored in a blink, validated (in a test build) for a few seconds.
+    let id = created_id(
+        Client::with_token(&node2, &token)
+            .upload(Some("people"), &[("big.csv", people_csv(400_000, 1_000))])
+            .await,
+    )
+    .await;
+    node2.kill();
+
+    let (states, job, _) = tab.states_until_final(&id, seq).await;
+    assert_eq!(
+        (job.state, job.error_counts.values().sum::<u64>()),
+        (JobState::Invalid, 400)
+    );
+    let validating = states
+        .iter()
+        .position(|s| *s == JobState::Validating)
+        .expect("node 2 was validating");
+    assert!(
+        states[validating..].contains(&JobState::Queued),
+        "node 1 re-queued the job it took over: {states:?}"
+    );
+    node1.assert_healthy().await;
+}

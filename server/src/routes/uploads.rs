@@ -469,6 +469,14 @@ async fn delete(
             let job = find_job(&state, &owner, id).await?;
             return Ok(HttpResponse::Ok().json(job));
         }
+        // Not running here: it ended meanwhile, or another node sharing the database runs it
+        // (its file must stay, and its record would come back with its next update).
+        if !find_job(&state, &owner, id.clone()).await?.state.is_final() {
+            return Err(ApiError::NotFinished(
+                "the job is running on another server node, which cancels only its own jobs; try again when it ends"
+                    .into(),
+            ));
+        }
     }
     let runner = state.jobs.clone();
     let removed = web::block(move || {

@@ -29,12 +29,44 @@ pub struct StoredSchema {
     pub body: String,
 }
 
+/// Which server process holds the jobs it saves, and for how long without renewing.
+/// Several nodes share one PostgreSQL database; a job whose node stopped renewing (it
+/// crashed, or was stopped) is taken over by another node.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// This process: a fresh id each start.
+    pub node: String,
+    pub duration: Duration,
+}
+
+impl Lease {
+    pub fn new(duration: Duration) -> Lease {
+        Lease {
+            node: uuid::Uuid::new_v4().to_string(),
+            duration,
+        }
+    }
+
+    /// The end of a lease taken or renewed now, in milliseconds since the epoch.
+    fn until_ms(&self) -> i64 {
+        (crate::now_ms() + self.duration.as_millis() as u64) as i64
+    }
+}
+
 /// The store the configuration names: PostgreSQL for a `postgres://` (or `postgresql://`)
-/// URL, else the SQLite file in `data_dir`.
-pub fn open(database_url: Option<&str>, data_dir: &Path) -> StoreResult<Arc<dyn JobStore>> {
+/// URL, else the SQLite file in `data_dir`. Jobs this process saves are held under `lease`.
+pub fn open(
+    database_url: Option<&str>,
+    data_dir: &Path,
+    lease: Lease,
+) -> StoreResult<Arc<dyn JobStore>> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            Ok(Arc::new(postgres::PgStore::connect(url, Duration::from_secs(10))?))
+            Ok(Arc::new(postgres::PgStore::connect(
+                url,
+                Duration::from_secs(10),
+                lease,
+            )?))
         }
         Some(other) => Err(StoreError(format!(
             "--database-url must start with postgres:// (got '{}'); leave it out for the SQLite file in the data dir",
@@ -45,6 +77,7 @@ pub fn open(database_url: Option<&str>, data_dir: &Path) -> StoreResult<Arc<dyn 
                 .map_err(|e| StoreError(format!("cannot create {}: {e}", data_dir.display())))?;
             Ok(Arc::new(sqlite::SqliteStore::open(
                 &data_dir.join("datavista.sqlite3"),
+                lease,
             )?))
         }
     }
@@ -52,7 +85,7 @@ pub fn open(database_url: Option<&str>, data_dir: &Path) -> StoreResult<Arc<dyn 
 
 pub trait JobStore: Send + Sync + 'static {
     /// Insert or update a job and give it the owner's next sequence number, in one
-    /// transaction; returns that number.
+    /// transaction; returns that number. The job is this node's, under a fresh lease.
     fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64>;
     /// Remove a job; returns the sequence number of the removal, `None` if it was not there.
     fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>>;
@@ -62,8 +95,14 @@ pub trait JobStore: Send + Sync + 'static {
     fn job_count(&self, owner: &OwnerId) -> StoreResult<u64>;
     /// All of an owner's jobs (newest first) and the sequence number they are current at.
     fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)>;
-    /// Jobs of every owner that had not reached a final state (for recovery at start).
-    fn unfinished_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>>;
+    /// Extend the lease on every unfinished job this node holds.
+    fn renew_leases(&self) -> StoreResult<()>;
+    /// Take over every unfinished job whose node stopped renewing its lease (oldest first):
+    /// they are this node's now. SQLite serves one node, so there every unfinished job of an
+    /// earlier process is taken at once.
+    fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>>;
+    /// Let go of this node's unfinished jobs (when stopping), so another node takes them now.
+    fn release_leases(&self) -> StoreResult<()>;
     /// Jobs per state, for metrics.
     fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>>;
 
@@ -84,7 +123,7 @@ mod test_postgres;
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use datavista_shared::protocol::{Job, JobProgress, JobState};
     use datavista_shared::report::ErrorCode;
@@ -165,16 +204,10 @@ mod tests {
             (3, vec!["a2".to_owned(), "a1".to_owned()])
         );
 
-        // Recovery finds every unfinished job, with its owner.
-        let unfinished: BTreeSet<(String, String)> = store
-            .unfinished_jobs()
-            .unwrap()
-            .into_iter()
-            .map(|(owner, job)| (owner.as_str().to_owned(), job.id))
-            .collect();
-        assert!(unfinished.contains(&(alice.as_str().to_owned(), "a2".to_owned())));
-        assert!(unfinished.contains(&(bob.as_str().to_owned(), "b1".to_owned())));
-        assert!(!unfinished.iter().any(|(_, id)| id == "a1"));
+        // This node's own unfinished jobs are in its lease: nothing to take over.
+        assert!(store.claim_orphaned_jobs().unwrap().is_empty());
+        store.renew_leases().unwrap();
+        assert!(store.claim_orphaned_jobs().unwrap().is_empty());
         let states: BTreeMap<String, u64> = store.count_by_state().unwrap().into_iter().collect();
         assert!(states["invalid"] >= 1 && states["validating"] >= 1);
 
@@ -202,6 +235,16 @@ mod tests {
             ("s1", schema.body.as_str())
         );
         assert!(store.schemas(&bob).unwrap().is_empty());
+    }
+
+    fn lease(millis: u64) -> Lease {
+        Lease::new(Duration::from_millis(millis))
+    }
+
+    /// The unfinished jobs `store` took over, by id.
+    fn claimed(store: &dyn JobStore) -> Vec<String> {
+        let jobs = store.claim_orphaned_jobs().unwrap();
+        jobs.into_iter().map(|(_, job)| job.id).collect()
     }
 
     /// Writers racing on one owner, through any of `stores` (one per server node), get every
@@ -233,20 +276,76 @@ mod tests {
     #[test]
     fn sqlite_store() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(None, dir.path()).unwrap();
+        let store = open(None, dir.path(), lease(10_000)).unwrap();
         behaves_like_a_job_store(store.as_ref());
         sequence_numbers_are_gap_free(&[store]);
+    }
+
+    /// One process serves a SQLite file: a later one takes every unfinished job at once,
+    /// however long the earlier lease had to run.
+    #[test]
+    fn a_later_sqlite_process_takes_over_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let earlier = open(None, dir.path(), lease(600_000)).unwrap();
+        let owner = OwnerId::random();
+        earlier
+            .save_job(&owner, &job("running", JobState::Validating, 1))
+            .unwrap();
+        earlier
+            .save_job(&owner, &job("done", JobState::Valid, 2))
+            .unwrap();
+        drop(earlier);
+        let later = open(None, dir.path(), lease(600_000)).unwrap();
+        assert_eq!(claimed(later.as_ref()), ["running"]);
+        assert!(
+            claimed(later.as_ref()).is_empty(),
+            "now it is the later one's"
+        );
+    }
+
+    /// Nodes on one PostgreSQL: a job passes to another node only when its lease runs out
+    /// (the node stopped renewing) or is released, and then to exactly one node.
+    #[test]
+    fn postgres_jobs_pass_between_nodes_by_lease() {
+        let postgres = TestPostgres::start();
+        let unused = tempfile::tempdir().unwrap();
+        let node = |millis| open(Some(&postgres.url), unused.path(), lease(millis)).unwrap();
+        let (first, second, third) = (node(1_500), node(60_000), node(60_000));
+        let owner = OwnerId::random();
+        first
+            .save_job(&owner, &job("j", JobState::Validating, 1))
+            .unwrap();
+        first
+            .save_job(&owner, &job("done", JobState::Invalid, 2))
+            .unwrap();
+        assert!(claimed(second.as_ref()).is_empty(), "the lease is running");
+        std::thread::sleep(Duration::from_millis(1_000));
+        first.renew_leases().unwrap();
+        std::thread::sleep(Duration::from_millis(1_000));
+        assert!(
+            claimed(second.as_ref()).is_empty(),
+            "renewed, so still running"
+        );
+        std::thread::sleep(Duration::from_millis(1_000));
+        // The first node stopped renewing: one of the others takes the job, not both.
+        let taken = [claimed(second.as_ref()), claimed(third.as_ref())].concat();
+        assert_eq!(taken, ["j"]);
+        // A node that stops cleanly lets go at once.
+        second.release_leases().unwrap();
+        third.release_leases().unwrap();
+        assert_eq!(claimed(first.as_ref()), ["j"]);
+        assert!(claimed(second.as_ref()).is_empty());
     }
 
     #[test]
     fn postgres_store() {
         let postgres = TestPostgres::start();
         let unused = tempfile::tempdir().unwrap();
-        let store = open(Some(&postgres.url), unused.path()).unwrap();
+        let store = open(Some(&postgres.url), unused.path(), lease(10_000)).unwrap();
         behaves_like_a_job_store(store.as_ref());
         // A second node on the same database: migrating again changes nothing, and both
         // nodes draw from one sequence per owner.
-        let second = open(Some(&postgres.url), unused.path()).unwrap();
+        let second = open(Some(&postgres.url), unused.path(), lease(10_000)).unwrap();
         sequence_numbers_are_gap_free(&[store, second]);
         assert!(
             std::fs::read_dir(unused.path()).unwrap().next().is_none(),
@@ -261,7 +360,7 @@ mod tests {
             .unwrap()
             .port(); // free again once the listener drops: nothing answers there
         let url = format!("postgres://nobody@127.0.0.1:{port}/db");
-        let refused = postgres::PgStore::connect(&url, Duration::from_secs(1))
+        let refused = postgres::PgStore::connect(&url, Duration::from_secs(1), lease(1))
             .err()
             .unwrap();
         assert!(
@@ -274,7 +373,7 @@ mod tests {
     #[test]
     fn other_database_urls_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let refused = open(Some("mysql://localhost/db"), dir.path())
+        let refused = open(Some("mysql://localhost/db"), dir.path(), lease(1))
             .err()
             .unwrap();
         assert!(

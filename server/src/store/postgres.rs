@@ -14,12 +14,13 @@ use datavista_shared::protocol::{Job, JobProgress, JobState};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{JobStore, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema};
 use crate::identity::OwnerId;
 
 /// Each entry moves the schema one version up; `datavista_migrations` says where a database
 /// is. Statements are separated by `;`, which must not appear inside one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE owners (
         id TEXT PRIMARY KEY,
         last_seq BIGINT NOT NULL DEFAULT 0
@@ -54,16 +55,26 @@ const MIGRATIONS: &[&str] = &[r#"
         body TEXT NOT NULL,
         created_at BIGINT NOT NULL
     );
-"#];
+"#,
+    r#"
+    ALTER TABLE jobs ADD COLUMN node_id TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
+    CREATE INDEX jobs_unfinished ON jobs (lease_until) WHERE state IN ('uploading', 'queued', 'validating');
+"#,
+];
 
 /// Any constant, the same on every node: nodes starting together migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x6461_7461_7669_7374; // "datavist"
+
+/// A job that has not reached a final state.
+const UNFINISHED: &str = "state IN ('uploading', 'queued', 'validating')";
 
 const JOB_COLUMNS: &str =
     "id, file_name, schema_id, state, bytes_done, bytes_total, rows, errors, error_counts, reason, created_at, updated_at";
 
 pub struct PgStore {
     pool: PgPool,
+    lease: Lease,
     /// Runs the queries; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -74,7 +85,7 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl PgStore {
     /// Connect (waiting up to `connect_timeout` for the database to answer) and migrate.
-    pub fn connect(url: &str, connect_timeout: Duration) -> StoreResult<PgStore> {
+    pub fn connect(url: &str, connect_timeout: Duration, lease: Lease) -> StoreResult<PgStore> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("datavista-postgres")
@@ -93,6 +104,7 @@ impl PgStore {
         .map_err(|e| StoreError(format!("cannot use the PostgreSQL database: {e}")))?;
         Ok(PgStore {
             pool,
+            lease,
             runtime: Some(runtime),
         })
     }
@@ -199,16 +211,18 @@ async fn next_seq(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<u64
 impl JobStore for PgStore {
     fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
         let (owner, job) = (owner.as_str().to_owned(), job.clone());
+        let (node, lease_until) = (self.lease.node.clone(), self.lease.until_ms());
         let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
         self.run(|pool| async move {
             let mut tx = pool.begin().await?;
             let seq = next_seq(&mut tx, &owner).await?;
             sqlx::query(
                 "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows,
-                                   errors, error_counts, reason, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                                   errors, error_counts, reason, created_at, updated_at, node_id, lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (id) DO UPDATE SET seq = $3, state = $6, bytes_done = $7, bytes_total = $8,
-                     rows = $9, errors = $10, error_counts = $11, reason = $12, updated_at = $14
+                     rows = $9, errors = $10, error_counts = $11, reason = $12, updated_at = $14,
+                     node_id = $15, lease_until = $16
                  WHERE jobs.owner_id = $2",
             )
             .bind(&job.id)
@@ -225,6 +239,8 @@ impl JobStore for PgStore {
             .bind(&job.reason)
             .bind(job.created_at_ms as i64)
             .bind(job.updated_at_ms as i64)
+            .bind(node)
+            .bind(lease_until)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -316,17 +332,56 @@ impl JobStore for PgStore {
         })
     }
 
-    fn unfinished_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
+    fn renew_leases(&self) -> StoreResult<()> {
+        let (node, until) = (self.lease.node.clone(), self.lease.until_ms());
         self.run(|pool| async move {
-            let rows = sqlx::query(&format!(
-                "SELECT {JOB_COLUMNS}, owner_id FROM jobs
-                 WHERE state IN ('uploading', 'queued', 'validating') ORDER BY created_at"
+            sqlx::query(&format!(
+                "UPDATE jobs SET lease_until = $1 WHERE node_id = $2 AND {UNFINISHED}"
             ))
+            .bind(until)
+            .bind(node)
+            .execute(&pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
+        let (node, until) = (self.lease.node.clone(), self.lease.until_ms());
+        let now = crate::now_ms() as i64;
+        self.run(|pool| async move {
+            // SKIP LOCKED: nodes sweeping at the same moment split the orphans between them
+            // instead of waiting on each other, and each job goes to exactly one.
+            let rows = sqlx::query(&format!(
+                "UPDATE jobs SET node_id = $1, lease_until = $2
+                 WHERE id IN (SELECT id FROM jobs WHERE {UNFINISHED} AND lease_until < $3
+                              FOR UPDATE SKIP LOCKED)
+                 RETURNING {JOB_COLUMNS}, owner_id"
+            ))
+            .bind(node)
+            .bind(until)
+            .bind(now)
             .fetch_all(&pool)
             .await?;
-            rows.iter()
+            let mut jobs = rows
+                .iter()
                 .map(|row| Ok((OwnerId::from_stored(row.try_get(12)?), job_from_row(row)?)))
-                .collect()
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            jobs.sort_by_key(|(_, job)| job.created_at_ms);
+            Ok(jobs)
+        })
+    }
+
+    fn release_leases(&self) -> StoreResult<()> {
+        let node = self.lease.node.clone();
+        self.run(|pool| async move {
+            sqlx::query(&format!(
+                "UPDATE jobs SET lease_until = 0 WHERE node_id = $1 AND {UNFINISHED}"
+            ))
+            .bind(node)
+            .execute(&pool)
+            .await?;
+            Ok(())
         })
     }
 

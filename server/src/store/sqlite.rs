@@ -6,11 +6,12 @@ use std::sync::Mutex;
 use datavista_shared::protocol::{Job, JobProgress, JobState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{JobStore, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema};
 use crate::identity::OwnerId;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` says where a file is.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE owners (
         id TEXT PRIMARY KEY,
         last_seq INTEGER NOT NULL DEFAULT 0
@@ -45,10 +46,16 @@ const MIGRATIONS: &[&str] = &[r#"
         body TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );
-"#];
+"#,
+    r#"
+    ALTER TABLE jobs ADD COLUMN node_id TEXT;
+    ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    lease: Lease,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -56,7 +63,7 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+    pub fn open(path: &Path, lease: Lease) -> StoreResult<SqliteStore> {
         let mut connection = Connection::open(path).map_err(err)?;
         // The wait first: switching a fresh file to WAL needs a moment alone with it, and
         // another process (`token create` next to `serve`) may be opening it right now.
@@ -86,6 +93,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             connection: Mutex::new(connection),
+            lease,
         })
     }
 
@@ -112,6 +120,9 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     }
     tx.commit()
 }
+
+/// A job that has not reached a final state.
+const UNFINISHED: &str = "state IN ('uploading', 'queued', 'validating')";
 
 const JOB_COLUMNS: &str =
     "id, file_name, schema_id, state, bytes_done, bytes_total, rows, errors, error_counts, reason, created_at, updated_at";
@@ -158,10 +169,10 @@ impl JobStore for SqliteStore {
             let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
             tx.execute(
                 "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows, errors,
-                                   error_counts, reason, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                                   error_counts, reason, created_at, updated_at, node_id, lease_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (id) DO UPDATE SET seq = ?3, state = ?6, bytes_done = ?7, bytes_total = ?8, rows = ?9,
-                     errors = ?10, error_counts = ?11, reason = ?12, updated_at = ?14
+                     errors = ?10, error_counts = ?11, reason = ?12, updated_at = ?14, node_id = ?15, lease_until = ?16
                  WHERE owner_id = ?2",
                 params![
                     job.id,
@@ -178,6 +189,8 @@ impl JobStore for SqliteStore {
                     job.reason,
                     job.created_at_ms as i64,
                     job.updated_at_ms as i64,
+                    self.lease.node,
+                    self.lease.until_ms(),
                 ],
             )?;
             tx.commit()?;
@@ -254,13 +267,51 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn unfinished_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
+    fn renew_leases(&self) -> StoreResult<()> {
         self.with(|connection| {
-            let mut statement = connection.prepare(&format!(
-                "SELECT {JOB_COLUMNS}, owner_id FROM jobs WHERE state IN ('uploading', 'queued', 'validating') ORDER BY created_at"
-            ))?;
-            let rows = statement.query_map([], |row| Ok((OwnerId::from_stored(row.get(12)?), job_from_row(row)?)))?;
-            rows.collect()
+            connection.execute(
+                &format!("UPDATE jobs SET lease_until = ?1 WHERE node_id = ?2 AND {UNFINISHED}"),
+                params![self.lease.until_ms(), self.lease.node],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
+        self.with(|connection| {
+            let tx = connection.transaction()?;
+            let orphaned =
+                format!("{UNFINISHED} AND (node_id IS NULL OR node_id <> ?1 OR lease_until < ?2)");
+            let jobs = {
+                let mut statement = tx.prepare(&format!(
+                    "SELECT {JOB_COLUMNS}, owner_id FROM jobs WHERE {orphaned} ORDER BY created_at"
+                ))?;
+                let rows = statement
+                    .query_map(params![self.lease.node, crate::now_ms() as i64], |row| {
+                        Ok((OwnerId::from_stored(row.get(12)?), job_from_row(row)?))
+                    })?;
+                rows.collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            tx.execute(
+                &format!("UPDATE jobs SET node_id = ?1, lease_until = ?3 WHERE {orphaned}"),
+                params![
+                    self.lease.node,
+                    crate::now_ms() as i64,
+                    self.lease.until_ms()
+                ],
+            )?;
+            tx.commit()?;
+            Ok(jobs)
+        })
+    }
+
+    fn release_leases(&self) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                &format!("UPDATE jobs SET lease_until = 0 WHERE node_id = ?1 AND {UNFINISHED}"),
+                params![self.lease.node],
+            )?;
+            Ok(())
         })
     }
 
