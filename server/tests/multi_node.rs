@@ -11,6 +11,41 @@ use support::postgres::TestPostgres;
 use support::redis::TestRedis;
 use support::{create_token_with, created_id, people_csv, Client, Socket, TestServer, PATIENCE};
 
+/// Two nodes on one PostgreSQL, one Redis and one data dir, and an owner's token.
+struct Cluster {
+    nodes: Vec<TestServer>,
+    token: String,
+    redis: TestRedis,
+    _postgres: TestPostgres,
+    _temp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let postgres = TestPostgres::start();
+        let redis = TestRedis::start();
+        let temp = tempfile::tempdir().unwrap();
+        let data_dir = temp.path().join("data");
+        let database = ["--database-url", postgres.url.as_str()];
+        let token = create_token_with(&data_dir, &database);
+        let args = [&database[..], &["--redis-url", redis.url.as_str()]].concat();
+        let nodes = (0..2)
+            .map(|_| TestServer::start_in(&data_dir, &args))
+            .collect();
+        Cluster {
+            nodes,
+            token,
+            redis,
+            _postgres: postgres,
+            _temp: temp,
+        }
+    }
+
+    fn client(&self, node: usize) -> Client {
+        Client::with_token(&self.nodes[node], &self.token)
+    }
+}
+
 /// Read the tab until it knows job `id` is final, from an update or from a snapshot; says
 /// which it was (true: a live update).
 async fn until_final(tab: &mut Socket, id: &str) -> (Job, bool) {
@@ -33,23 +68,9 @@ async fn until_final(tab: &mut Socket, id: &str) -> (Job, bool) {
 
 #[tokio::test]
 async fn jobs_reach_tabs_on_every_node() {
-    let postgres = TestPostgres::start();
-    let mut redis = TestRedis::start();
-    let temp = tempfile::tempdir().unwrap();
-    let data_dir = temp.path().join("data");
-    let args = [
-        "--database-url",
-        postgres.url.as_str(),
-        "--redis-url",
-        redis.url.as_str(),
-    ];
-    let token = create_token_with(&data_dir, &["--database-url", &postgres.url]);
-    let node1 = TestServer::start_in(&data_dir, &args);
-    let node2 = TestServer::start_in(&data_dir, &args);
-    let (on1, on2) = (
-        Client::with_token(&node1, &token),
-        Client::with_token(&node2, &token),
-    );
+    let mut cluster = Cluster::start();
+    let (node1, node2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let (on1, on2) = (cluster.client(0), cluster.client(1));
     let mut tab1 = on1.socket("").await;
     let (seq1, _) = tab1.greeting().await;
     let mut tab2 = on2.socket("").await;
@@ -84,7 +105,7 @@ async fn jobs_reach_tabs_on_every_node() {
     // Redis restarts: messages in flight are lost. Each node resubscribes and resynchronises
     // its tabs from the database, so the next final state still arrives (live or in a
     // snapshot), and after that updates flow live again.
-    redis.restart();
+    cluster.redis.restart();
     let id = created_id(
         on2.upload(Some("people"), &[("during.csv", people_csv(100, 0))])
             .await,
@@ -118,30 +139,19 @@ async fn jobs_reach_tabs_on_every_node() {
 /// takes the job over, validates the stored file again, and the owner's tab sees it end.
 #[tokio::test]
 async fn a_job_whose_node_dies_is_finished_by_another() {
-    let postgres = TestPostgres::start();
-    let redis = TestRedis::start();
-    let temp = tempfile::tempdir().unwrap();
-    let data_dir = temp.path().join("data");
-    let args = [
-        "--database-url",
-        postgres.url.as_str(),
-        "--redis-url",
-        redis.url.as_str(),
-    ];
-    let token = create_token_with(&data_dir, &["--database-url", &postgres.url]);
-    let node1 = TestServer::start_in(&data_dir, &args);
-    let mut node2 = TestServer::start_in(&data_dir, &args);
-    let mut tab = Client::with_token(&node1, &token).socket("").await;
+    let mut cluster = Cluster::start();
+    let mut tab = cluster.client(0).socket("").await;
     let (seq, _) = tab.greeting().await;
 
     // ~20 MB: stored in a blink, validated (in a test build) for a few seconds.
     let id = created_id(
-        Client::with_token(&node2, &token)
+        cluster
+            .client(1)
             .upload(Some("people"), &[("big.csv", people_csv(400_000, 1_000))])
             .await,
     )
     .await;
-    node2.kill();
+    cluster.nodes[1].kill();
 
     let (states, job, _) = tab.states_until_final(&id, seq).await;
     assert_eq!(
@@ -156,5 +166,5 @@ async fn a_job_whose_node_dies_is_finished_by_another() {
         states[validating..].contains(&JobState::Queued),
         "node 1 re-queued the job it took over: {states:?}"
     );
-    node1.assert_healthy().await;
+    cluster.nodes[0].assert_healthy().await;
 }
