@@ -6,6 +6,7 @@
 mod csv;
 mod idle;
 mod ingest;
+mod nodes;
 mod push;
 mod server;
 mod soak;
@@ -57,6 +58,18 @@ enum Scenario {
         /// Poll `GET /api/uploads` every this many seconds instead of a WebSocket.
         #[arg(long)]
         poll_every: Option<f64>,
+    },
+    /// The push load on one node (embedded defaults), one node on PostgreSQL + Redis, and two
+    /// nodes (tabs on one, uploads through the other).
+    Nodes {
+        #[arg(long, default_value_t = 1000)]
+        owners: usize,
+        #[arg(long, default_value_t = 1)]
+        tabs: usize,
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
     },
     /// Hold many idle dashboard WebSockets; server RSS per connection.
     Idle {
@@ -151,6 +164,47 @@ async fn run(cli: Cli) -> Result<(), String> {
             if !floor.is_empty() {
                 report("bare floor p99 ms", floor.iter().map(p99).collect());
                 report("bare floor mean ms", floor.iter().map(mean).collect());
+            }
+        }
+        Scenario::Nodes {
+            owners,
+            tabs,
+            rate,
+            seconds,
+        } => {
+            let load = push::Load {
+                owners,
+                tabs,
+                jobs_per_sec: rate,
+                seconds,
+                poll_every: None,
+            };
+            println!("nodes: {load:?}");
+            let mut outcomes: [Vec<push::Outcome>; 3] = Default::default();
+            for run in 1..=cli.runs {
+                let results = nodes::run(&cli.server, load).await?;
+                for (i, outcome) in results.into_iter().enumerate() {
+                    print_push(&format!("run {run} {}", nodes::SETUPS[i]), &outcome);
+                    outcomes[i].push(outcome);
+                }
+            }
+            for (setup, runs) in nodes::SETUPS.iter().zip(&outcomes) {
+                report(
+                    &format!("{setup}: p99 ms"),
+                    runs.iter().map(|o| o.delay.p99).collect(),
+                );
+                report(
+                    &format!("{setup}: mean ms"),
+                    runs.iter().map(|o| o.delay.mean).collect(),
+                );
+                report(
+                    &format!("{setup}: messages/s"),
+                    runs.iter().map(|o| o.messages_per_sec).collect(),
+                );
+                report(
+                    &format!("{setup}: server CPU (cores busy)"),
+                    runs.iter().map(|o| o.server_cpu_per_sec).collect(),
+                );
             }
         }
         Scenario::Idle { connections, tabs } => {

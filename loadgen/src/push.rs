@@ -117,6 +117,25 @@ const BACKGROUND_FILE_BYTES: u64 = 200 << 20;
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
 pub async fn run_datavista(server: &Server, load: Load) -> Result<Outcome, String> {
+    run_across(server, server, load).await
+}
+
+/// The same, with the tabs on `watch_on` and the uploads through `upload_to` (two nodes of
+/// one cluster, or one server twice). The CPU figure adds up both.
+pub async fn run_across(
+    watch_on: &Server,
+    upload_to: &Server,
+    load: Load,
+) -> Result<Outcome, String> {
+    let server = watch_on;
+    let cpu_seconds = || {
+        let other = if std::ptr::eq(watch_on, upload_to) {
+            0.0
+        } else {
+            upload_to.cpu_seconds()
+        };
+        watch_on.cpu_seconds() + other
+    };
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -155,7 +174,7 @@ pub async fn run_datavista(server: &Server, load: Load) -> Result<Outcome, Strin
         }
     }
 
-    let cpu_before = server.cpu_seconds();
+    let cpu_before = cpu_seconds();
     let started = Instant::now();
     let in_flight = Arc::new(Semaphore::new(64));
     let mut uploads = Vec::new();
@@ -168,7 +187,7 @@ pub async fn run_datavista(server: &Server, load: Load) -> Result<Outcome, Strin
         let permit = in_flight.clone().acquire_owned().await.unwrap();
         let (http, url, cookie, file, expected) = (
             http.clone(),
-            server.url("/api/uploads?schema=people"),
+            upload_to.url("/api/uploads?schema=people"),
             cookies[owner].clone(),
             file.clone(),
             expected.clone(),
@@ -199,7 +218,7 @@ pub async fn run_datavista(server: &Server, load: Load) -> Result<Outcome, Strin
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let server_cpu_per_sec = (server.cpu_seconds() - cpu_before) / elapsed;
+    let server_cpu_per_sec = (cpu_seconds() - cpu_before) / elapsed;
     let _ = stop_tx.send(true);
 
     let (mut delays, mut messages, mut lost, mut snapshots) = (Vec::new(), 0, 0, 0);

@@ -11,7 +11,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     binary: PathBuf,
     extra: Vec<String>,
-    _temp: tempfile::TempDir,
+    /// The data dir's temp dir, kept by the first node of a cluster.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -40,7 +41,21 @@ impl Server {
             data_dir,
             binary: binary.to_owned(),
             extra,
-            _temp: temp,
+            _temp: Some(temp),
+        })
+    }
+
+    /// Another node on the same data dir, with the same flags (which must name a shared
+    /// database and event bus). Keep this server alive at least as long as the new one.
+    pub fn another_node(&self) -> Result<Server, String> {
+        let (process, base) = spawn(&self.binary, &self.data_dir, "127.0.0.1:0", &self.extra)?;
+        Ok(Server {
+            process,
+            base,
+            data_dir: self.data_dir.clone(),
+            binary: self.binary.clone(),
+            extra: self.extra.clone(),
+            _temp: None,
         })
     }
 

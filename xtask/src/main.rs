@@ -7,7 +7,7 @@
 //! - `cargo xtask run` — install what is missing, build the dashboard and the server in
 //!   release mode, and start `datavista serve` on http://127.0.0.1:8080.
 //! - `cargo xtask dist` — build the dashboard (`trunk build --release`) and print its size.
-//! - `cargo xtask bench <validator|precheck|dashboard|push|idle|ingest|verdict> [flags]` — the
+//! - `cargo xtask bench <validator|precheck|dashboard|push|nodes|idle|ingest|verdict> [flags]` — the
 //!   benchmarks of BENCHMARKS.md; the server scenarios run `datavista-loadgen` against the
 //!   release server (`cargo xtask bench push --help` lists the flags).
 //! - `cargo xtask fuzz [--seconds N] [TARGET...]` — run the fuzz targets in `fuzz/` (default
@@ -291,7 +291,7 @@ fn bench(args: Vec<String>) -> Result<(), String> {
             )
         }
         None => Err(
-            "usage: cargo xtask bench <validator|precheck|dashboard|push|idle|ingest|verdict> [flags]"
+            "usage: cargo xtask bench <validator|precheck|dashboard|push|nodes|idle|ingest|verdict> [flags]"
                 .to_owned(),
         ),
     }

@@ -1,0 +1,46 @@
+//! Push across server nodes: the push load of [`crate::push`] (no background validations) on
+//! three set-ups in the same run, so each is measured against the others on the same machine:
+//! one node with the embedded defaults (SQLite, in-process events), one node on PostgreSQL and
+//! Redis, and two nodes on them with every tab on the first and every upload through the
+//! second (each event crosses Redis). PostgreSQL and Redis are Debian's packages, started on
+//! loopback ports by the same code the server's tests use.
+
+use std::path::Path;
+
+#[allow(dead_code)] // shared with the server tests, which use all of it
+#[path = "../../server/tests/support/postgres.rs"]
+mod postgres;
+#[allow(dead_code)]
+#[path = "../../server/tests/support/redis.rs"]
+mod redis;
+
+use crate::push::{self, Load, Outcome};
+use crate::server::Server;
+
+/// The three set-ups, in the order they are run and reported.
+pub const SETUPS: [&str; 3] = [
+    "one node, embedded",
+    "one node, PostgreSQL + Redis",
+    "two nodes, PostgreSQL + Redis",
+];
+
+/// One run of each set-up.
+pub async fn run(binary: &Path, load: Load) -> Result<[Outcome; 3], String> {
+    let embedded = Server::start(binary, &[])?;
+    let alone = push::run_datavista(&embedded, load).await?;
+    drop(embedded);
+
+    let database = postgres::TestPostgres::start();
+    let bus = redis::TestRedis::start();
+    let shared = [
+        "--database-url",
+        database.url.as_str(),
+        "--redis-url",
+        bus.url.as_str(),
+    ];
+    let first = Server::start(binary, &shared)?;
+    let one_node = push::run_datavista(&first, load).await?;
+    let second = first.another_node()?;
+    let two_nodes = push::run_across(&first, &second, load).await?;
+    Ok([alone, one_node, two_nodes])
+}
