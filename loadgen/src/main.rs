@@ -38,20 +38,39 @@ struct Cli {
     scenario: Scenario,
 }
 
+/// Owners, tabs and jobs of a push measurement.
+#[derive(clap::Args, Clone, Copy)]
+struct LoadArgs {
+    #[arg(long, default_value_t = 1000)]
+    owners: usize,
+    /// Tabs (WebSocket connections) per owner.
+    #[arg(long, default_value_t = 1)]
+    tabs: usize,
+    /// Small jobs finishing per second, spread over the owners.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+}
+
+impl LoadArgs {
+    fn load(self, poll_every: Option<f64>) -> push::Load {
+        push::Load {
+            owners: self.owners,
+            tabs: self.tabs,
+            jobs_per_sec: self.rate,
+            seconds: self.seconds,
+            poll_every,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Scenario {
     /// Jobs finishing while dashboards watch: delay from "final state stored" to "seen".
     Push {
-        #[arg(long, default_value_t = 1000)]
-        owners: usize,
-        /// Tabs (WebSocket connections) per owner.
-        #[arg(long, default_value_t = 1)]
-        tabs: usize,
-        /// Small jobs finishing per second, spread over the owners.
-        #[arg(long, default_value_t = 20.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 20.0)]
-        seconds: f64,
+        #[command(flatten)]
+        load: LoadArgs,
         /// Big validations running the whole time.
         #[arg(long, default_value_t = 2)]
         background: usize,
@@ -62,14 +81,8 @@ enum Scenario {
     /// The push load on one node (embedded defaults), one node on PostgreSQL + Redis, and two
     /// nodes (tabs on one, uploads through the other).
     Nodes {
-        #[arg(long, default_value_t = 1000)]
-        owners: usize,
-        #[arg(long, default_value_t = 1)]
-        tabs: usize,
-        #[arg(long, default_value_t = 20.0)]
-        rate: f64,
-        #[arg(long, default_value_t = 20.0)]
-        seconds: f64,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Hold many idle dashboard WebSockets; server RSS per connection.
     Idle {
@@ -119,20 +132,11 @@ async fn run(cli: Cli) -> Result<(), String> {
     );
     match cli.scenario {
         Scenario::Push {
-            owners,
-            tabs,
-            rate,
-            seconds,
+            load,
             background,
             poll_every,
         } => {
-            let load = push::Load {
-                owners,
-                tabs,
-                jobs_per_sec: rate,
-                seconds,
-                poll_every,
-            };
+            let load = load.load(poll_every);
             println!("push: {load:?}, {background} validations in the background");
             let (mut ours, mut floor) = (Vec::new(), Vec::new());
             for run in 1..=cli.runs {
@@ -166,19 +170,8 @@ async fn run(cli: Cli) -> Result<(), String> {
                 report("bare floor mean ms", floor.iter().map(mean).collect());
             }
         }
-        Scenario::Nodes {
-            owners,
-            tabs,
-            rate,
-            seconds,
-        } => {
-            let load = push::Load {
-                owners,
-                tabs,
-                jobs_per_sec: rate,
-                seconds,
-                poll_every: None,
-            };
+        Scenario::Nodes { load } => {
+            let load = load.load(None);
             println!("nodes: {load:?}");
             let mut outcomes: [Vec<push::Outcome>; 3] = Default::default();
             for run in 1..=cli.runs {
