@@ -165,6 +165,12 @@ async fn a_job_whose_node_dies_is_finished_by_another() {
             _ => {}
         }
     };
+    // Node 1 cannot cancel a job node 2 runs: it says so, and leaves the job and its file.
+    let refused = cluster
+        .client(0)
+        .delete(&format!("/api/uploads/{id}"))
+        .await;
+    assert_eq!(refused.status(), 409);
     cluster.nodes[1].kill();
 
     let (states, job, _) = tab.states_until_final(&id, seq).await;

@@ -241,6 +241,17 @@ mod tests {
         Lease::new(Duration::from_millis(millis))
     }
 
+    /// One unfinished job named `running` and one finished job, of a new owner.
+    fn save_running_and_done(store: &dyn JobStore, running: &str) {
+        let owner = OwnerId::random();
+        store
+            .save_job(&owner, &job(running, JobState::Validating, 1))
+            .unwrap();
+        store
+            .save_job(&owner, &job("done", JobState::Valid, 2))
+            .unwrap();
+    }
+
     /// The unfinished jobs `store` took over, by id.
     fn claimed(store: &dyn JobStore) -> Vec<String> {
         let jobs = store.claim_orphaned_jobs().unwrap();
@@ -287,13 +298,7 @@ mod tests {
     fn a_later_sqlite_process_takes_over_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let earlier = open(None, dir.path(), lease(600_000)).unwrap();
-        let owner = OwnerId::random();
-        earlier
-            .save_job(&owner, &job("running", JobState::Validating, 1))
-            .unwrap();
-        earlier
-            .save_job(&owner, &job("done", JobState::Valid, 2))
-            .unwrap();
+        save_running_and_done(earlier.as_ref(), "running");
         drop(earlier);
         let later = open(None, dir.path(), lease(600_000)).unwrap();
         assert_eq!(claimed(later.as_ref()), ["running"]);
@@ -311,13 +316,7 @@ mod tests {
         let unused = tempfile::tempdir().unwrap();
         let node = |millis| open(Some(&postgres.url), unused.path(), lease(millis)).unwrap();
         let (first, second, third) = (node(1_500), node(60_000), node(60_000));
-        let owner = OwnerId::random();
-        first
-            .save_job(&owner, &job("j", JobState::Validating, 1))
-            .unwrap();
-        first
-            .save_job(&owner, &job("done", JobState::Invalid, 2))
-            .unwrap();
+        save_running_and_done(first.as_ref(), "j");
         assert!(claimed(second.as_ref()).is_empty(), "the lease is running");
         std::thread::sleep(Duration::from_millis(1_000));
         first.renew_leases().unwrap();

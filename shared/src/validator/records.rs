@@ -4,7 +4,8 @@
 //! `csv-core` does the quoting; around it this module adds what validation needs and
 //! `csv-core` leaves out: exact positions, blank-line and comment skipping with line counts,
 //! `\r`-only line ends, BOM handling, `skipInitialSpace`, a cap on row size, and the detection
-//! of a quote still open at the end of the file.
+//! of a quote still open at the end of the file. A complete, well-formed record skips
+//! csv-core altogether: the splitter (`split.rs`) cuts it into cells in place, much faster.
 
 use std::borrow::Cow;
 
