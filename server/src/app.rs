@@ -16,7 +16,6 @@ use crate::metrics::Metrics;
 use crate::routes::{self, system};
 use crate::schemas::SchemaCatalog;
 use crate::state::AppState;
-use crate::storage::{LocalDisk, Storage};
 use crate::store::Lease;
 
 /// How long a node holds its unfinished jobs without renewing: after it crashes, another
@@ -35,10 +34,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let lease = Lease::new(LEASE);
     let store = crate::store::open(config.database_url.as_deref(), &config.data_dir, lease)
         .map_err(|e| format!("cannot open the database: {e}"))?;
-    let storage: Arc<dyn Storage> = Arc::new(
-        LocalDisk::new(&config.data_dir).map_err(|e| format!("cannot prepare storage: {e}"))?,
-    );
-    let session_key = identity::load_or_create_key(&config.data_dir.join("session.key"))
+    let storage = crate::storage::open(config.storage.as_deref(), &config.data_dir)
+        .map_err(|e| format!("cannot prepare storage: {e}"))?;
+    let session_key = identity::load_or_create_key(&config.session_key_file())
         .map_err(|e| format!("cannot create the session key: {e}"))?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());

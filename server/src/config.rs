@@ -36,6 +36,15 @@ pub struct Config {
     /// events stay in this process.
     #[arg(long, env = "DATAVISTA_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Where uploads and reports live: a directory, or `s3://bucket/prefix` on any
+    /// S3-compatible store (credentials, region and endpoint from the usual `AWS_*`
+    /// variables), which several nodes can share. Default: the data dir.
+    #[arg(long, env = "DATAVISTA_STORAGE")]
+    pub storage: Option<String>,
+    /// The key that signs session cookies (created when missing). Nodes behind one address
+    /// need the same key. Default: `session.key` in the data dir.
+    #[arg(long, env = "DATAVISTA_SESSION_KEY_FILE")]
+    pub session_key_file: Option<PathBuf>,
     /// Validations running at once (default: the number of cores).
     #[arg(long, env = "DATAVISTA_WORKERS")]
     pub workers: Option<usize>,
@@ -59,6 +68,12 @@ pub struct Config {
 }
 
 impl Config {
+    pub fn session_key_file(&self) -> PathBuf {
+        self.session_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("session.key"))
+    }
+
     pub fn workers(&self) -> usize {
         self.workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))

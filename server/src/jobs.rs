@@ -26,7 +26,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::hub::{EventBus, OwnerEvent};
 use crate::identity::OwnerId;
 use crate::metrics::Metrics;
-use crate::storage::Storage;
+use crate::storage::{Storage, UploadWriter};
 use crate::store::{JobStore, StoreResult};
 
 /// Progress is published at most this often per job.
@@ -222,7 +222,8 @@ pub struct Rules {
 /// A validation between two turns on a worker.
 struct Work {
     validator: Validator,
-    reader: Box<dyn Read + Send>,
+    /// Opened at the first bytes there are to read.
+    reader: Option<Box<dyn Read + Send>>,
     read: u64,
     buffer: Vec<u8>,
     started: Instant,
@@ -231,7 +232,7 @@ struct Work {
 /// How a turn on a worker ended.
 enum Turn {
     /// Caught up with the upload (or used the turn): wait, then go on.
-    Continue(Work),
+    Continue(Box<Work>),
     /// The job ended (finished, cancelled, failed or re-queued for shutdown).
     Ended,
     /// The verdict is known but the disk was full: store the report once there is room.
@@ -306,7 +307,7 @@ impl JobRunner {
         file_name: String,
         schema_id: Option<String>,
         rules: Rules,
-    ) -> Result<(Arc<JobControl>, Box<dyn std::io::Write + Send>), String> {
+    ) -> Result<(Arc<JobControl>, Box<dyn UploadWriter>), String> {
         let now = crate::now_ms();
         let job = Job {
             id: uuid::Uuid::new_v4().to_string(),
@@ -435,27 +436,9 @@ impl JobRunner {
     /// The job's task: wait (holding nothing) until there is work, then take a worker for a
     /// turn, until the job ends.
     async fn follow(self: Arc<Self>, control: Arc<JobControl>, rules: Rules) {
-        let storage = self.storage.clone();
-        let id = control.id.clone();
-        let opened = tokio::task::spawn_blocking(move || storage.open_upload(&id))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|opened| opened.map_err(|e| e.to_string()));
-        let reader = match opened {
-            Ok(reader) => reader,
-            Err(e) => {
-                return self
-                    .finish_blocking(
-                        control,
-                        JobState::Failed,
-                        format!("cannot read the upload: {e}"),
-                    )
-                    .await
-            }
-        };
         let mut work = Work {
             validator: Validator::new(rules.schema, rules.dialect, Limits::default()),
-            reader,
+            reader: None,
             read: 0,
             buffer: vec![0; READ_CHUNK],
             started: Instant::now(),
@@ -474,7 +457,7 @@ impl JobRunner {
             .await;
             drop(permit);
             match turn {
-                Ok(Ok(Turn::Continue(next))) => work = next,
+                Ok(Ok(Turn::Continue(next))) => work = *next,
                 Ok(Ok(Turn::Ended)) => return,
                 Ok(Ok(Turn::ReportWaiting(report))) => {
                     return self.store_report_later(control, report).await
@@ -492,6 +475,16 @@ impl JobRunner {
         }
     }
 
+    /// Bytes of the upload the validator may read: all that arrived, or, from storage that
+    /// cannot be read while being written, none until the upload is complete.
+    fn readable(&self, arrival: &Arrival) -> u64 {
+        if self.storage.follows_uploads() || arrival.end == UploadEnd::Complete {
+            arrival.written
+        } else {
+            0
+        }
+    }
+
     /// Wait until there are unread bytes, the upload ended, or a cancel or shutdown came.
     /// False when the job already ended.
     async fn wait_for_work(&self, control: &JobControl, read: u64) -> bool {
@@ -504,7 +497,7 @@ impl JobRunner {
             }
             let ready = {
                 let arrival = control.arrival();
-                arrival.written > read || arrival.end != UploadEnd::Open
+                self.readable(&arrival) > read || arrival.end != UploadEnd::Open
             };
             if ready || control.is_cancelled() || self.shutting_down.load(Ordering::Acquire) {
                 return true;
@@ -531,17 +524,28 @@ impl JobRunner {
                 self.requeue_on_shutdown(control);
                 return Turn::Ended;
             }
-            let (written, end) = {
+            let (readable, end) = {
                 let arrival = control.arrival();
-                (arrival.written, arrival.end.clone())
+                (self.readable(&arrival), arrival.end.clone())
             };
-            if written > work.read {
+            if readable > work.read {
                 if this_turn >= TURN_BYTES {
-                    return Turn::Continue(work); // let queued jobs have a worker too
+                    return Turn::Continue(Box::new(work)); // let queued jobs have a worker too
                 }
-                let want = ((written - work.read) as usize).min(work.buffer.len());
-                match work.reader.read(&mut work.buffer[..want]) {
-                    Ok(0) => return Turn::Continue(work),
+                let reader = match work.reader.as_mut() {
+                    Some(reader) => reader,
+                    None => match self.storage.open_upload(&control.id) {
+                        Ok(reader) => work.reader.insert(reader),
+                        Err(e) => {
+                            let reason = format!("cannot read the upload: {e}");
+                            self.finish(control, JobState::Failed, Some(reason), None);
+                            return Turn::Ended;
+                        }
+                    },
+                };
+                let want = ((readable - work.read) as usize).min(work.buffer.len());
+                match reader.read(&mut work.buffer[..want]) {
+                    Ok(0) => return Turn::Continue(Box::new(work)),
                     Ok(n) => {
                         work.validator.feed(&work.buffer[..n]);
                         work.read += n as u64;
@@ -571,7 +575,7 @@ impl JobRunner {
                 continue;
             }
             match end {
-                UploadEnd::Open => return Turn::Continue(work),
+                UploadEnd::Open => return Turn::Continue(Box::new(work)),
                 UploadEnd::Aborted(state, reason) => {
                     self.finish(control, state, Some(reason), None);
                     return Turn::Ended;
@@ -788,7 +792,10 @@ mod tests {
     }
 
     impl Storage for FullThenFree {
-        fn create_upload(&self, id: &str) -> std::io::Result<Box<dyn Write + Send>> {
+        fn follows_uploads(&self) -> bool {
+            true
+        }
+        fn create_upload(&self, id: &str) -> std::io::Result<Box<dyn UploadWriter>> {
             self.disk.create_upload(id)
         }
         fn open_upload(&self, id: &str) -> std::io::Result<Box<dyn Read + Send>> {
@@ -861,7 +868,7 @@ mod tests {
         .unwrap();
         let csv = b"a,b\n1,2\n3\n";
         file.write_all(csv).unwrap();
-        file.flush().unwrap();
+        file.finish().unwrap();
         runner.uploaded(&control, csv.len() as u64);
         runner.complete_upload(&control);
         // Two refused writes, 2 s apart, then room: bounded by the retries it takes.

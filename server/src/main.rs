@@ -7,8 +7,10 @@
 //! - [`jobs`] — uploads streaming to storage while the shared validator follows them, the
 //!   bounded worker pool, cancel, recovery; [`jobs::Publisher`] stores then pushes changes.
 //! - [`hub`] — the push hub task owning every WebSocket queue, behind an event-bus trait.
-//! - [`store`] — the job store trait and its SQLite implementation.
-//! - [`storage`] — where files and reports live (local disk behind a trait).
+//! - [`store`] — the job store trait, on SQLite or PostgreSQL.
+//! - [`storage`] — where files and reports live: a local directory, or an S3-compatible
+//!   object store, behind a trait.
+//! - [`side_runtime`] — a small runtime for blocking callers of async clients.
 //! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
 //! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
 //! - [`validate_command`] — `validate`: the engine from a terminal.
@@ -22,6 +24,7 @@ mod jobs;
 mod metrics;
 mod routes;
 mod schemas;
+mod side_runtime;
 mod state;
 mod storage;
 mod store;
@@ -46,7 +49,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: dashboard, HTTP API and live WebSocket updates.
-    Serve(config::Config),
+    Serve(Box<config::Config>),
     /// Validate CSV files. Exit code: 0 all valid, 1 some invalid, 2 could not run.
     Validate(validate_command::ValidateArgs),
     /// Manage API tokens for scripts.
@@ -108,7 +111,7 @@ fn main() -> ExitCode {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .init();
-            let result = actix_web::rt::System::new().block_on(app::serve(config));
+            let result = actix_web::rt::System::new().block_on(app::serve(*config));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {

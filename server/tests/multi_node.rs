@@ -1,6 +1,7 @@
-//! Two real server nodes sharing a real PostgreSQL, a real Redis and one data dir: a job
-//! uploaded through one node reaches the owner's tabs on the other, in order, and both come
-//! back from a Redis restart without a tab missing a final state.
+//! Two real server nodes sharing a real PostgreSQL, a real Redis and a real S3-compatible
+//! store (s3s-fs), each with a data dir of its own: a job uploaded through one node reaches
+//! the owner's tabs on the other, in order; both come back from a Redis restart without a
+//! tab missing a final state; and a node killed mid-job has its job finished by the other.
 
 mod support;
 
@@ -9,13 +10,16 @@ use std::time::{Duration, Instant};
 use datavista_shared::protocol::{Job, JobState, ServerMessage};
 use support::postgres::TestPostgres;
 use support::redis::TestRedis;
+use support::s3::TestS3;
 use support::{create_token_with, created_id, people_csv, Client, Socket, TestServer, PATIENCE};
 
-/// Two nodes on one PostgreSQL, one Redis and one data dir, and an owner's token.
+/// Two nodes on one PostgreSQL, one Redis and one bucket, and an owner's token. The nodes
+/// share nothing on disk but the session key, as nodes on two machines would.
 struct Cluster {
     nodes: Vec<TestServer>,
     token: String,
     redis: TestRedis,
+    _s3: TestS3,
     _postgres: TestPostgres,
     _temp: tempfile::TempDir,
 }
@@ -24,18 +28,30 @@ impl Cluster {
     fn start() -> Cluster {
         let postgres = TestPostgres::start();
         let redis = TestRedis::start();
+        let s3 = TestS3::start();
         let temp = tempfile::tempdir().unwrap();
-        let data_dir = temp.path().join("data");
         let database = ["--database-url", postgres.url.as_str()];
-        let token = create_token_with(&data_dir, &database);
-        let args = [&database[..], &["--redis-url", redis.url.as_str()]].concat();
+        let token = create_token_with(&temp.path().join("token"), &database);
+        let key_file = temp.path().join("session.key");
+        let storage = s3.url("cluster");
+        let args = [
+            &database[..],
+            &["--redis-url", redis.url.as_str()],
+            &["--storage", storage.as_str()],
+            &["--session-key-file", key_file.to_str().unwrap()],
+        ]
+        .concat();
         let nodes = (0..2)
-            .map(|_| TestServer::start_in(&data_dir, &args))
+            .map(|n| {
+                let data_dir = temp.path().join(format!("node{n}"));
+                TestServer::start_with_env(&data_dir, &args, &s3.env())
+            })
             .collect();
         Cluster {
             nodes,
             token,
             redis,
+            _s3: s3,
             _postgres: postgres,
             _temp: temp,
         }
@@ -101,6 +117,15 @@ async fn jobs_reach_tabs_on_every_node() {
     assert_eq!(job.state, JobState::Valid);
     let (_, job, _) = tab1.states_until_final(&id, seq1).await;
     assert_eq!(job.state, JobState::Valid);
+    // A report written on node 1 is read through node 2 (it is in the bucket).
+    let report = on2.get(&format!("/api/uploads/{id}/report.json")).await;
+    assert_eq!(report.status(), 200);
+
+    // A browser session begun on one node is the same owner on the other (shared key).
+    let browser = node1.session().await;
+    let on_node2 = browser.on(node2).get("/api/session").await;
+    let seen: serde_json::Value = on_node2.json().await.unwrap();
+    assert_eq!(seen["owner"], browser.owner.as_str());
 
     // Redis restarts: messages in flight are lost. Each node resubscribes and resynchronises
     // its tabs from the database, so the next final state still arrives (live or in a

@@ -12,7 +12,6 @@ use support::{
     create_token, created_id, created_ids, people_csv, revoke_token, Client, Socket, TestServer,
     PATIENCE,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -566,20 +565,7 @@ fn uuid_like(text: &str) -> bool {
 async fn an_upload_aborted_by_the_client_ends_cancelled_without_a_partial_file() {
     let server = TestServer::start(&[]);
     let ada = server.session().await;
-    let support::Auth::Cookie(cookie) = &ada.auth else {
-        unreachable!()
-    };
-    let mut tcp = tokio::net::TcpStream::connect(&server.address)
-        .await
-        .unwrap();
-    let boundary = "XyZboundary";
-    let head = format!(
-        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: 10000000\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
-        server.address
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.write_all(&people_csv(1000, 0)).await.unwrap();
-    tcp.flush().await.unwrap();
+    let tcp = support::begin_unfinished_upload(&server, &ada, &people_csv(1000, 0)).await;
     // Wait until the server has the job, then vanish.
     let deadline = std::time::Instant::now() + PATIENCE;
     let id = loop {

@@ -16,6 +16,8 @@ pub const TRUNK_VERSION: &str = "0.21.14";
 pub const BINARYEN_VERSION: &str = "132.0.0";
 /// The fuzzer driver (libFuzzer through `libfuzzer-sys`; runs on stable with `--sanitizer none`).
 pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// The S3-compatible server the storage tests run against (0.15 needs a newer rustc).
+pub const S3S_FS_VERSION: &str = "0.14.1";
 /// The wasm-bindgen-cli lockfile pins a webpki-roots release the registry does not serve;
 /// this one builds the same CLI.
 const WEBPKI_ROOTS_FIX: &str = "1.0.10";
@@ -23,23 +25,36 @@ const WEBPKI_ROOTS_FIX: &str = "1.0.10";
 pub fn ensure_test_tools() -> Result<(), String> {
     ensure_build_tools()?;
     ensure_cargo_fuzz()?;
+    ensure_s3s_fs()?;
     ensure_debian_packages()
+}
+
+fn ensure_s3s_fs() -> Result<(), String> {
+    ensure_cargo_install(
+        "s3s-fs",
+        S3S_FS_VERSION,
+        "binary", // its server binary is behind a feature
+        &["s3s-fs", "--version"],
+        "about 3 minutes",
+    )
 }
 
 pub fn ensure_cargo_fuzz() -> Result<(), String> {
     ensure_cargo_install(
         "cargo-fuzz",
         CARGO_FUZZ_VERSION,
+        "",
         &["cargo", "fuzz", "--version"],
         "about 3 minutes",
     )
 }
 
-/// `cargo install NAME --version VERSION --locked` unless `check` already prints
-/// "NAME VERSION".
+/// `cargo install NAME --version VERSION --locked [--features FEATURES]` unless `check`
+/// already prints "NAME VERSION".
 fn ensure_cargo_install(
     name: &str,
     version: &str,
+    features: &str,
     check: &[&str],
     how_long: &str,
 ) -> Result<(), String> {
@@ -50,14 +65,12 @@ fn ensure_cargo_install(
     step(&format!(
         "installing {name} {version} from crates.io ({how_long})"
     ));
-    run(Command::new(crate::cargo()).args([
-        "install",
-        name,
-        "--version",
-        version,
-        "--locked",
-        "--force",
-    ]))
+    let mut install = Command::new(crate::cargo());
+    install.args(["install", name, "--version", version, "--locked", "--force"]);
+    if !features.is_empty() {
+        install.args(["--features", features]);
+    }
+    run(&mut install)
 }
 
 /// What building the dashboard needs.
@@ -72,6 +85,7 @@ fn ensure_trunk() -> Result<(), String> {
     ensure_cargo_install(
         "trunk",
         TRUNK_VERSION,
+        "",
         &["trunk", "--version"],
         "about 20 minutes on 2 cores",
     )

@@ -14,6 +14,7 @@ use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
 use crate::jobs::{JobControl, JobRunner, Rules, UploadSlot};
 use crate::state::AppState;
+use crate::storage::UploadWriter;
 use std::io::Write as _;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -254,7 +255,7 @@ async fn receive_file(
 struct Writer {
     runner: Arc<JobRunner>,
     control: Arc<JobControl>,
-    file: Option<Box<dyn std::io::Write + Send>>,
+    file: Option<Box<dyn UploadWriter>>,
     pending: Vec<u8>,
     flushed: Instant,
 }
@@ -270,11 +271,11 @@ impl Writer {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         self.write_pending().await?;
-        let mut file = self
+        let file = self
             .file
             .take()
             .ok_or_else(|| std::io::Error::other("the upload file is gone"))?;
-        web::block(move || file.flush())
+        web::block(move || file.finish())
             .await
             .map_err(std::io::Error::other)?
     }

@@ -16,6 +16,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema};
 use crate::identity::OwnerId;
+use crate::side_runtime::SideRuntime;
 
 /// Each entry moves the schema one version up; `datavista_migrations` says where a database
 /// is. Statements are separated by `;`, which must not appear inside one.
@@ -75,8 +76,8 @@ const JOB_COLUMNS: &str =
 pub struct PgStore {
     pool: PgPool,
     lease: Lease,
-    /// Runs the queries; `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Runs the queries.
+    runtime: SideRuntime,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -86,26 +87,23 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl PgStore {
     /// Connect (waiting up to `connect_timeout` for the database to answer) and migrate.
     pub fn connect(url: &str, connect_timeout: Duration, lease: Lease) -> StoreResult<PgStore> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("datavista-postgres")
-            .enable_all()
-            .build()
-            .map_err(err)?;
+        let runtime = SideRuntime::new("datavista-postgres", 2).map_err(err)?;
         let options = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(connect_timeout);
         let url = url.to_owned();
-        let pool = wait_for(&runtime, async move {
-            let pool = options.connect(&url).await?;
-            migrate(&pool).await?;
-            Ok(pool)
-        })
-        .map_err(|e| StoreError(format!("cannot use the PostgreSQL database: {e}")))?;
+        let pool = runtime
+            .wait_for(async move {
+                let pool = options.connect(&url).await?;
+                migrate(&pool).await?;
+                Ok(pool)
+            })
+            .unwrap_or(Err(sqlx::Error::WorkerCrashed))
+            .map_err(|e| StoreError(format!("cannot use the PostgreSQL database: {e}")))?;
         Ok(PgStore {
             pool,
             lease,
-            runtime: Some(runtime),
+            runtime,
         })
     }
 
@@ -115,35 +113,10 @@ impl PgStore {
         F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
         T: Send + 'static,
     {
-        let runtime = self
-            .runtime
-            .as_ref()
-            .expect("the runtime lives as long as the store");
-        wait_for(runtime, task(self.pool.clone())).map_err(err)
-    }
-}
-
-/// Spawn `future` on `runtime` and block this thread until it is done. Unlike
-/// `Runtime::block_on`, this works on a thread that is itself driving async tasks.
-fn wait_for<T: Send + 'static>(
-    runtime: &tokio::runtime::Runtime,
-    future: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
-) -> Result<T, sqlx::Error> {
-    let (done, result) = std::sync::mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = done.send(future.await);
-    });
-    result
-        .recv()
-        .unwrap_or_else(|_| Err(sqlx::Error::WorkerCrashed))
-}
-
-impl Drop for PgStore {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks, which is not allowed on an async thread.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.runtime
+            .wait_for(task(self.pool.clone()))
+            .unwrap_or(Err(sqlx::Error::WorkerCrashed))
+            .map_err(err)
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod postgres;
 pub mod redis;
+pub mod s3;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,7 +37,17 @@ impl TestServer {
 
     /// Start on an existing data dir (to test restarts); the caller keeps the dir alive.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> TestServer {
+        TestServer::start_with_env(data_dir, extra, &[])
+    }
+
+    /// As [`TestServer::start_in`], with environment variables (e.g. `AWS_*` for S3).
+    pub fn start_with_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&'static str, String)],
+    ) -> TestServer {
         let mut process = Command::new(env!("CARGO_BIN_EXE_datavista"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(["--log", "warn"])
@@ -186,6 +197,16 @@ impl Client {
         }
     }
 
+    /// The same owner and credentials, talking to another server (a restart, another node).
+    pub fn on(&self, server: &TestServer) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: server.url(""),
+            auth: self.auth.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let builder = self.http.request(method, format!("{}{path}", self.base));
         match &self.auth {
@@ -199,6 +220,11 @@ impl Client {
             .send()
             .await
             .unwrap()
+    }
+
+    /// GET `path` and read its JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.unwrap()
     }
 
     pub async fn delete(&self, path: &str) -> reqwest::Response {
@@ -475,4 +501,31 @@ pub fn create_token_with(data_dir: &Path, extra: &[&str]) -> String {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Start a multipart upload of `cut.csv` by a cookie-session client over a raw connection,
+/// announcing more bytes than `bytes` and sending only those: the request stays open until
+/// the returned connection is dropped (an upload the client abandons).
+pub async fn begin_unfinished_upload(
+    server: &TestServer,
+    client: &Client,
+    bytes: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let Auth::Cookie(cookie) = &client.auth else {
+        panic!("a browser session's client")
+    };
+    let mut tcp = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
+    let boundary = "XyZboundary";
+    let announced = bytes.len() * 2 + 1000;
+    let head = format!(
+        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {announced}\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        server.address
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    tcp.flush().await.unwrap();
+    tcp
 }

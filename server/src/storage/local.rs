@@ -1,25 +1,10 @@
-//! Where uploaded files and reports live, behind a trait: local disk by default, with room
-//! for S3-compatible storage. Keys are server-made ids, never a user's file name.
+//! Uploads and reports as files in a local directory: the default, for one node.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub trait Storage: Send + Sync + 'static {
-    /// A new upload's bytes; appended to as they arrive.
-    fn create_upload(&self, id: &str) -> io::Result<Box<dyn Write + Send>>;
-    /// Read an upload from the start; reading past what is written so far returns 0 bytes,
-    /// and later reads see what was appended since (validation follows the upload).
-    fn open_upload(&self, id: &str) -> io::Result<Box<dyn Read + Send>>;
-    fn upload_exists(&self, id: &str) -> bool;
-    fn upload_len(&self, id: &str) -> io::Result<u64>;
-    fn remove_upload(&self, id: &str) -> io::Result<()>;
-    fn write_report(&self, id: &str, json: &[u8]) -> io::Result<()>;
-    fn read_report(&self, id: &str) -> io::Result<Vec<u8>>;
-    fn remove_report(&self, id: &str) -> io::Result<()>;
-    /// Bytes free for new uploads.
-    fn available_bytes(&self) -> io::Result<u64>;
-}
+use super::{checked, ignore_missing, Storage, UploadWriter};
 
 pub struct LocalDisk {
     uploads: PathBuf,
@@ -35,31 +20,27 @@ impl LocalDisk {
         Ok(LocalDisk { uploads, reports })
     }
 
-    /// Ids are UUIDs we made; anything else never reaches the file system.
-    fn checked(id: &str) -> io::Result<&str> {
-        uuid::Uuid::parse_str(id)
-            .map(|_| id)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a storage id"))
-    }
-
     fn upload_path(&self, id: &str) -> io::Result<PathBuf> {
-        Ok(self.uploads.join(format!("{}.csv", Self::checked(id)?)))
+        Ok(self.uploads.join(format!("{}.csv", checked(id)?)))
     }
 
     fn report_path(&self, id: &str) -> io::Result<PathBuf> {
-        Ok(self.reports.join(format!("{}.json", Self::checked(id)?)))
+        Ok(self.reports.join(format!("{}.json", checked(id)?)))
     }
 }
 
-fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
-    match result {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+impl UploadWriter for File {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Ok(()) // unbuffered: every byte is already in the file
     }
 }
 
 impl Storage for LocalDisk {
-    fn create_upload(&self, id: &str) -> io::Result<Box<dyn Write + Send>> {
+    fn follows_uploads(&self) -> bool {
+        true
+    }
+
+    fn create_upload(&self, id: &str) -> io::Result<Box<dyn UploadWriter>> {
         Ok(Box::new(File::create_new(self.upload_path(id)?)?))
     }
 
