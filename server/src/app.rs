@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Config;
 use crate::hub::redis_bus::RedisBus;
-use crate::hub::{EventBus, HubHandle, InProcessBus};
+use crate::hub::{CancelRequest, EventBus, HubHandle, InProcessBus};
 use crate::identity;
 use crate::jobs::{JobRunner, Publisher, Rules};
 use crate::metrics::Metrics;
@@ -41,9 +41,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let hub = HubHandle::start(config.ws_queue_len, config.max_connections_per_owner);
-    let bus: Arc<dyn EventBus> = match &config.redis_url {
-        Some(url) => Arc::new(RedisBus::start(url, hub.clone()).await?),
-        None => Arc::new(InProcessBus(hub.clone())),
+    let (bus, cancel_requests): (Arc<dyn EventBus>, _) = match &config.redis_url {
+        Some(url) => {
+            let (bus, cancel_requests) = RedisBus::start(url, hub.clone()).await?;
+            (Arc::new(bus), Some(cancel_requests))
+        }
+        None => (Arc::new(InProcessBus(hub.clone())), None),
     };
     let publisher = Arc::new(Publisher::new(store.clone(), bus));
     let jobs = Arc::new(JobRunner::new(
@@ -53,6 +56,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
         config.workers(),
         config.max_uploads_per_owner,
     ));
+    if let Some(requests) = cancel_requests {
+        tokio::spawn(cancel_on_request(jobs.clone(), requests));
+    }
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let state = web::Data::new(AppState {
         config: config.clone(),
@@ -132,6 +138,17 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Cancel the jobs other nodes ask to, when they run here (the others ignore the request).
+async fn cancel_on_request(
+    jobs: Arc<JobRunner>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<CancelRequest>,
+) {
+    while let Some(CancelRequest { owner, job_id }) = requests.recv().await {
+        let jobs = jobs.clone();
+        let _ = tokio::task::spawn_blocking(move || jobs.cancel(&owner, &job_id)).await;
+    }
 }
 
 /// Renew this node's leases, and take over the jobs of nodes that stopped renewing theirs,

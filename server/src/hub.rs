@@ -50,6 +50,19 @@ pub struct OwnerEvent {
 /// Carries events from wherever jobs run to the hub(s) holding the connections.
 pub trait EventBus: Send + Sync + 'static {
     fn publish(&self, event: OwnerEvent);
+
+    /// Ask the other nodes to cancel one of `owner`'s jobs, which one of them runs. The
+    /// node running it answers by ending the job, which reaches everyone as an update.
+    fn request_cancel(&self, _owner: &OwnerId, _job_id: &str) {
+        // One node: a job that does not run here runs nowhere.
+    }
+}
+
+/// A cancel that another node asked for (see [`EventBus::request_cancel`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CancelRequest {
+    pub owner: OwnerId,
+    pub job_id: String,
 }
 
 /// The embedded bus: straight into this process's hub.

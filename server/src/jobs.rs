@@ -70,6 +70,11 @@ impl Publisher {
         Ok(seq)
     }
 
+    /// Ask the other nodes to cancel a job of `owner` that one of them runs.
+    pub fn request_cancel(&self, owner: &OwnerId, job_id: &str) {
+        self.bus.request_cancel(owner, job_id);
+    }
+
     /// Blocking. False when the owner has no such job.
     pub fn job_removed(&self, owner: &OwnerId, id: &str) -> StoreResult<bool> {
         let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use datavista_shared::protocol::{Job, JobState, ServerMessage};
+use datavista_shared::protocol::{ClientMessage, Job, JobState, ServerMessage};
 use support::postgres::TestPostgres;
 use support::redis::TestRedis;
 use support::s3::TestS3;
@@ -19,7 +19,7 @@ struct Cluster {
     nodes: Vec<TestServer>,
     token: String,
     redis: TestRedis,
-    _s3: TestS3,
+    s3: TestS3,
     _postgres: TestPostgres,
     _temp: tempfile::TempDir,
 }
@@ -51,7 +51,7 @@ impl Cluster {
             nodes,
             token,
             redis,
-            _s3: s3,
+            s3,
             _postgres: postgres,
             _temp: temp,
         }
@@ -177,26 +177,15 @@ async fn a_job_whose_node_dies_is_finished_by_another() {
     )
     .await;
     // Kill node 2 once it is validating (on a busy machine the job may wait queued first).
-    let deadline = Instant::now() + PATIENCE;
-    let seq = loop {
-        assert!(Instant::now() < deadline, "node 2 never started validating");
-        match tab.next().await {
-            ServerMessage::JobUpdate { seq, job } if job.id == id => {
-                assert!(!job.state.is_final(), "the file outlasts the kill");
-                if job.state == JobState::Validating {
-                    break seq;
-                }
-            }
-            _ => {}
-        }
-    };
-    // Node 1 cannot cancel a job node 2 runs: it says so, and leaves the job and its file.
+    let seq = until_validating(&mut tab, &id).await;
+    cluster.nodes[1].kill();
+    // A cancel through node 1 reaches no one now: after waiting, it says so and leaves the
+    // job alone (node 2's lease outlasts the wait, so node 1 has not taken the job yet).
     let refused = cluster
         .client(0)
         .delete(&format!("/api/uploads/{id}"))
         .await;
     assert_eq!(refused.status(), 409);
-    cluster.nodes[1].kill();
 
     let (states, job, _) = tab.states_until_final(&id, seq).await;
     assert_eq!(
@@ -208,4 +197,52 @@ async fn a_job_whose_node_dies_is_finished_by_another() {
         "node 1 re-queued the job it took over: {states:?}"
     );
     cluster.nodes[0].assert_healthy().await;
+}
+
+/// Wait on the tab until node 2 validates job `id`; its sequence number then.
+async fn until_validating(tab: &mut Socket, id: &str) -> u64 {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never started validating"
+        );
+        if let ServerMessage::JobUpdate { seq, job } = tab.next().await {
+            if job.id == id {
+                assert!(!job.state.is_final(), "the file outlasts the cancel");
+                if job.state == JobState::Validating {
+                    return seq;
+                }
+            }
+        }
+    }
+}
+
+/// A job runs on node 2; its owner cancels it through node 1, with `DELETE` and from a tab
+/// on node 1. Node 2 stops it, and its file leaves the bucket.
+#[tokio::test]
+async fn a_job_is_cancelled_through_any_node() {
+    let cluster = Cluster::start();
+    let on1 = cluster.client(0);
+    let mut tab = on1.socket("").await;
+    tab.greeting().await;
+    let big = || vec![("big.csv", people_csv(400_000, 1_000))];
+
+    let id = created_id(cluster.client(1).upload(Some("people"), &big()).await).await;
+    let seq = until_validating(&mut tab, &id).await;
+    let deleted = on1.delete(&format!("/api/uploads/{id}")).await;
+    assert_eq!(deleted.status(), 200);
+    let job: Job = deleted.json().await.unwrap();
+    assert_eq!(job.state, JobState::Cancelled);
+    let (_, job, _) = tab.states_until_final(&id, seq).await;
+    assert_eq!(job.state, JobState::Cancelled);
+
+    let id = created_id(cluster.client(1).upload(Some("people"), &big()).await).await;
+    let seq = until_validating(&mut tab, &id).await;
+    tab.send(&ClientMessage::Cancel { job_id: id.clone() })
+        .await;
+    let (_, job, _) = tab.states_until_final(&id, seq).await;
+    assert_eq!(job.state, JobState::Cancelled);
+    assert_eq!(job.reason.as_deref(), Some("cancelled"));
+    assert!(cluster.s3.objects("cluster/uploads").is_empty());
 }

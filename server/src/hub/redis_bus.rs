@@ -7,6 +7,9 @@
 //! - this node's subscription drops: once it is back, every tab here gets a fresh snapshot;
 //! - a publish fails: once the connection is back, every node is asked to resynchronise;
 //! - one owner's events from two nodes cross: the hub sees the number go back (see [`super`]).
+//!
+//! Cancels travel the same channel: a node asked to cancel a job it does not run passes the
+//! request on, and the node running the job ends it.
 
 use std::time::Duration;
 
@@ -16,7 +19,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::{EventBus, HubHandle, OwnerEvent};
+use super::{CancelRequest, EventBus, HubHandle, OwnerEvent};
 use crate::identity::OwnerId;
 
 const CHANNEL: &str = "datavista:events";
@@ -34,6 +37,12 @@ enum Wire {
     },
     /// Events from `node` may have been lost: resynchronise every tab.
     Resync { node: String },
+    /// The node running this job should cancel it.
+    Cancel {
+        node: String,
+        owner: String,
+        job_id: String,
+    },
 }
 
 pub struct RedisBus {
@@ -45,8 +54,12 @@ pub struct RedisBus {
 
 impl RedisBus {
     /// Connect (both the publishing and the subscribing side, so a bad URL stops the start
-    /// with a clear error) and start relaying.
-    pub async fn start(url: &str, hub: HubHandle) -> Result<RedisBus, String> {
+    /// with a clear error) and start relaying. Cancels that other nodes ask for arrive on
+    /// the returned receiver.
+    pub async fn start(
+        url: &str,
+        hub: HubHandle,
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
         let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
         let publisher = client
             .get_multiplexed_async_connection()
@@ -57,13 +70,20 @@ impl RedisBus {
             .map_err(|e| format!("cannot subscribe on Redis: {e}"))?;
         let node = uuid::Uuid::new_v4().to_string();
         let (outgoing, queue) = mpsc::unbounded_channel();
+        let (cancels, cancel_requests) = mpsc::unbounded_channel();
         tokio::spawn(publish(client.clone(), publisher, queue, node.clone()));
-        tokio::spawn(relay(client, subscriber, hub.clone(), node.clone()));
-        Ok(RedisBus {
+        let relay_to = Relay {
+            hub: hub.clone(),
+            cancels,
+            node: node.clone(),
+        };
+        tokio::spawn(relay(client, subscriber, relay_to));
+        let bus = RedisBus {
             node,
             hub,
             outgoing,
-        })
+        };
+        Ok((bus, cancel_requests))
     }
 }
 
@@ -77,6 +97,52 @@ impl EventBus for RedisBus {
         let payload = serde_json::to_string(&wire).expect("events serialize");
         self.hub.deliver(event);
         let _ = self.outgoing.send(payload);
+    }
+
+    fn request_cancel(&self, owner: &OwnerId, job_id: &str) {
+        let wire = Wire::Cancel {
+            node: self.node.clone(),
+            owner: owner.as_str().to_owned(),
+            job_id: job_id.to_owned(),
+        };
+        let _ = self
+            .outgoing
+            .send(serde_json::to_string(&wire).expect("cancels serialize"));
+    }
+}
+
+/// Where the messages from other nodes go.
+struct Relay {
+    hub: HubHandle,
+    cancels: mpsc::UnboundedSender<CancelRequest>,
+    /// This process, to skip its own messages coming back.
+    node: String,
+}
+
+impl Relay {
+    fn handle(&self, wire: Wire) {
+        match wire {
+            Wire::Event {
+                node,
+                owner,
+                message,
+            } if node != self.node => self.hub.deliver(OwnerEvent {
+                owner: OwnerId::from_stored(owner),
+                message: *message,
+            }),
+            Wire::Resync { node } if node != self.node => self.hub.resync_all(),
+            Wire::Cancel {
+                node,
+                owner,
+                job_id,
+            } if node != self.node => {
+                let _ = self.cancels.send(CancelRequest {
+                    owner: OwnerId::from_stored(owner),
+                    job_id,
+                });
+            }
+            _ => {} // our own, already handled here
+        }
     }
 }
 
@@ -116,12 +182,7 @@ async fn publish(
 
 /// Deliver other nodes' events here; after losing the subscription, resubscribe and
 /// resynchronise every tab on this node.
-async fn relay(
-    client: redis::Client,
-    mut subscriber: redis::aio::PubSub,
-    hub: HubHandle,
-    node: String,
-) {
+async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, to: Relay) {
     loop {
         let mut messages = subscriber.into_on_message();
         while let Some(message) = messages.next().await {
@@ -129,16 +190,7 @@ async fn relay(
                 continue;
             };
             match serde_json::from_str::<Wire>(&payload) {
-                Ok(Wire::Event {
-                    node: from,
-                    owner,
-                    message,
-                }) if from != node => hub.deliver(OwnerEvent {
-                    owner: OwnerId::from_stored(owner),
-                    message: *message,
-                }),
-                Ok(Wire::Resync { node: from }) if from != node => hub.resync_all(),
-                Ok(_) => {} // our own, already delivered
+                Ok(wire) => to.handle(wire),
                 Err(error) => tracing::warn!("ignored a message on {CHANNEL}: {error}"),
             }
         }
@@ -150,6 +202,6 @@ async fn relay(
             }
         };
         tracing::info!("resubscribed to Redis; every tab here gets a fresh snapshot");
-        hub.resync_all();
+        to.hub.resync_all();
     }
 }

@@ -453,8 +453,28 @@ async fn get(
     Ok(HttpResponse::Ok().json(find_job(&state, &owner.0, id.into_inner()).await?))
 }
 
+/// How long a `DELETE` waits for another node to cancel the job it runs.
+const REMOTE_CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// The job once it has ended, or as it is after REMOTE_CANCEL_WAIT.
+async fn wait_until_final(
+    state: &web::Data<AppState>,
+    owner: &OwnerId,
+    id: &str,
+) -> Result<Job, ApiError> {
+    let deadline = Instant::now() + REMOTE_CANCEL_WAIT;
+    loop {
+        let job = find_job(state, owner, id.to_owned()).await?;
+        if job.state.is_final() || Instant::now() >= deadline {
+            return Ok(job);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `DELETE /api/uploads/{id}`: a running job is cancelled (it stops within a second and its
-/// file is removed); a finished one is deleted with its file and report.
+/// file is removed), by the node running it; a finished one is deleted with its file and
+/// report.
 async fn delete(
     state: web::Data<AppState>,
     owner: Owner,
@@ -470,13 +490,19 @@ async fn delete(
             let job = find_job(&state, &owner, id).await?;
             return Ok(HttpResponse::Ok().json(job));
         }
-        // Not running here: it ended meanwhile, or another node sharing the database runs it
-        // (its file must stay, and its record would come back with its next update).
-        if !find_job(&state, &owner, id.clone()).await?.state.is_final() {
-            return Err(ApiError::NotFinished(
-                "the job is running on another server node, which cancels only its own jobs; try again when it ends"
-                    .into(),
-            ));
+        // Not running here: it ended meanwhile, or another node sharing the database runs
+        // it. That node is asked to cancel it; its end reaches the database.
+        state.jobs.publisher().request_cancel(&owner, &id);
+        let job = wait_until_final(&state, &owner, &id).await?;
+        match job.state {
+            JobState::Cancelled => return Ok(HttpResponse::Ok().json(job)),
+            state if state.is_final() => {} // it ended by itself: delete it, as asked
+            _ => {
+                return Err(ApiError::NotFinished(format!(
+                    "the server node running this job did not cancel it within {} s; try again",
+                    REMOTE_CANCEL_WAIT.as_secs()
+                )))
+            }
         }
     }
     let runner = state.jobs.clone();

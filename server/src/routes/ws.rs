@@ -321,10 +321,22 @@ async fn handle_client(
             resync(state, owner, session).await.map(Some)
         }
         ClientMessage::Cancel { job_id } => {
-            let (runner, o) = (state.jobs.clone(), owner.clone());
-            let cancelled = web::block(move || runner.cancel(&o, &job_id))
-                .await
-                .unwrap_or(false);
+            let (runner, store, o) = (state.jobs.clone(), state.store.clone(), owner.clone());
+            let cancelled = web::block(move || {
+                if runner.cancel(&o, &job_id) {
+                    return true;
+                }
+                // Another node may run it: ask it (its end comes back as an update).
+                let unfinished = store
+                    .job(&o, &job_id)
+                    .is_ok_and(|job| job.is_some_and(|job| !job.state.is_final()));
+                if unfinished {
+                    runner.publisher().request_cancel(&o, &job_id);
+                }
+                unfinished
+            })
+            .await
+            .unwrap_or(false);
             if !cancelled {
                 let error = ServerMessage::Error {
                     seq: sent,
