@@ -6,23 +6,28 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
+use datavista_shared::protocol::Job;
 
 use crate::config::Config;
 use crate::hub::redis_bus::RedisBus;
 use crate::hub::{CancelRequest, EventBus, HubHandle, InProcessBus};
-use crate::identity;
+use crate::identity::{self, OwnerId};
 use crate::jobs::{JobRunner, Publisher, Rules};
 use crate::metrics::Metrics;
 use crate::routes::{self, system};
 use crate::schemas::SchemaCatalog;
 use crate::state::AppState;
-use crate::store::Lease;
+use crate::store::{JobStore, Lease, StoreResult};
 
 /// How long a node holds its unfinished jobs without renewing: after it crashes, another
 /// node sharing the database takes them over this long after its last renewal.
 const LEASE: Duration = Duration::from_secs(10);
 /// How often a node renews its leases and looks for jobs whose node stopped renewing.
 const LEASE_CHECK_EVERY: Duration = Duration::from_secs(3);
+/// How often a node with idle workers looks for queued jobs of busy nodes.
+const QUEUED_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// A job queued this recently is left to its own node, which may be about to start it.
+const QUEUED_LEFT_TO_ITS_NODE: Duration = Duration::from_secs(1);
 
 pub async fn serve(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -73,6 +78,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
 
     take_over_orphaned_jobs(&state).await?;
     tokio::spawn(keep_leases(state.clone()));
+    tokio::spawn(take_queued_jobs(state.clone()));
 
     let app_state = state.clone();
     let server =
@@ -178,19 +184,62 @@ async fn keep_leases(state: web::Data<AppState>) {
 /// another node sharing the database): validations start again from the stored file; an
 /// upload cut off half-way cannot be finished and is marked failed.
 async fn take_over_orphaned_jobs(state: &web::Data<AppState>) -> Result<(), String> {
+    take_over(state, "taking over an interrupted job", |store| {
+        store.claim_orphaned_jobs()
+    })
+    .await
+}
+
+/// With workers to spare, take queued jobs from busy nodes sharing the database (the file
+/// storage is shared too); their nodes notice when they come to start them.
+async fn take_queued_jobs(state: web::Data<AppState>) {
+    let mut shutdown = state.shutdown.subscribe();
+    let mut every = tokio::time::interval(QUEUED_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let idle = state.jobs.idle_workers();
+        if idle == 0 {
+            continue;
+        }
+        let taken = take_over(
+            &state,
+            "taking a queued job from a busy node",
+            move |store| store.claim_queued_jobs(idle, QUEUED_LEFT_TO_ITS_NODE),
+        );
+        if let Err(e) = taken.await {
+            tracing::warn!(error = %e, "could not look for queued jobs");
+        }
+    }
+}
+
+/// Run the jobs that `claim` makes this node's.
+async fn take_over(
+    state: &web::Data<AppState>,
+    why: &'static str,
+    claim: impl FnOnce(&dyn JobStore) -> StoreResult<Vec<(OwnerId, Job)>> + Send + 'static,
+) -> Result<(), String> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let orphaned = state.store.claim_orphaned_jobs().map_err(|e| e.to_string())?;
-        for (owner, job) in orphaned {
+        let claimed = claim(state.store.as_ref()).map_err(|e| e.to_string())?;
+        for (owner, job) in claimed {
             let rules = match &job.schema_id {
-                None => Some(Rules { schema: datavista_shared::Schema::structural_only(), dialect: Default::default() }),
+                None => Some(Rules {
+                    schema: datavista_shared::Schema::structural_only(),
+                    dialect: Default::default(),
+                }),
                 Some(id) => state
                     .schemas
                     .find(state.store.as_ref(), &owner, id)
                     .map_err(|e| e.to_string())?
-                    .map(|schema| Rules { schema, dialect: Default::default() }),
+                    .map(|schema| Rules {
+                        schema,
+                        dialect: Default::default(),
+                    }),
             };
-            tracing::info!(job = %job.id, state = job.state.as_str(), "taking over an interrupted job");
+            tracing::info!(job = %job.id, state = job.state.as_str(), "{why}");
             state.jobs.recover(owner, job, rules);
         }
         Ok::<_, String>(())

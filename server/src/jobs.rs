@@ -55,10 +55,13 @@ impl Publisher {
         }
     }
 
-    /// Blocking: call from a blocking thread.
-    pub fn job_changed(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
+    /// Store, then push. `None` when this node no longer holds the job (another node took
+    /// it over): nothing is stored or pushed. Blocking: call from a blocking thread.
+    pub fn job_changed(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
         let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = self.store.save_job(owner, job)?;
+        let Some(seq) = self.store.save_job(owner, job)? else {
+            return Ok(None);
+        };
         let message = ServerMessage::JobUpdate {
             seq,
             job: job.clone().clamped(),
@@ -67,7 +70,7 @@ impl Publisher {
             owner: owner.clone(),
             message,
         });
-        Ok(seq)
+        Ok(Some(seq))
     }
 
     /// Ask the other nodes to cancel a job of `owner` that one of them runs.
@@ -123,8 +126,11 @@ pub struct JobControl {
     pub owner: OwnerId,
     pub id: String,
     cancelled: AtomicBool,
-    /// The job reached its final state (set once: whoever gets there first publishes it).
+    /// The job reached its final state (set once: whoever gets there first publishes it),
+    /// or passed to another node.
     finished: AtomicBool,
+    /// Another node took the job over; this node no longer writes it.
+    passed: AtomicBool,
     arrival: Mutex<Arrival>,
     /// Wakes the job's task: bytes arrived, the upload ended, a cancel or shutdown.
     wake: Notify,
@@ -146,6 +152,7 @@ impl JobControl {
             id: job.id.clone(),
             cancelled: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            passed: AtomicBool::new(false),
             arrival: Mutex::new(arrival),
             wake: Notify::new(),
             view: Mutex::new(View {
@@ -195,7 +202,11 @@ impl JobControl {
     /// threads of one job (upload writer and validator) can never store an older view over a
     /// newer one; and after the end only the final state goes out (a late progress update
     /// must not bring back a job the user just deleted).
-    fn publish(&self, publisher: &Publisher, kind: Publish) {
+    ///
+    /// False when another node has taken the job over (an idle node took it from the queue,
+    /// or this node's lease ran out): the job ends here, silently, and its file is left to
+    /// the new holder.
+    fn publish(&self, publisher: &Publisher, kind: Publish) -> bool {
         let mut view = self.view();
         let ended = self.is_finished();
         let skip = match kind {
@@ -204,11 +215,35 @@ impl JobControl {
             Publish::Final => false,
         };
         if skip {
-            return;
+            return true;
         }
         view.published = Instant::now();
-        if let Err(e) = publisher.job_changed(&self.owner, &view.job) {
-            tracing::error!(job = %self.id, error = %e, "could not store a job change");
+        match publisher.job_changed(&self.owner, &view.job) {
+            Ok(Some(_)) => true,
+            Ok(None) => {
+                tracing::info!(job = %self.id, "another node took this job over");
+                self.passed.store(true, Ordering::Release);
+                self.finished.store(true, Ordering::Release);
+                self.wake.notify_waiters();
+                false
+            }
+            Err(e) => {
+                tracing::error!(job = %self.id, error = %e, "could not store a job change");
+                true
+            }
+        }
+    }
+
+    /// Until the job has ended (here, or by passing to another node).
+    async fn until_finished(&self) {
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable(); // registered before checking, so no wake-up is lost
+            if self.is_finished() {
+                return;
+            }
+            woken.await;
         }
     }
 
@@ -249,6 +284,7 @@ pub struct JobRunner {
     publisher: Arc<Publisher>,
     metrics: Arc<Metrics>,
     pool: Arc<Semaphore>,
+    workers: usize,
     running: Mutex<HashMap<String, Arc<JobControl>>>,
     uploads_per_owner: Mutex<HashMap<OwnerId, usize>>,
     max_uploads_per_owner: usize,
@@ -268,6 +304,7 @@ impl JobRunner {
             publisher,
             metrics,
             pool: Arc::new(Semaphore::new(workers)),
+            workers,
             running: Mutex::new(HashMap::new()),
             uploads_per_owner: Mutex::new(HashMap::new()),
             max_uploads_per_owner,
@@ -340,10 +377,15 @@ impl JobRunner {
         ));
         // Registered before anyone hears of it, so a cancel right after the first update works.
         self.running().insert(control.id.clone(), control.clone());
-        if let Err(e) = self.publisher.job_changed(owner, &control.job()) {
+        let stored = match self.publisher.job_changed(owner, &control.job()) {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err("the job id is taken".to_owned()), // a new UUID: never in practice
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stored {
             self.running().remove(&control.id);
             let _ = self.storage.remove_upload(&control.id);
-            return Err(e.to_string());
+            return Err(e);
         }
         self.spawn_validation(control.clone(), rules);
         Ok((control, file))
@@ -452,7 +494,11 @@ impl JobRunner {
             if !self.wait_for_work(&control, work.read).await {
                 return; // ended by someone else (cancel, abort)
             }
-            let Ok(permit) = self.pool.clone().acquire_owned().await else {
+            let permit = tokio::select! {
+                permit = self.pool.clone().acquire_owned() => permit,
+                () = control.until_finished() => return, // cancelled, or taken by another node
+            };
+            let Ok(permit) = permit else {
                 return;
             };
             let (runner, turn_control) = (self.clone(), control.clone());
@@ -595,12 +641,10 @@ impl JobRunner {
                         Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
                             return Turn::ReportWaiting(report)
                         }
-                        Err(e) => self.finish(
-                            control,
-                            JobState::Failed,
-                            Some(format!("cannot store the report: {e}")),
-                            None,
-                        ),
+                        Err(e) => {
+                            let reason = format!("cannot store the report: {e}");
+                            self.finish(control, JobState::Failed, Some(reason), None);
+                        }
                     }
                     return Turn::Ended;
                 }
@@ -678,20 +722,30 @@ impl JobRunner {
 
     /// The job's final state, stored and pushed once. The uploaded file goes in every case:
     /// the report holds what the validation found, and nothing reads the file again.
+    /// False when it did not end here: it had already ended, or another node has taken it.
     fn finish(
         &self,
         control: &JobControl,
         state: JobState,
         reason: Option<String>,
         report: Option<&Report>,
-    ) {
+    ) -> bool {
         if control.finished.swap(true, Ordering::AcqRel) {
-            return; // already ended (a cancel and the end of the file can race)
+            return false; // already ended (a cancel and the end of the file can race)
         }
         control.wake.notify_waiters();
-        let _ = self.storage.remove_upload(&control.id);
-        if report.is_none() {
-            let _ = self.storage.remove_report(&control.id); // a cancel that raced the report
+        // A queued job may have passed to an idle node: its file is that node's then, so it
+        // goes only once the final state is stored as ours. Otherwise it goes first, so that
+        // no one who sees the final state finds the file still there.
+        let may_have_passed = control.view().job.state == JobState::Queued;
+        let remove_files = || {
+            let _ = self.storage.remove_upload(&control.id);
+            if report.is_none() {
+                let _ = self.storage.remove_report(&control.id); // a cancel that raced the report
+            }
+        };
+        if !may_have_passed {
+            remove_files();
         }
         control.update(|view| {
             view.job.state = state;
@@ -704,9 +758,15 @@ impl JobRunner {
                 view.job.error_counts = report.error_counts.clone();
             }
         });
-        control.publish(&self.publisher, Publish::Final);
+        if !control.publish(&self.publisher, Publish::Final) {
+            return false;
+        }
+        if may_have_passed {
+            remove_files();
+        }
         let job = control.job();
         tracing::info!(job = %job.id, owner = %control.owner, state = state.as_str(), rows = job.progress.rows, errors = job.progress.errors, "job ended");
+        true
     }
 
     /// Shutting down mid-validation: leave the job queued, so the next start finishes it.
@@ -734,7 +794,7 @@ impl JobRunner {
             Some("cancelled".into()),
             None,
         );
-        true
+        !control.passed.load(Ordering::Acquire) // else the node that has it must cancel it
     }
 
     /// Stop validations at their next read; their jobs stay queued for the next start.
@@ -751,6 +811,12 @@ impl JobRunner {
             .values()
             .filter(|c| &c.owner == owner)
             .count()
+    }
+
+    /// Workers this node could give to more jobs: the pool less every job it holds
+    /// (uploading ones too, which may start validating any moment).
+    pub fn idle_workers(&self) -> usize {
+        self.workers.saturating_sub(self.running().len())
     }
 
     /// Jobs still running, for a graceful shutdown to wait on.

@@ -11,7 +11,9 @@ use datavista_shared::protocol::{ClientMessage, Job, JobState, ServerMessage};
 use support::postgres::TestPostgres;
 use support::redis::TestRedis;
 use support::s3::TestS3;
-use support::{create_token_with, created_id, people_csv, Client, Socket, TestServer, PATIENCE};
+use support::{
+    create_token_with, created_id, created_ids, people_csv, Client, Socket, TestServer, PATIENCE,
+};
 
 /// Two nodes on one PostgreSQL, one Redis and one bucket, and an owner's token. The nodes
 /// share nothing on disk but the session key, as nodes on two machines would.
@@ -26,6 +28,11 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with([&[], &[]])
+    }
+
+    /// With extra flags for each node.
+    fn start_with(node_args: [&[&str]; 2]) -> Cluster {
         let postgres = TestPostgres::start();
         let redis = TestRedis::start();
         let s3 = TestS3::start();
@@ -41,10 +48,12 @@ impl Cluster {
             &["--session-key-file", key_file.to_str().unwrap()],
         ]
         .concat();
-        let nodes = (0..2)
-            .map(|n| {
+        let nodes = node_args
+            .iter()
+            .enumerate()
+            .map(|(n, extra)| {
                 let data_dir = temp.path().join(format!("node{n}"));
-                TestServer::start_with_env(&data_dir, &args, &s3.env())
+                TestServer::start_with_env(&data_dir, &[&args[..], extra].concat(), &s3.env())
             })
             .collect();
         Cluster {
@@ -245,4 +254,44 @@ async fn a_job_is_cancelled_through_any_node() {
     assert_eq!(job.state, JobState::Cancelled);
     assert_eq!(job.reason.as_deref(), Some("cancelled"));
     assert!(cluster.s3.objects("cluster/uploads").is_empty());
+}
+
+/// Bytes this node has run through the validator (from `/metrics`).
+async fn validated_bytes(node: &TestServer) -> u64 {
+    let metrics = node.metrics().await;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("datavista_validated_bytes_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no validated bytes in {metrics}"))
+}
+
+/// Node 2 has one worker and gets three files at once; node 1, idle, takes the queued ones
+/// from it. Every file is validated exactly once, and the owner's tab sees every verdict.
+#[tokio::test]
+async fn idle_nodes_take_queued_jobs_from_busy_ones() {
+    let cluster = Cluster::start_with([&[], &["--workers", "1"]]);
+    let mut tab = cluster.client(0).socket("").await;
+    let (mut seq, _) = tab.greeting().await;
+    let file = people_csv(400_000, 1_000);
+    let files: Vec<_> = ["a.csv", "b.csv", "c.csv"]
+        .into_iter()
+        .map(|name| (name, file.clone()))
+        .collect();
+    let ids = created_ids(cluster.client(1).upload(Some("people"), &files).await).await;
+    for id in &ids {
+        let (_, job, last) = tab.states_until_final(id, seq).await;
+        assert_eq!(
+            (job.state, job.error_counts.values().sum::<u64>()),
+            (JobState::Invalid, 400),
+            "{job:?}"
+        );
+        seq = last;
+    }
+    let (on1, on2) = (
+        validated_bytes(&cluster.nodes[0]).await,
+        validated_bytes(&cluster.nodes[1]).await,
+    );
+    assert!(on1 > 0, "node 1 validated none of node 2's queue");
+    assert_eq!(on1 + on2, 3 * file.len() as u64, "each file validated once");
 }

@@ -86,7 +86,12 @@ pub fn open(
 pub trait JobStore: Send + Sync + 'static {
     /// Insert or update a job and give it the owner's next sequence number, in one
     /// transaction; returns that number. The job is this node's, under a fresh lease.
-    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64>;
+    /// Store a change, taking (or keeping) this node's lease on the job; the owner's next
+    /// sequence number. `None`, and nothing changes, when the job is another owner's or
+    /// another node has taken it over: a node writes a job only while it holds it, so one
+    /// that lost a job (its lease ran out, or an idle node took it from the queue) cannot
+    /// overwrite the new holder's work.
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>>;
     /// Remove a job; returns the sequence number of the removal, `None` if it was not there.
     fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>>;
     fn job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<Job>>;
@@ -103,6 +108,14 @@ pub trait JobStore: Send + Sync + 'static {
     fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>>;
     /// Let go of this node's unfinished jobs (when stopping), so another node takes them now.
     fn release_leases(&self) -> StoreResult<()>;
+    /// Take up to `limit` jobs that other nodes hold `queued` (uploaded, waiting for a
+    /// worker) and have not touched for `waiting` (oldest first): this node has idle
+    /// workers. SQLite serves one node: there are none.
+    fn claim_queued_jobs(
+        &self,
+        limit: usize,
+        waiting: std::time::Duration,
+    ) -> StoreResult<Vec<(OwnerId, Job)>>;
     /// Jobs per state, for metrics.
     fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>>;
 
@@ -160,25 +173,25 @@ mod tests {
             store
                 .save_job(&alice, &job("a1", JobState::Queued, 1))
                 .unwrap(),
-            1
+            Some(1)
         );
         let mut finished = job("a1", JobState::Invalid, 1);
         finished.progress.errors = 7;
         finished.error_counts.insert(ErrorCode::TypeError, 7);
         finished.updated_at_ms = 5;
-        assert_eq!(store.save_job(&alice, &finished).unwrap(), 2);
+        assert_eq!(store.save_job(&alice, &finished).unwrap(), Some(2));
         assert_eq!(store.job(&alice, "a1").unwrap(), Some(finished.clone()));
         assert_eq!(
             store
                 .save_job(&alice, &job("a2", JobState::Validating, 2))
                 .unwrap(),
-            3
+            Some(3)
         );
         assert_eq!(
             store
                 .save_job(&bob, &job("b1", JobState::Uploading, 3))
                 .unwrap(),
-            1
+            Some(1)
         );
 
         // Owners see only their own jobs, and cannot overwrite another's.
@@ -187,9 +200,14 @@ mod tests {
             store
                 .save_job(&bob, &job("a1", JobState::Cancelled, 9))
                 .unwrap(),
-            2
+            None
         );
         assert_eq!(store.job(&alice, "a1").unwrap(), Some(finished.clone()));
+        assert_eq!(
+            store.snapshot(&bob).unwrap().0,
+            1,
+            "a refused write takes no number"
+        );
         assert_eq!(store.delete_job(&bob, "a1").unwrap(), None);
 
         // Newest first, pages, counts, one consistent snapshot.
@@ -271,6 +289,7 @@ mod tests {
                             store
                                 .save_job(&owner, &job(&format!("j{t}-{i}"), JobState::Queued, i))
                                 .unwrap()
+                                .expect("a new job is saved")
                         })
                         .collect::<Vec<u64>>()
                 })
@@ -334,6 +353,82 @@ mod tests {
         third.release_leases().unwrap();
         assert_eq!(claimed(first.as_ref()), ["j"]);
         assert!(claimed(second.as_ref()).is_empty());
+    }
+
+    /// Nodes on one PostgreSQL: a node with idle workers takes the jobs other nodes hold
+    /// queued, and the node that lost one can no longer write it.
+    #[test]
+    fn postgres_idle_nodes_take_queued_jobs_from_busy_ones() {
+        let postgres = TestPostgres::start();
+        let unused = tempfile::tempdir().unwrap();
+        let node = || open(Some(&postgres.url), unused.path(), lease(60_000)).unwrap();
+        let (busy, idle, other) = (node(), node(), node());
+        let owner = OwnerId::random();
+        let now = crate::now_ms();
+        let fresh = |id: &str, state, created| Job {
+            updated_at_ms: now,
+            ..job(id, state, created)
+        };
+        for (store, id, state, created) in [
+            (&idle, "own", JobState::Queued, now), // the oldest
+            (&busy, "q1", JobState::Queued, now + 1),
+            (&busy, "q2", JobState::Queued, now + 2),
+            (&busy, "v", JobState::Validating, now),
+            (&busy, "u", JobState::Uploading, now),
+        ] {
+            store
+                .save_job(&owner, &fresh(id, state, created))
+                .unwrap()
+                .unwrap();
+        }
+        let ids =
+            |jobs: Vec<(OwnerId, Job)>| jobs.into_iter().map(|(_, j)| j.id).collect::<Vec<_>>();
+        let waiting = Duration::from_millis(200);
+        assert!(
+            idle.claim_queued_jobs(10, waiting).unwrap().is_empty(),
+            "just queued: left to their node a moment"
+        );
+        std::thread::sleep(waiting);
+        // Only other nodes' queued jobs, oldest first, at most `limit`, each to one node.
+        assert_eq!(ids(idle.claim_queued_jobs(1, waiting).unwrap()), ["q1"]);
+        assert_eq!(
+            ids(other.claim_queued_jobs(10, waiting).unwrap()),
+            ["own", "q2"],
+            "not q1: just taken"
+        );
+        assert!(idle.claim_queued_jobs(10, waiting).unwrap().is_empty());
+        // The busy node lost q1: its late start is refused, the new holder's goes through.
+        assert_eq!(
+            busy.save_job(&owner, &fresh("q1", JobState::Validating, now + 1))
+                .unwrap(),
+            None
+        );
+        assert!(idle
+            .save_job(&owner, &fresh("q1", JobState::Validating, now + 1))
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            busy.job(&owner, "q1").unwrap().unwrap().state,
+            JobState::Validating
+        );
+        // It still writes the jobs it holds.
+        assert!(busy
+            .save_job(&owner, &fresh("v", JobState::Valid, now))
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn sqlite_has_no_other_nodes_to_take_queued_jobs_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(None, dir.path(), lease(10_000)).unwrap();
+        store
+            .save_job(&OwnerId::random(), &job("q", JobState::Queued, 1))
+            .unwrap();
+        assert!(store
+            .claim_queued_jobs(10, Duration::ZERO)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -120,6 +120,16 @@ impl PgStore {
     }
 }
 
+/// Rows of `RETURNING {JOB_COLUMNS}, owner_id`, oldest job first.
+fn claimed_jobs(rows: &[PgRow]) -> Result<Vec<(OwnerId, Job)>, sqlx::Error> {
+    let mut jobs = rows
+        .iter()
+        .map(|row| Ok((OwnerId::from_stored(row.try_get(12)?), job_from_row(row)?)))
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    jobs.sort_by_key(|(_, job)| job.created_at_ms);
+    Ok(jobs)
+}
+
 async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -182,21 +192,21 @@ async fn next_seq(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<u64
 }
 
 impl JobStore for PgStore {
-    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
         let (owner, job) = (owner.as_str().to_owned(), job.clone());
         let (node, lease_until) = (self.lease.node.clone(), self.lease.until_ms());
         let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
         self.run(|pool| async move {
             let mut tx = pool.begin().await?;
             let seq = next_seq(&mut tx, &owner).await?;
-            sqlx::query(
+            let saved = sqlx::query(
                 "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows,
                                    errors, error_counts, reason, created_at, updated_at, node_id, lease_until)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (id) DO UPDATE SET seq = $3, state = $6, bytes_done = $7, bytes_total = $8,
                      rows = $9, errors = $10, error_counts = $11, reason = $12, updated_at = $14,
                      node_id = $15, lease_until = $16
-                 WHERE jobs.owner_id = $2",
+                 WHERE jobs.owner_id = $2 AND (jobs.node_id = $15 OR jobs.node_id IS NULL)",
             )
             .bind(&job.id)
             .bind(&owner)
@@ -216,8 +226,12 @@ impl JobStore for PgStore {
             .bind(lease_until)
             .execute(&mut *tx)
             .await?;
+            if saved.rows_affected() == 0 {
+                tx.rollback().await?; // the sequence number goes back unused
+                return Ok(None);
+            }
             tx.commit().await?;
-            Ok(seq)
+            Ok(Some(seq))
         })
     }
 
@@ -336,12 +350,7 @@ impl JobStore for PgStore {
             .bind(now)
             .fetch_all(&pool)
             .await?;
-            let mut jobs = rows
-                .iter()
-                .map(|row| Ok((OwnerId::from_stored(row.try_get(12)?), job_from_row(row)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?;
-            jobs.sort_by_key(|(_, job)| job.created_at_ms);
-            Ok(jobs)
+            claimed_jobs(&rows)
         })
     }
 
@@ -355,6 +364,36 @@ impl JobStore for PgStore {
             .execute(&pool)
             .await?;
             Ok(())
+        })
+    }
+
+    fn claim_queued_jobs(
+        &self,
+        limit: usize,
+        waiting: Duration,
+    ) -> StoreResult<Vec<(OwnerId, Job)>> {
+        let (node, until) = (self.lease.node.clone(), self.lease.until_ms());
+        let now = crate::now_ms();
+        let queued_before = now.saturating_sub(waiting.as_millis() as u64) as i64;
+        self.run(|pool| async move {
+            // SKIP LOCKED, as for orphans; and a node that starts validating one of these
+            // jobs at the same moment locks its row too, so exactly one of them gets it.
+            // Taking a job touches it, so no third node takes it again before it starts.
+            let rows = sqlx::query(&format!(
+                "UPDATE jobs SET node_id = $1, lease_until = $2, updated_at = $5
+                 WHERE id IN (SELECT id FROM jobs
+                              WHERE state = 'queued' AND node_id IS DISTINCT FROM $1 AND updated_at < $3
+                              ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED)
+                 RETURNING {JOB_COLUMNS}, owner_id"
+            ))
+            .bind(node)
+            .bind(until)
+            .bind(queued_before)
+            .bind(limit as i64)
+            .bind(now as i64)
+            .fetch_all(&pool)
+            .await?;
+            claimed_jobs(&rows)
         })
     }
 

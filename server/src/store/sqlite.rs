@@ -162,18 +162,18 @@ fn next_seq(tx: &rusqlite::Transaction<'_>, owner: &OwnerId) -> rusqlite::Result
 }
 
 impl JobStore for SqliteStore {
-    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<u64> {
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
         self.with(|connection| {
             let tx = connection.transaction()?;
             let seq = next_seq(&tx, owner)?;
             let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
-            tx.execute(
+            let saved = tx.execute(
                 "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows, errors,
                                    error_counts, reason, created_at, updated_at, node_id, lease_until)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (id) DO UPDATE SET seq = ?3, state = ?6, bytes_done = ?7, bytes_total = ?8, rows = ?9,
                      errors = ?10, error_counts = ?11, reason = ?12, updated_at = ?14, node_id = ?15, lease_until = ?16
-                 WHERE owner_id = ?2",
+                 WHERE owner_id = ?2 AND (node_id = ?15 OR node_id IS NULL)",
                 params![
                     job.id,
                     owner.as_str(),
@@ -193,8 +193,11 @@ impl JobStore for SqliteStore {
                     self.lease.until_ms(),
                 ],
             )?;
+            if saved == 0 {
+                return Ok(None); // dropping the transaction rolls the sequence number back
+            }
             tx.commit()?;
-            Ok(seq)
+            Ok(Some(seq))
         })
     }
 
@@ -303,6 +306,14 @@ impl JobStore for SqliteStore {
             tx.commit()?;
             Ok(jobs)
         })
+    }
+
+    fn claim_queued_jobs(
+        &self,
+        _limit: usize,
+        _waiting: std::time::Duration,
+    ) -> StoreResult<Vec<(OwnerId, Job)>> {
+        Ok(Vec::new()) // one node: its queued jobs wait for its own workers
     }
 
     fn release_leases(&self) -> StoreResult<()> {
