@@ -215,6 +215,24 @@ async fn take_queued_jobs(state: web::Data<AppState>) {
     }
 }
 
+/// The rules a job's file is validated by; `None` when its schema is gone.
+fn rules_for(state: &AppState, owner: &OwnerId, job: &Job) -> Result<Option<Rules>, String> {
+    let Some(id) = &job.schema_id else {
+        return Ok(Some(Rules {
+            schema: datavista_shared::Schema::structural_only(),
+            dialect: Default::default(),
+        }));
+    };
+    let schema = state
+        .schemas
+        .find(state.store.as_ref(), owner, id)
+        .map_err(|e| e.to_string())?;
+    Ok(schema.map(|schema| Rules {
+        schema,
+        dialect: Default::default(),
+    }))
+}
+
 /// Run the jobs that `claim` makes this node's.
 async fn take_over(
     state: &web::Data<AppState>,
@@ -225,22 +243,17 @@ async fn take_over(
     tokio::task::spawn_blocking(move || {
         let claimed = claim(state.store.as_ref()).map_err(|e| e.to_string())?;
         for (owner, job) in claimed {
-            let rules = match &job.schema_id {
-                None => Some(Rules {
-                    schema: datavista_shared::Schema::structural_only(),
-                    dialect: Default::default(),
-                }),
-                Some(id) => state
-                    .schemas
-                    .find(state.store.as_ref(), &owner, id)
-                    .map_err(|e| e.to_string())?
-                    .map(|schema| Rules {
-                        schema,
-                        dialect: Default::default(),
-                    }),
-            };
-            tracing::info!(job = %job.id, state = job.state.as_str(), "{why}");
-            state.jobs.recover(owner, job, rules);
+            let id = job.id.clone();
+            tracing::info!(job = %id, state = job.state.as_str(), "{why}");
+            let run = rules_for(&state, &owner, &job)
+                .and_then(|rules| state.jobs.recover(owner, job, rules));
+            if let Err(e) = run {
+                // Claimed but not runnable now: let go, so it is taken again shortly.
+                tracing::warn!(job = %id, error = %e, "could not take a job over; letting it go");
+                if let Err(e) = state.store.release_job(&id) {
+                    tracing::warn!(job = %id, error = %e, "could not let go of a job");
+                }
+            }
         }
         Ok::<_, String>(())
     })

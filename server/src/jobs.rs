@@ -55,11 +55,25 @@ impl Publisher {
         }
     }
 
-    /// Store, then push. `None` when this node no longer holds the job (another node took
-    /// it over): nothing is stored or pushed. Blocking: call from a blocking thread.
+    /// Store a new job, then push it. `None` when the id exists. Blocking.
+    pub fn job_created(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+        self.store_and_push(owner, job, |store| store.create_job(owner, job))
+    }
+
+    /// Store a change, then push it. `None` when this node no longer holds the job (another
+    /// node took it over, or it was deleted): nothing is stored or pushed. Blocking.
     pub fn job_changed(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+        self.store_and_push(owner, job, |store| store.save_job(owner, job))
+    }
+
+    fn store_and_push(
+        &self,
+        owner: &OwnerId,
+        job: &Job,
+        write: impl FnOnce(&dyn JobStore) -> StoreResult<Option<u64>>,
+    ) -> StoreResult<Option<u64>> {
         let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(seq) = self.store.save_job(owner, job)? else {
+        let Some(seq) = write(self.store.as_ref())? else {
             return Ok(None);
         };
         let message = ServerMessage::JobUpdate {
@@ -377,7 +391,7 @@ impl JobRunner {
         ));
         // Registered before anyone hears of it, so a cancel right after the first update works.
         self.running().insert(control.id.clone(), control.clone());
-        let stored = match self.publisher.job_changed(owner, &control.job()) {
+        let stored = match self.publisher.job_created(owner, &control.job()) {
             Ok(Some(_)) => Ok(()),
             Ok(None) => Err("the job id is taken".to_owned()), // a new UUID: never in practice
             Err(e) => Err(e.to_string()),
@@ -431,12 +445,27 @@ impl JobRunner {
         self.finish(control, state, Some(reason.to_owned()), None);
     }
 
-    /// Re-queue a job found unfinished at start-up. Blocking.
-    pub fn recover(self: &Arc<Self>, owner: OwnerId, mut job: Job, rules: Option<Rules>) {
-        let complete_file = job.state != JobState::Uploading && self.storage.upload_exists(&job.id);
-        match (rules, complete_file) {
-            (Some(rules), true) => {
-                let size = self.storage.upload_len(&job.id).unwrap_or(0);
+    /// Run a job this node has just claimed (found unfinished at start-up, orphaned by a
+    /// node that stopped, or queued on a busy node): validate its stored file again, or mark
+    /// it failed when there is none. Err, with nothing changed, when the storage cannot say
+    /// whether the file is there (the caller lets go of the job, to be taken again later).
+    /// Blocking.
+    pub fn recover(
+        self: &Arc<Self>,
+        owner: OwnerId,
+        mut job: Job,
+        rules: Option<Rules>,
+    ) -> Result<(), String> {
+        let stored_size = match job.state {
+            JobState::Uploading => None, // cut off half-way: never complete
+            _ => match self.storage.upload_len(&job.id) {
+                Ok(size) => Some(size),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(format!("cannot reach the stored file: {e}")),
+            },
+        };
+        match (rules, stored_size) {
+            (Some(rules), Some(size)) => {
                 job.state = JobState::Queued;
                 job.progress = JobProgress {
                     bytes_done: 0,
@@ -464,19 +493,32 @@ impl JobRunner {
                         .to_owned(),
                 });
                 job.updated_at_ms = crate::now_ms();
-                let _ = self.storage.remove_upload(&job.id);
-                if let Err(e) = self.publisher.job_changed(&owner, &job) {
-                    tracing::error!(job = %job.id, error = %e, "could not mark an interrupted job failed");
+                match self.publisher.job_changed(&owner, &job) {
+                    Ok(Some(_)) => {
+                        let _ = self.storage.remove_upload(&job.id);
+                    }
+                    Ok(None) => {} // another node has it now
+                    Err(e) => {
+                        tracing::error!(job = %job.id, error = %e, "could not mark an interrupted job failed")
+                    }
                 }
             }
         }
+        Ok(())
     }
 
     fn spawn_validation(self: &Arc<Self>, control: Arc<JobControl>, rules: Rules) {
         let runner = self.clone();
         tokio::spawn(async move {
             runner.clone().follow(control.clone(), rules).await;
-            runner.running().remove(&control.id);
+            let mut running = runner.running();
+            // Only this control: the job may have passed away and come back under a new one.
+            if running
+                .get(&control.id)
+                .is_some_and(|held| Arc::ptr_eq(held, &control))
+            {
+                running.remove(&control.id);
+            }
         });
     }
 
@@ -734,19 +776,6 @@ impl JobRunner {
             return false; // already ended (a cancel and the end of the file can race)
         }
         control.wake.notify_waiters();
-        // A queued job may have passed to an idle node: its file is that node's then, so it
-        // goes only once the final state is stored as ours. Otherwise it goes first, so that
-        // no one who sees the final state finds the file still there.
-        let may_have_passed = control.view().job.state == JobState::Queued;
-        let remove_files = || {
-            let _ = self.storage.remove_upload(&control.id);
-            if report.is_none() {
-                let _ = self.storage.remove_report(&control.id); // a cancel that raced the report
-            }
-        };
-        if !may_have_passed {
-            remove_files();
-        }
         control.update(|view| {
             view.job.state = state;
             view.job.reason = reason;
@@ -758,11 +787,13 @@ impl JobRunner {
                 view.job.error_counts = report.error_counts.clone();
             }
         });
+        // Stored first: if the job has passed to another node, its file is that node's.
         if !control.publish(&self.publisher, Publish::Final) {
             return false;
         }
-        if may_have_passed {
-            remove_files();
+        let _ = self.storage.remove_upload(&control.id);
+        if report.is_none() {
+            let _ = self.storage.remove_report(&control.id); // a cancel that raced the report
         }
         let job = control.job();
         tracing::info!(job = %job.id, owner = %control.owner, state = state.as_str(), rows = job.progress.rows, errors = job.progress.errors, "job ended");
@@ -871,9 +902,6 @@ mod tests {
         }
         fn open_upload(&self, id: &str) -> std::io::Result<Box<dyn Read + Send>> {
             self.disk.open_upload(id)
-        }
-        fn upload_exists(&self, id: &str) -> bool {
-            self.disk.upload_exists(id)
         }
         fn upload_len(&self, id: &str) -> std::io::Result<u64> {
             self.disk.upload_len(id)

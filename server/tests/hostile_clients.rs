@@ -105,9 +105,9 @@ async fn a_body_longer_than_its_content_length_leaves_no_file_and_no_stuck_job()
         );
     }
     assert!(
-        server.stored_uploads().is_empty(),
+        server.stored_uploads_settled().is_empty(),
         "{:?}",
-        server.stored_uploads()
+        server.stored_uploads_settled()
     );
 }
 

@@ -66,7 +66,7 @@ async fn uploads_and_reports_live_in_the_bucket() {
     let reports = s3.objects(&format!("{PREFIX}/reports"));
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(
-        s3.objects(&format!("{PREFIX}/uploads")).is_empty(),
+        s3.objects_settled(&format!("{PREFIX}/uploads")).is_empty(),
         "a validated upload is removed"
     );
     assert!(!data_dir.join("uploads").exists() && !data_dir.join("reports").exists());

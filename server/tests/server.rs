@@ -97,7 +97,7 @@ async fn valid_and_invalid_files_report_every_state_live() {
     assert_eq!(list["total"], 2);
     assert_eq!(list["uploads"][0]["file_name"], "bad.csv", "newest first");
     assert!(
-        server.stored_uploads().is_empty(),
+        server.stored_uploads_settled().is_empty(),
         "the report holds the findings; uploaded files are not kept"
     );
 }
@@ -304,7 +304,10 @@ async fn cancel_by_delete_or_by_socket_stops_the_job_and_removes_the_file() {
     assert_eq!(job.reason.as_deref(), Some("cancelled"));
     let _ = slow.finish().await;
     assert!(
-        !server.stored_uploads().iter().any(|f| f.starts_with(&id)),
+        !server
+            .stored_uploads_settled()
+            .iter()
+            .any(|f| f.starts_with(&id)),
         "the partial file is gone"
     );
 
@@ -317,7 +320,10 @@ async fn cancel_by_delete_or_by_socket_stops_the_job_and_removes_the_file() {
     let (states, _, _) = socket.states_until_final(&id, seq).await;
     assert_eq!(states.last(), Some(&JobState::Cancelled));
     let _ = slow.finish().await;
-    assert!(!server.stored_uploads().iter().any(|f| f.starts_with(&id)));
+    assert!(!server
+        .stored_uploads_settled()
+        .iter()
+        .any(|f| f.starts_with(&id)));
 
     // Deleting a finished job removes it, its file and its report, and tells the sockets.
     let done = created_id(
@@ -470,9 +476,9 @@ async fn an_oversized_upload_gets_413_and_leaves_nothing_on_disk() {
         "{body}"
     );
     assert!(
-        server.stored_uploads().is_empty(),
+        server.stored_uploads_settled().is_empty(),
         "{:?}",
-        server.stored_uploads()
+        server.stored_uploads_settled()
     );
     let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
     assert_eq!(list["uploads"][0]["state"], "failed");
@@ -581,9 +587,9 @@ async fn an_upload_aborted_by_the_client_ends_cancelled_without_a_partial_file()
     assert_eq!(job.state, JobState::Cancelled, "{job:?}");
     assert!(job.reason.unwrap().contains("interrupted"));
     assert!(
-        server.stored_uploads().is_empty(),
+        server.stored_uploads_settled().is_empty(),
         "{:?}",
-        server.stored_uploads()
+        server.stored_uploads_settled()
     );
 }
 
@@ -859,7 +865,7 @@ async fn low_disk_space_refuses_uploads_with_507() {
         response.json::<Value>().await.unwrap()["code"],
         "insufficient_storage"
     );
-    assert!(server.stored_uploads().is_empty());
+    assert!(server.stored_uploads_settled().is_empty());
 }
 
 #[tokio::test]

@@ -456,17 +456,27 @@ async fn get(
 /// How long a `DELETE` waits for another node to cancel the job it runs.
 const REMOTE_CANCEL_WAIT: Duration = Duration::from_secs(5);
 
-/// The job once it has ended, or as it is after REMOTE_CANCEL_WAIT.
-async fn wait_until_final(
+/// Between asks, while waiting for another node to cancel a job.
+const REMOTE_CANCEL_ASK_EVERY: Duration = Duration::from_millis(500);
+
+/// Cancel a job that another node runs: ask over the bus, and again every half second (a
+/// node taking the job over meanwhile hears a later ask), until the job ends or
+/// REMOTE_CANCEL_WAIT passes. The job as it is then.
+pub async fn cancel_elsewhere(
     state: &web::Data<AppState>,
     owner: &OwnerId,
     id: &str,
 ) -> Result<Job, ApiError> {
     let deadline = Instant::now() + REMOTE_CANCEL_WAIT;
+    let mut next_ask = Instant::now();
     loop {
         let job = find_job(state, owner, id.to_owned()).await?;
         if job.state.is_final() || Instant::now() >= deadline {
             return Ok(job);
+        }
+        if Instant::now() >= next_ask {
+            state.jobs.publisher().request_cancel(owner, id);
+            next_ask += REMOTE_CANCEL_ASK_EVERY;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -490,10 +500,8 @@ async fn delete(
             let job = find_job(&state, &owner, id).await?;
             return Ok(HttpResponse::Ok().json(job));
         }
-        // Not running here: it ended meanwhile, or another node sharing the database runs
-        // it. That node is asked to cancel it; its end reaches the database.
-        state.jobs.publisher().request_cancel(&owner, &id);
-        let job = wait_until_final(&state, &owner, &id).await?;
+        // Not running here: it ended meanwhile, or another node sharing the database runs it.
+        let job = cancel_elsewhere(&state, &owner, &id).await?;
         match job.state {
             JobState::Cancelled => return Ok(HttpResponse::Ok().json(job)),
             state if state.is_final() => {} // it ended by itself: delete it, as asked

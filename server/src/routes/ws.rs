@@ -321,22 +321,30 @@ async fn handle_client(
             resync(state, owner, session).await.map(Some)
         }
         ClientMessage::Cancel { job_id } => {
-            let (runner, store, o) = (state.jobs.clone(), state.store.clone(), owner.clone());
-            let cancelled = web::block(move || {
-                if runner.cancel(&o, &job_id) {
-                    return true;
+            let (runner, store, o, id) = (
+                state.jobs.clone(),
+                state.store.clone(),
+                owner.clone(),
+                job_id.clone(),
+            );
+            let (cancelled, elsewhere) = web::block(move || {
+                if runner.cancel(&o, &id) {
+                    return (true, false);
                 }
-                // Another node may run it: ask it (its end comes back as an update).
                 let unfinished = store
-                    .job(&o, &job_id)
+                    .job(&o, &id)
                     .is_ok_and(|job| job.is_some_and(|job| !job.state.is_final()));
-                if unfinished {
-                    runner.publisher().request_cancel(&o, &job_id);
-                }
-                unfinished
+                (unfinished, unfinished)
             })
             .await
-            .unwrap_or(false);
+            .unwrap_or((false, false));
+            if elsewhere {
+                // Another node runs it: ask it (its end comes back as an update).
+                let (state, owner) = (state.clone(), owner.clone());
+                actix_web::rt::spawn(async move {
+                    let _ = crate::routes::uploads::cancel_elsewhere(&state, &owner, &job_id).await;
+                });
+            }
             if !cancelled {
                 let error = ServerMessage::Error {
                     seq: sent,

@@ -48,10 +48,6 @@ impl Storage for LocalDisk {
         Ok(Box::new(File::open(self.upload_path(id)?)?))
     }
 
-    fn upload_exists(&self, id: &str) -> bool {
-        self.upload_path(id).is_ok_and(|path| path.exists())
-    }
-
     fn upload_len(&self, id: &str) -> io::Result<u64> {
         Ok(fs::metadata(self.upload_path(id)?)?.len())
     }

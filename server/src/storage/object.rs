@@ -159,10 +159,6 @@ impl Storage for ObjectStorage {
         }))
     }
 
-    fn upload_exists(&self, id: &str) -> bool {
-        self.upload_len(id).is_ok()
-    }
-
     fn upload_len(&self, id: &str) -> io::Result<u64> {
         let (store, key) = (self.store.clone(), self.upload_key(id)?);
         Ok(self.wait_for(async move { store.head(&key).await })?.size)
@@ -279,6 +275,14 @@ impl RangedReader {
             self.runtime
                 .spawn(async move { store.get_range(&key, range).await }),
         );
+    }
+}
+
+impl Drop for RangedReader {
+    fn drop(&mut self) {
+        if let Some(fetching) = self.next.take() {
+            fetching.abort(); // a read-ahead nobody will read
+        }
     }
 }
 

@@ -86,12 +86,18 @@ pub fn open(
 pub trait JobStore: Send + Sync + 'static {
     /// Insert or update a job and give it the owner's next sequence number, in one
     /// transaction; returns that number. The job is this node's, under a fresh lease.
-    /// Store a change, taking (or keeping) this node's lease on the job; the owner's next
-    /// sequence number. `None`, and nothing changes, when the job is another owner's or
+    /// Store a new job under this node's lease; the owner's next sequence number. `None`,
+    /// and nothing changes, when the id exists.
+    fn create_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>>;
+    /// Store a change to a job, keeping this node's lease on it; the owner's next sequence
+    /// number. `None`, and nothing changes, when the job is gone, is another owner's, or
     /// another node has taken it over: a node writes a job only while it holds it, so one
-    /// that lost a job (its lease ran out, or an idle node took it from the queue) cannot
-    /// overwrite the new holder's work.
+    /// that lost a job (its lease ran out, or an idle node took it from the queue) can
+    /// neither overwrite the new holder's work nor bring back a deleted job.
     fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>>;
+    /// Let go of one job this node claimed but cannot run now, so any node (this one too)
+    /// takes it at its next look for orphans.
+    fn release_job(&self, id: &str) -> StoreResult<()>;
     /// Remove a job; returns the sequence number of the removal, `None` if it was not there.
     fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>>;
     fn job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<Job>>;
@@ -171,7 +177,7 @@ mod tests {
         // Each change takes the owner's next sequence number.
         assert_eq!(
             store
-                .save_job(&alice, &job("a1", JobState::Queued, 1))
+                .create_job(&alice, &job("a1", JobState::Queued, 1))
                 .unwrap(),
             Some(1)
         );
@@ -183,13 +189,13 @@ mod tests {
         assert_eq!(store.job(&alice, "a1").unwrap(), Some(finished.clone()));
         assert_eq!(
             store
-                .save_job(&alice, &job("a2", JobState::Validating, 2))
+                .create_job(&alice, &job("a2", JobState::Validating, 2))
                 .unwrap(),
             Some(3)
         );
         assert_eq!(
             store
-                .save_job(&bob, &job("b1", JobState::Uploading, 3))
+                .create_job(&bob, &job("b1", JobState::Uploading, 3))
                 .unwrap(),
             Some(1)
         );
@@ -203,6 +209,12 @@ mod tests {
             None
         );
         assert_eq!(store.job(&alice, "a1").unwrap(), Some(finished.clone()));
+        // An id is created once, and a change never creates (nor brings back) a job.
+        let again = job("a1", JobState::Queued, 1);
+        assert_eq!(store.create_job(&alice, &again).unwrap(), None);
+        let unknown = job("nope", JobState::Validating, 1);
+        assert_eq!(store.save_job(&alice, &unknown).unwrap(), None);
+        assert_eq!(store.job(&alice, "nope").unwrap(), None);
         assert_eq!(
             store.snapshot(&bob).unwrap().0,
             1,
@@ -263,10 +275,10 @@ mod tests {
     fn save_running_and_done(store: &dyn JobStore, running: &str) {
         let owner = OwnerId::random();
         store
-            .save_job(&owner, &job(running, JobState::Validating, 1))
+            .create_job(&owner, &job(running, JobState::Validating, 1))
             .unwrap();
         store
-            .save_job(&owner, &job("done", JobState::Valid, 2))
+            .create_job(&owner, &job("done", JobState::Valid, 2))
             .unwrap();
     }
 
@@ -287,7 +299,7 @@ mod tests {
                     (0..25)
                         .map(|i| {
                             store
-                                .save_job(&owner, &job(&format!("j{t}-{i}"), JobState::Queued, i))
+                                .create_job(&owner, &job(&format!("j{t}-{i}"), JobState::Queued, i))
                                 .unwrap()
                                 .expect("a new job is saved")
                         })
@@ -303,11 +315,20 @@ mod tests {
         assert_eq!(seen, (1..=200).collect::<Vec<u64>>());
     }
 
+    /// A job this node claimed but let go of is up for taking again, by any node.
+    fn released_jobs_are_taken_again(store: &dyn JobStore) {
+        save_running_and_done(store, "held");
+        assert!(claimed(store).is_empty(), "its own job is not orphaned");
+        store.release_job("held").unwrap();
+        assert_eq!(claimed(store), ["held"]);
+    }
+
     #[test]
     fn sqlite_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(None, dir.path(), lease(10_000)).unwrap();
         behaves_like_a_job_store(store.as_ref());
+        released_jobs_are_taken_again(store.as_ref());
         sequence_numbers_are_gap_free(&[store]);
     }
 
@@ -377,7 +398,7 @@ mod tests {
             (&busy, "u", JobState::Uploading, now),
         ] {
             store
-                .save_job(&owner, &fresh(id, state, created))
+                .create_job(&owner, &fresh(id, state, created))
                 .unwrap()
                 .unwrap();
         }
@@ -423,7 +444,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(None, dir.path(), lease(10_000)).unwrap();
         store
-            .save_job(&OwnerId::random(), &job("q", JobState::Queued, 1))
+            .create_job(&OwnerId::random(), &job("q", JobState::Queued, 1))
             .unwrap();
         assert!(store
             .claim_queued_jobs(10, Duration::ZERO)
@@ -437,6 +458,7 @@ mod tests {
         let unused = tempfile::tempdir().unwrap();
         let store = open(Some(&postgres.url), unused.path(), lease(10_000)).unwrap();
         behaves_like_a_job_store(store.as_ref());
+        released_jobs_are_taken_again(store.as_ref());
         // A second node on the same database: migrating again changes nothing, and both
         // nodes draw from one sequence per owner.
         let second = open(Some(&postgres.url), unused.path(), lease(10_000)).unwrap();

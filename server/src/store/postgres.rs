@@ -191,28 +191,44 @@ async fn next_seq(tx: &mut Transaction<'_, Postgres>, owner: &str) -> Result<u64
     Ok(seq as u64)
 }
 
-impl JobStore for PgStore {
-    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+/// How a job row is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Write {
+    /// A new job: nothing happens if the id exists.
+    Create,
+    /// A change: only to a row of this owner that this node holds (or no node does).
+    Update,
+}
+
+impl PgStore {
+    /// Write a job row in one transaction with the owner's next sequence number; `None`,
+    /// and the number goes back unused, when no row was written.
+    fn write_job(&self, owner: &OwnerId, job: &Job, write: Write) -> StoreResult<Option<u64>> {
         let (owner, job) = (owner.as_str().to_owned(), job.clone());
         let (node, lease_until) = (self.lease.node.clone(), self.lease.until_ms());
         let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
         self.run(|pool| async move {
             let mut tx = pool.begin().await?;
             let seq = next_seq(&mut tx, &owner).await?;
-            let saved = sqlx::query(
-                "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows,
-                                   errors, error_counts, reason, created_at, updated_at, node_id, lease_until)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-                 ON CONFLICT (id) DO UPDATE SET seq = $3, state = $6, bytes_done = $7, bytes_total = $8,
-                     rows = $9, errors = $10, error_counts = $11, reason = $12, updated_at = $14,
-                     node_id = $15, lease_until = $16
-                 WHERE jobs.owner_id = $2 AND (jobs.node_id = $15 OR jobs.node_id IS NULL)",
-            )
+            // The first 13 parameters are the same for both; a new row also takes 14–16.
+            let query = sqlx::query(match write {
+                Write::Create => {
+                    "INSERT INTO jobs (id, owner_id, seq, state, bytes_done, bytes_total, rows, errors,
+                                       error_counts, reason, updated_at, node_id, lease_until,
+                                       file_name, schema_id, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                     ON CONFLICT (id) DO NOTHING"
+                }
+                Write::Update => {
+                    "UPDATE jobs SET seq = $3, state = $4, bytes_done = $5, bytes_total = $6, rows = $7,
+                         errors = $8, error_counts = $9, reason = $10, updated_at = $11, node_id = $12,
+                         lease_until = $13
+                     WHERE id = $1 AND owner_id = $2 AND (node_id = $12 OR node_id IS NULL)"
+                }
+            })
             .bind(&job.id)
             .bind(&owner)
             .bind(seq as i64)
-            .bind(&job.file_name)
-            .bind(&job.schema_id)
             .bind(job.state.as_str())
             .bind(job.progress.bytes_done as i64)
             .bind(job.progress.bytes_total.map(|v| v as i64))
@@ -220,18 +236,46 @@ impl JobStore for PgStore {
             .bind(job.progress.errors as i64)
             .bind(counts)
             .bind(&job.reason)
-            .bind(job.created_at_ms as i64)
             .bind(job.updated_at_ms as i64)
             .bind(node)
-            .bind(lease_until)
-            .execute(&mut *tx)
-            .await?;
-            if saved.rows_affected() == 0 {
-                tx.rollback().await?; // the sequence number goes back unused
+            .bind(lease_until);
+            let query = match write {
+                Write::Create => query
+                    .bind(&job.file_name)
+                    .bind(&job.schema_id)
+                    .bind(job.created_at_ms as i64),
+                Write::Update => query,
+            };
+            if query.execute(&mut *tx).await?.rows_affected() == 0 {
+                tx.rollback().await?;
                 return Ok(None);
             }
             tx.commit().await?;
             Ok(Some(seq))
+        })
+    }
+}
+
+impl JobStore for PgStore {
+    fn create_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+        self.write_job(owner, job, Write::Create)
+    }
+
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+        self.write_job(owner, job, Write::Update)
+    }
+
+    fn release_job(&self, id: &str) -> StoreResult<()> {
+        let (id, node) = (id.to_owned(), self.lease.node.clone());
+        self.run(|pool| async move {
+            sqlx::query(
+                "UPDATE jobs SET node_id = NULL, lease_until = 0 WHERE id = $1 AND node_id = $2",
+            )
+            .bind(id)
+            .bind(node)
+            .execute(&pool)
+            .await?;
+            Ok(())
         })
     }
 
@@ -342,6 +386,7 @@ impl JobStore for PgStore {
             let rows = sqlx::query(&format!(
                 "UPDATE jobs SET node_id = $1, lease_until = $2
                  WHERE id IN (SELECT id FROM jobs WHERE {UNFINISHED} AND lease_until < $3
+                              AND node_id IS DISTINCT FROM $1
                               FOR UPDATE SKIP LOCKED)
                  RETURNING {JOB_COLUMNS}, owner_id"
             ))

@@ -161,43 +161,79 @@ fn next_seq(tx: &rusqlite::Transaction<'_>, owner: &OwnerId) -> rusqlite::Result
     .map(|seq| seq as u64)
 }
 
-impl JobStore for SqliteStore {
-    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+impl SqliteStore {
+    /// Write a job row (a new one when `create`, else a change to a row of this owner that
+    /// this process holds) in one transaction with the owner's next sequence number; `None`,
+    /// and the number goes back unused, when no row was written.
+    fn write_job(&self, owner: &OwnerId, job: &Job, create: bool) -> StoreResult<Option<u64>> {
         self.with(|connection| {
             let tx = connection.transaction()?;
             let seq = next_seq(&tx, owner)?;
             let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
-            let saved = tx.execute(
-                "INSERT INTO jobs (id, owner_id, seq, file_name, schema_id, state, bytes_done, bytes_total, rows, errors,
-                                   error_counts, reason, created_at, updated_at, node_id, lease_until)
+            let (seq, bytes_done) = (seq as i64, job.progress.bytes_done as i64);
+            let (rows, errors) = (job.progress.rows as i64, job.progress.errors as i64);
+            let bytes_total = job.progress.bytes_total.map(|v| v as i64);
+            let (updated_at, created_at) = (job.updated_at_ms as i64, job.created_at_ms as i64);
+            let (owner_id, state) = (owner.as_str(), job.state.as_str());
+            let lease_until = self.lease.until_ms();
+            // The first 13 parameters are the same for both; a new row also takes 14–16.
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![
+                &job.id,
+                &owner_id,
+                &seq,
+                &state,
+                &bytes_done,
+                &bytes_total,
+                &rows,
+                &errors,
+                &counts,
+                &job.reason,
+                &updated_at,
+                &self.lease.node,
+                &lease_until,
+            ];
+            let sql = if create {
+                values.extend([
+                    &job.file_name as &dyn rusqlite::ToSql,
+                    &job.schema_id,
+                    &created_at,
+                ]);
+                "INSERT INTO jobs (id, owner_id, seq, state, bytes_done, bytes_total, rows, errors,
+                                   error_counts, reason, updated_at, node_id, lease_until,
+                                   file_name, schema_id, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                 ON CONFLICT (id) DO UPDATE SET seq = ?3, state = ?6, bytes_done = ?7, bytes_total = ?8, rows = ?9,
-                     errors = ?10, error_counts = ?11, reason = ?12, updated_at = ?14, node_id = ?15, lease_until = ?16
-                 WHERE owner_id = ?2 AND (node_id = ?15 OR node_id IS NULL)",
-                params![
-                    job.id,
-                    owner.as_str(),
-                    seq as i64,
-                    job.file_name,
-                    job.schema_id,
-                    job.state.as_str(),
-                    job.progress.bytes_done as i64,
-                    job.progress.bytes_total.map(|v| v as i64),
-                    job.progress.rows as i64,
-                    job.progress.errors as i64,
-                    counts,
-                    job.reason,
-                    job.created_at_ms as i64,
-                    job.updated_at_ms as i64,
-                    self.lease.node,
-                    self.lease.until_ms(),
-                ],
-            )?;
-            if saved == 0 {
+                 ON CONFLICT (id) DO NOTHING"
+            } else {
+                "UPDATE jobs SET seq = ?3, state = ?4, bytes_done = ?5, bytes_total = ?6, rows = ?7,
+                     errors = ?8, error_counts = ?9, reason = ?10, updated_at = ?11, node_id = ?12,
+                     lease_until = ?13
+                 WHERE id = ?1 AND owner_id = ?2 AND (node_id = ?12 OR node_id IS NULL)"
+            };
+            if tx.execute(sql, values.as_slice())? == 0 {
                 return Ok(None); // dropping the transaction rolls the sequence number back
             }
             tx.commit()?;
-            Ok(Some(seq))
+            Ok(Some(seq as u64))
+        })
+    }
+}
+
+impl JobStore for SqliteStore {
+    fn create_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+        self.write_job(owner, job, true)
+    }
+
+    fn save_job(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
+        self.write_job(owner, job, false)
+    }
+
+    fn release_job(&self, id: &str) -> StoreResult<()> {
+        self.with(|connection| {
+            connection.execute(
+                "UPDATE jobs SET node_id = NULL, lease_until = 0 WHERE id = ?1 AND node_id = ?2",
+                params![id, self.lease.node],
+            )?;
+            Ok(())
         })
     }
 
@@ -283,25 +319,20 @@ impl JobStore for SqliteStore {
     fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
         self.with(|connection| {
             let tx = connection.transaction()?;
-            let orphaned =
-                format!("{UNFINISHED} AND (node_id IS NULL OR node_id <> ?1 OR lease_until < ?2)");
+            // One process per file: every unfinished job another process held is orphaned.
+            let orphaned = format!("{UNFINISHED} AND (node_id IS NULL OR node_id <> ?1)");
             let jobs = {
                 let mut statement = tx.prepare(&format!(
                     "SELECT {JOB_COLUMNS}, owner_id FROM jobs WHERE {orphaned} ORDER BY created_at"
                 ))?;
-                let rows = statement
-                    .query_map(params![self.lease.node, crate::now_ms() as i64], |row| {
-                        Ok((OwnerId::from_stored(row.get(12)?), job_from_row(row)?))
-                    })?;
+                let rows = statement.query_map(params![self.lease.node], |row| {
+                    Ok((OwnerId::from_stored(row.get(12)?), job_from_row(row)?))
+                })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
             tx.execute(
-                &format!("UPDATE jobs SET node_id = ?1, lease_until = ?3 WHERE {orphaned}"),
-                params![
-                    self.lease.node,
-                    crate::now_ms() as i64,
-                    self.lease.until_ms()
-                ],
+                &format!("UPDATE jobs SET node_id = ?1, lease_until = ?2 WHERE {orphaned}"),
+                params![self.lease.node, self.lease.until_ms()],
             )?;
             tx.commit()?;
             Ok(jobs)

@@ -126,6 +126,19 @@ impl TestServer {
         }
     }
 
+    /// The uploads folder once the server has cleaned up: a job's file goes just after its
+    /// final state is stored, so this waits (up to 2 s) for the folder to empty.
+    pub fn stored_uploads_settled(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = self.stored_uploads();
+            if left.is_empty() || Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The server still answers its health check.
     pub async fn assert_healthy(&self) {
         let response = reqwest::get(self.url("/healthz")).await.unwrap();

@@ -72,6 +72,19 @@ impl TestS3 {
         collect_files(&self.root.join(BUCKET).join(prefix), &mut found);
         found
     }
+
+    /// As [`TestS3::objects`], once the server has cleaned up: a job's file goes just after
+    /// its final state is stored, so this waits (up to 2 s) for `prefix` to empty.
+    pub fn objects_settled(&self, prefix: &str) -> Vec<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            let left = self.objects(prefix);
+            if left.is_empty() || std::time::Instant::now() >= deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 fn collect_files(dir: &Path, found: &mut Vec<String>) {
