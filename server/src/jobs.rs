@@ -248,17 +248,22 @@ impl JobControl {
         }
     }
 
-    /// Until the job has ended (here, or by passing to another node).
-    async fn until_finished(&self) {
+    /// Wait for wake-ups until `done` says so.
+    async fn wait_until(&self, mut done: impl FnMut() -> bool) {
         loop {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable(); // registered before checking, so no wake-up is lost
-            if self.is_finished() {
+            if done() {
                 return;
             }
             woken.await;
         }
+    }
+
+    /// Until the job has ended (here, or by passing to another node).
+    async fn until_finished(&self) {
+        self.wait_until(|| self.is_finished()).await
     }
 
     pub fn job(&self) -> Job {
@@ -581,22 +586,19 @@ impl JobRunner {
     /// Wait until there are unread bytes, the upload ended, or a cancel or shutdown came.
     /// False when the job already ended.
     async fn wait_for_work(&self, control: &JobControl, read: u64) -> bool {
-        loop {
-            let woken = control.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable(); // registered before checking, so no wake-up is lost
-            if control.is_finished() {
-                return false;
-            }
-            let ready = {
-                let arrival = control.arrival();
-                self.readable(&arrival) > read || arrival.end != UploadEnd::Open
-            };
-            if ready || control.is_cancelled() || self.shutting_down.load(Ordering::Acquire) {
-                return true;
-            }
-            woken.await;
-        }
+        control
+            .wait_until(|| {
+                let ready = {
+                    let arrival = control.arrival();
+                    self.readable(&arrival) > read || arrival.end != UploadEnd::Open
+                };
+                control.is_finished()
+                    || ready
+                    || control.is_cancelled()
+                    || self.shutting_down.load(Ordering::Acquire)
+            })
+            .await;
+        !control.is_finished()
     }
 
     /// One turn on a worker thread: validate what has arrived, up to TURN_BYTES.

@@ -282,6 +282,17 @@ async fn resync(
 }
 
 /// One client message; returns a new "sent up to" sequence number when it sent updates.
+/// Where a client's cancel went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cancel {
+    /// The job ran here and ended.
+    Done,
+    /// Another node runs it: it was asked.
+    Elsewhere,
+    /// No unfinished job of this owner has that id.
+    NotRunning,
+}
+
 async fn handle_client(
     state: &web::Data<AppState>,
     owner: &OwnerId,
@@ -327,24 +338,25 @@ async fn handle_client(
                 owner.clone(),
                 job_id.clone(),
             );
-            let (cancelled, elsewhere) = web::block(move || {
+            let cancel = web::block(move || {
                 if runner.cancel(&o, &id) {
-                    return (true, false);
+                    return Cancel::Done;
                 }
-                let unfinished = store
-                    .job(&o, &id)
-                    .is_ok_and(|job| job.is_some_and(|job| !job.state.is_final()));
-                (unfinished, unfinished)
+                match store.job(&o, &id) {
+                    Ok(Some(job)) if !job.state.is_final() => Cancel::Elsewhere,
+                    _ => Cancel::NotRunning,
+                }
             })
             .await
-            .unwrap_or((false, false));
-            if elsewhere {
+            .unwrap_or(Cancel::NotRunning);
+            if cancel == Cancel::Elsewhere {
                 // Another node runs it: ask it (its end comes back as an update).
                 let (state, owner) = (state.clone(), owner.clone());
                 actix_web::rt::spawn(async move {
                     let _ = crate::routes::uploads::cancel_elsewhere(&state, &owner, &job_id).await;
                 });
             }
+            let cancelled = cancel != Cancel::NotRunning;
             if !cancelled {
                 let error = ServerMessage::Error {
                     seq: sent,
