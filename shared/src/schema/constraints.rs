@@ -100,6 +100,8 @@ impl Pattern {
 
 #[cfg(not(target_arch = "wasm32"))]
 mod dense {
+    use std::collections::HashMap;
+
     use regex_automata::dfa::{dense, Automaton, StartKind};
     use regex_automata::util::{primitives::StateID, start};
     use regex_automata::{Anchored, MatchKind};
@@ -108,10 +110,24 @@ mod dense {
     /// bounds the time spent trying: ~40 ms for a pattern that turns out too big.
     const SIZE_LIMIT: usize = 1 << 19;
 
+    /// Up to this many states the DFA is flattened into one table of 256 entries a state.
+    const TABLE_STATES: usize = 256;
+
     #[derive(Debug)]
-    pub struct Matcher {
-        dfa: dense::DFA<Vec<u32>>,
-        start: StateID,
+    pub enum Matcher {
+        /// `next[state | byte]` is the next state, states numbered in multiples of 256;
+        /// `accepts[state >> 8]`: the input may end there. One load a byte, and no bounds
+        /// checks (a `u16` index is always in the table), where the DFA's own walk maps each
+        /// byte to its class first and checks for special states. 128 KiB, of which only the
+        /// states' rows are ever touched.
+        Table {
+            next: Box<[u16; 1 << 16]>,
+            accepts: Box<[bool; TABLE_STATES]>,
+        },
+        Dfa {
+            dfa: Box<dense::DFA<Vec<u32>>>,
+            start: StateID,
+        },
     }
 
     impl Matcher {
@@ -130,20 +146,64 @@ mod dense {
             let start = dfa
                 .start_state(&start::Config::new().anchored(Anchored::Yes))
                 .ok()?;
-            Some(Matcher { dfa, start })
+            Some(Self::table(&dfa, start).unwrap_or(Matcher::Dfa {
+                dfa: Box::new(dfa),
+                start,
+            }))
+        }
+
+        /// The states reachable from `start`, numbered in the order they are found (start is
+        /// 0), with every transition; `None` past `TABLE_STATES`.
+        fn table(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> Option<Matcher> {
+            let mut found = vec![start];
+            let mut numbers = HashMap::from([(start, 0u16)]);
+            let mut next: Box<[u16; 1 << 16]> = vec![0; 1 << 16].try_into().ok()?;
+            let mut accepts = Box::new([false; TABLE_STATES]);
+            let mut row = 0;
+            while let Some(&state) = found.get(row) {
+                for byte in 0..=255u8 {
+                    let target = dfa.next_state(state, byte);
+                    let number = match numbers.get(&target) {
+                        Some(&number) => number,
+                        None if found.len() < TABLE_STATES => {
+                            let number = found.len() as u16;
+                            found.push(target);
+                            numbers.insert(target, number);
+                            number
+                        }
+                        None => return None,
+                    };
+                    next[row << 8 | usize::from(byte)] = number << 8;
+                }
+                accepts[row] = dfa.is_match_state(dfa.next_eoi_state(state));
+                row += 1;
+            }
+            Some(Matcher::Table { next, accepts })
         }
 
         /// The pattern is anchored at both ends, so the cell matches exactly when the state
         /// after its last byte and the end of input is a match state.
         pub fn is_match(&self, bytes: &[u8]) -> bool {
-            let mut state = self.start;
-            for &byte in bytes {
-                state = self.dfa.next_state(state, byte);
-                if self.dfa.is_dead_state(state) {
-                    return false;
+            match self {
+                Matcher::Table { next, accepts } => {
+                    // The dead state loops to itself: no need to stop early on short cells.
+                    let mut state = 0u16;
+                    for &byte in bytes {
+                        state = next[usize::from(state | u16::from(byte))];
+                    }
+                    accepts[usize::from(state >> 8)]
+                }
+                Matcher::Dfa { dfa, start } => {
+                    let mut state = *start;
+                    for &byte in bytes {
+                        state = dfa.next_state(state, byte);
+                        if dfa.is_dead_state(state) {
+                            return false;
+                        }
+                    }
+                    dfa.is_match_state(dfa.next_eoi_state(state))
                 }
             }
-            self.dfa.is_match_state(self.dfa.next_eoi_state(state))
         }
     }
 }
@@ -318,6 +378,19 @@ impl Constraints {
                 .is_none_or(|e| e.contains_value(value))
     }
 
+    /// [`Constraints::passes`] for a text value, for fields without bounds (text has no order):
+    /// the validator's fast path for strings.
+    #[inline]
+    pub fn passes_text(&self, cell: &str) -> bool {
+        debug_assert!(self.bounds.is_empty());
+        self.length_failure(cell).is_none()
+            && self.pattern.as_ref().is_none_or(|p| p.is_match(cell))
+            && self
+                .enum_values
+                .as_ref()
+                .is_none_or(|e| e.contains(cell.as_bytes()))
+    }
+
     /// Every constraint (other than required and unique) that `value` breaks, in words;
     /// `cell` is the text it came from.
     pub fn check(&self, value: &Value<'_>, cell: &str, failures: &mut Vec<ConstraintFailure>) {
@@ -476,9 +549,11 @@ mod tests {
             "ééé✓ü",
             "éü",
         ];
+        let mut tables = 0;
         for source in patterns {
             let pattern = Pattern::new(source).unwrap();
-            assert!(pattern.dense().is_some(), "{source} builds as a dense DFA");
+            let dense = pattern.dense().expect("builds as a dense DFA");
+            tables += matches!(dense, super::dense::Matcher::Table { .. }) as usize;
             for input in inputs {
                 assert_eq!(
                     pattern.is_match(input),
@@ -487,6 +562,9 @@ mod tests {
                 );
             }
         }
+        // Both kinds of matcher are held to the regex: small DFAs as one flat table, bigger
+        // ones (Unicode classes) walked in the DFA's own form.
+        assert!(tables > 0 && tables < patterns.len(), "{tables} tables");
     }
 
     fn failures(field_json: &str, cell: &str) -> Vec<&'static str> {

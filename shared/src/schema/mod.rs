@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde_json::{Map, Value as Json};
 
-pub use constraints::{ConstraintFailure, Constraints};
+pub use constraints::{Bound, BoundKind, ConstraintFailure, Constraints};
 use types::{check_pattern, FieldType, NumberFormat, StringFormat, TemporalFormat};
 
 /// Why a schema (or dialect) cannot be used, in words a schema author can act on.

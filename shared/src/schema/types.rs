@@ -325,7 +325,7 @@ fn parse_integer(cell: &str, format: &NumberFormat) -> Option<i128> {
 }
 
 #[inline]
-fn parse_plain_int(text: &str) -> Option<i128> {
+pub(crate) fn parse_plain_int(text: &str) -> Option<i128> {
     let (negative, digits) = match text.as_bytes() {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -398,7 +398,7 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
 /// parser: the digits and the power of ten are both exact in an `f64`, so one division gives
 /// the correctly rounded value, the same one `str::parse` gives. `None`: use the general path.
 #[inline]
-fn parse_short_decimal(text: &str) -> Option<f64> {
+pub(crate) fn parse_short_decimal(text: &str) -> Option<f64> {
     const POWERS_OF_TEN: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
@@ -462,7 +462,7 @@ fn is_decimal_notation(text: &str) -> bool {
 }
 
 #[inline]
-fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
+pub(crate) fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
     match format {
         TemporalFormat::Iso => {
             // Fast path for the common YYYY-MM-DD, then chrono's own ISO parser.

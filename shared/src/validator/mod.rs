@@ -16,6 +16,7 @@
 //! [`Limits::max_row_bytes`]), a capped error sample, and hashes for uniqueness checks under
 //! [`Limits::unique_memory_bytes`].
 
+mod fast;
 pub mod records;
 mod split;
 mod text;
@@ -26,6 +27,7 @@ use crate::dialect::Dialect;
 use crate::report::{truncate_cell, ErrorCode, ErrorCounts, Limits, Report, ValidationError};
 use crate::schema::types::{FieldType, StringFormat, Value};
 use crate::schema::{ConstraintFailure, Field, FieldsMatch, Schema};
+use fast::{FastCheck, Verdict};
 use records::{Record, RecordEvent, RecordReader};
 use unique::{Key, UniqueSets};
 
@@ -121,6 +123,8 @@ struct Checker {
     key_values: Vec<Option<KeyPart>>,
     in_key: Vec<bool>,
     plans: Vec<CellPlan>,
+    /// Each field's fast check, tried before the general path (`check_value`).
+    fast_checks: Vec<FastCheck>,
     encoding_reported: bool,
     /// The file's first bytes, to name a binary format in an encoding error.
     file_start: Vec<u8>,
@@ -185,9 +189,16 @@ impl Checker {
                 value_checks: field.constraints.has_value_checks(),
                 keyed: in_key[i] || unique_field_sets[i].is_some(),
             })
+            .collect::<Vec<CellPlan>>();
+        let fast_checks = schema
+            .fields
+            .iter()
+            .zip(&plans)
+            .map(|(field, plan)| FastCheck::for_field(field, plan.keyed))
             .collect();
         Checker {
             plans,
+            fast_checks,
             unique: UniqueSets::new(sets, limits.unique_memory_bytes),
             errors: Errors {
                 counts: ErrorCounts::default(),
@@ -468,24 +479,44 @@ impl Checker {
             });
         }
         let mut scratch = std::mem::take(&mut self.cell_scratch);
-        for field_index in 0..self.schema.fields.len() {
-            self.check_cell(record, field_index, &mut scratch);
+        let fast_checks = std::mem::take(&mut self.fast_checks);
+        for (field_index, fast) in fast_checks.iter().enumerate() {
+            self.check_cell(record, field_index, fast, &mut scratch);
         }
+        self.fast_checks = fast_checks;
         self.cell_scratch = scratch;
         if !self.key_sets.is_empty() && !self.unique_stopped {
             self.check_keys(row, line, offset);
         }
     }
 
+    /// The fast check first; the general path when it is not sure.
     #[inline]
-    fn check_cell(&mut self, record: &Record<'_>, field_index: usize, scratch: &mut String) {
-        let plan = self.plans[field_index];
+    fn check_cell(
+        &mut self,
+        record: &Record<'_>,
+        field_index: usize,
+        fast: &FastCheck,
+        scratch: &mut String,
+    ) {
         let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
             self.key_values[field_index] = None;
             return;
         };
         let cell = record.cell_in(column, scratch);
-        self.check_value(record, field_index, column, plan, cell);
+        match fast.verdict(&self.schema.fields[field_index], cell) {
+            Verdict::Valid => {}
+            Verdict::ValidInteger(value) => {
+                if self.plans[field_index].keyed && !self.unique_stopped {
+                    let place = CellPlace::new(record, field_index, column);
+                    self.key_cell(&place, cell, Value::Integer(value));
+                }
+            }
+            Verdict::Unsure => {
+                let plan = self.plans[field_index];
+                self.check_value(record, field_index, column, plan, cell);
+            }
+        }
     }
 
     #[inline]

@@ -89,10 +89,10 @@ impl<'a> Record<'a> {
     #[cold]
     fn write_cell(&self, span: Span, out: &mut String) {
         out.clear();
-        let bytes = &self.bytes[span.start..span.end];
-        let text = match simdutf8::basic::from_utf8(bytes) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(bytes),
+        // The record's text, when it is UTF-8, needs no second check.
+        let text = match self.text.and_then(|text| text.get(span.start..span.end)) {
+            Some(text) => Cow::Borrowed(text),
+            None => String::from_utf8_lossy(&self.bytes[span.start..span.end]),
         };
         if !span.doubled_quotes {
             out.push_str(&text);
