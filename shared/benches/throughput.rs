@@ -8,7 +8,8 @@
 //! (`bench.csv`, `bench-schema.json`), for comparisons with other validators on the same bytes.
 //! With `DATAVISTA_BENCH_PROFILE=1` it runs one full validation and nothing else, for a
 //! profiler: `valgrind --tool=callgrind --toggle-collect=throughput::validate`, on another
-//! schema with `DATAVISTA_BENCH_SCHEMA=FILE`.
+//! schema with `DATAVISTA_BENCH_SCHEMA=FILE`; `DATAVISTA_BENCH_PROFILE=parse` runs the csv-core
+//! baseline instead (`--toggle-collect=throughput::parse_only`).
 
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,11 @@ fn main() {
         // One full validation and nothing else, for instruction counts under callgrind;
         // DATAVISTA_BENCH_SCHEMA names another schema file to try on the same data.
         let data = generate(size());
+        if std::env::var_os("DATAVISTA_BENCH_PROFILE").is_some_and(|v| v == "parse") {
+            // The baseline's instructions: `--toggle-collect=throughput::parse_only`.
+            println!("{} records", std::hint::black_box(parse_only(&data)));
+            return;
+        }
         let schema = match std::env::var_os("DATAVISTA_BENCH_SCHEMA") {
             Some(path) => Schema::from_json(&std::fs::read_to_string(path).unwrap()).unwrap(),
             None => Schema::from_json(SCHEMA).unwrap(),

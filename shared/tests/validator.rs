@@ -541,3 +541,36 @@ fn report_serializes_with_frictionless_codes() {
     let back: Report = serde_json::from_value(json).unwrap();
     assert_eq!(back, report);
 }
+
+/// Quoted cells with doubled quotes are checked on their text, quotes undone, whether the
+/// record is read whole or byte by byte (which takes csv-core's path).
+#[test]
+fn doubled_quotes_are_undone_before_the_checks() {
+    let schema = r#"{"fields": [
+        {"name": "note", "constraints": {"maxLength": 5, "pattern": "[a-z\"]+"}},
+        {"name": "mood", "constraints": {"enum": ["\"ok\""]}}
+    ]}"#;
+    let csv = "note,mood\n\"a\"\"b\",\"\"\"ok\"\"\"\n\"a\"\"bcde\",\"\"\"no\"\"\"\n";
+    let whole = validate(schema, csv);
+    let mut validator = Validator::new(
+        Schema::from_json(schema).unwrap(),
+        Dialect::default(),
+        Limits::default(),
+    );
+    csv.as_bytes().chunks(1).for_each(|b| validator.feed(b));
+    let bytewise = validator.finish();
+    for report in [&whole, &bytewise] {
+        let failed: Vec<_> = report
+            .errors
+            .iter()
+            .map(|e| (e.row, e.constraint.as_deref(), e.cell.as_deref()))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                (Some(3), Some("maxLength"), Some("a\"bcde")),
+                (Some(3), Some("enum"), Some("\"no\"")),
+            ]
+        );
+    }
+}

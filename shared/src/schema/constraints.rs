@@ -90,6 +90,16 @@ impl Pattern {
         self.regex.is_match(cell)
     }
 
+    /// [`Pattern::is_match`] on the bytes of a cell that is known to be UTF-8.
+    #[inline]
+    pub fn is_match_utf8(&self, cell: &[u8]) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(dense) = self.dense() {
+            return dense.is_match(cell);
+        }
+        std::str::from_utf8(cell).is_ok_and(|cell| self.regex.is_match(cell))
+    }
+
     #[cfg(not(target_arch = "wasm32"))]
     fn dense(&self) -> Option<&dense::Matcher> {
         self.dense
@@ -369,7 +379,7 @@ impl Constraints {
     /// [`Constraints::check`] says what failed, and they must agree.
     #[inline]
     pub fn passes(&self, value: &Value<'_>, cell: &str) -> bool {
-        self.length_failure(cell).is_none()
+        self.length_failure(cell.as_bytes()).is_none()
             && !self.bounds.iter().any(|bound| bound.broken_by(value))
             && self.pattern.as_ref().is_none_or(|p| p.is_match(cell))
             && self
@@ -378,23 +388,20 @@ impl Constraints {
                 .is_none_or(|e| e.contains_value(value))
     }
 
-    /// [`Constraints::passes`] for a text value, for fields without bounds (text has no order):
-    /// the validator's fast path for strings.
+    /// [`Constraints::passes`] for text known to be UTF-8, in a field without bounds (text
+    /// has no order): the validator's fast path for strings.
     #[inline]
-    pub fn passes_text(&self, cell: &str) -> bool {
+    pub fn passes_text(&self, cell: &[u8]) -> bool {
         debug_assert!(self.bounds.is_empty());
         self.length_failure(cell).is_none()
-            && self.pattern.as_ref().is_none_or(|p| p.is_match(cell))
-            && self
-                .enum_values
-                .as_ref()
-                .is_none_or(|e| e.contains(cell.as_bytes()))
+            && self.pattern.as_ref().is_none_or(|p| p.is_match_utf8(cell))
+            && self.enum_values.as_ref().is_none_or(|e| e.contains(cell))
     }
 
     /// Every constraint (other than required and unique) that `value` breaks, in words;
     /// `cell` is the text it came from.
     pub fn check(&self, value: &Value<'_>, cell: &str, failures: &mut Vec<ConstraintFailure>) {
-        match self.length_failure(cell) {
+        match self.length_failure(cell.as_bytes()) {
             Some(Length::Short(length, min)) => failures.push(fail(
                 "minLength",
                 format!("is {length} characters long, shorter than the minimum length {min}"),
@@ -428,9 +435,9 @@ impl Constraints {
         }
     }
 
-    /// A length outside minLength..=maxLength, in characters.
+    /// A length outside minLength..=maxLength, in characters, of UTF-8 text.
     #[inline]
-    fn length_failure(&self, cell: &str) -> Option<Length> {
+    fn length_failure(&self, cell: &[u8]) -> Option<Length> {
         // A cell has between len/4 and len characters: count them only when that range
         // straddles a bound.
         let bytes = cell.len();
@@ -439,7 +446,8 @@ impl Constraints {
         if !undecided {
             return None;
         }
-        let length = cell.chars().count();
+        // Each character has one byte that is not a continuation byte (10xxxxxx).
+        let length = cell.iter().filter(|&&b| (b as i8) >= -0x40).count();
         match (self.min_length, self.max_length) {
             (Some(min), _) if length < min => Some(Length::Short(length, min)),
             (_, Some(max)) if length > max => Some(Length::Long(length, max)),

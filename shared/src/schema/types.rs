@@ -325,8 +325,14 @@ fn parse_integer(cell: &str, format: &NumberFormat) -> Option<i128> {
 }
 
 #[inline]
-pub(crate) fn parse_plain_int(text: &str) -> Option<i128> {
-    let (negative, digits) = match text.as_bytes() {
+fn parse_plain_int(text: &str) -> Option<i128> {
+    parse_plain_int_bytes(text.as_bytes())
+}
+
+/// An optional sign and digits.
+#[inline]
+pub(crate) fn parse_plain_int_bytes(bytes: &[u8]) -> Option<i128> {
+    let (negative, digits) = match bytes {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
         all => (false, all),
@@ -360,7 +366,8 @@ pub(crate) fn parse_plain_int(text: &str) -> Option<i128> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    text.parse().ok() // too large for i128: fails, as the spec's integers are bounded here
+    // Too large for i128 (or just fitting, at 39 digits): the general parser decides.
+    std::str::from_utf8(bytes).ok()?.parse().ok()
 }
 
 /// Decimal notation with an optional exponent, or NaN / INF / -INF (the spec's spellings).
@@ -369,7 +376,7 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
     let text = strip_non_bare(cell, format);
     let plain_format = format.decimal_char == '.' && format.group_char.is_none();
     if plain_format {
-        if let Some(value) = parse_short_decimal(text) {
+        if let Some(value) = parse_short_decimal(text.as_bytes()) {
             return Some(value);
         }
     }
@@ -398,11 +405,11 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
 /// parser: the digits and the power of ten are both exact in an `f64`, so one division gives
 /// the correctly rounded value, the same one `str::parse` gives. `None`: use the general path.
 #[inline]
-pub(crate) fn parse_short_decimal(text: &str) -> Option<f64> {
+pub(crate) fn parse_short_decimal(text: &[u8]) -> Option<f64> {
     const POWERS_OF_TEN: [f64; 16] = [
         1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
     ];
-    let (negative, digits) = match text.as_bytes() {
+    let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
         bytes => (false, bytes),
@@ -462,21 +469,23 @@ fn is_decimal_notation(text: &str) -> bool {
 }
 
 #[inline]
-pub(crate) fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
+fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
     match format {
-        TemporalFormat::Iso => {
-            // Fast path for the common YYYY-MM-DD, then chrono's own ISO parser.
-            let b = cell.as_bytes();
-            if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-                let year = digits(&b[0..4])?;
-                let month = digits(&b[5..7])?;
-                let day = digits(&b[8..10])?;
-                return NaiveDate::from_ymd_opt(year as i32, month, day);
-            }
-            None
-        }
+        TemporalFormat::Iso => parse_iso_date(cell.as_bytes()),
         TemporalFormat::Pattern(pattern) => NaiveDate::parse_from_str(cell, pattern).ok(),
     }
+}
+
+/// YYYY-MM-DD, the one ISO form a date cell takes.
+#[inline]
+pub(crate) fn parse_iso_date(b: &[u8]) -> Option<NaiveDate> {
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        let year = digits(&b[0..4])?;
+        let month = digits(&b[5..7])?;
+        let day = digits(&b[8..10])?;
+        return NaiveDate::from_ymd_opt(year as i32, month, day);
+    }
+    None
 }
 
 #[inline]
@@ -653,12 +662,12 @@ mod tests {
         }
         for input in &inputs {
             let expected: f64 = input.parse().unwrap();
-            let parsed = parse_short_decimal(input).expect(input);
+            let parsed = parse_short_decimal(input.as_bytes()).expect(input);
             assert_eq!(parsed.to_bits(), expected.to_bits(), "{input}");
         }
         for too_long_or_not_short in ["1234567890123456", "1e5", "1.2.3", "", "-", ".", "1_0"] {
             assert_eq!(
-                parse_short_decimal(too_long_or_not_short),
+                parse_short_decimal(too_long_or_not_short.as_bytes()),
                 None,
                 "{too_long_or_not_short}"
             );

@@ -14,8 +14,8 @@
 use chrono::NaiveDate;
 
 use crate::schema::types::{
-    parse_date, parse_plain_int, parse_short_decimal, FieldType, NumberFormat, StringFormat,
-    TemporalFormat, Value,
+    parse_iso_date, parse_plain_int_bytes, parse_short_decimal, FieldType, NumberFormat,
+    StringFormat, TemporalFormat, Value,
 };
 use crate::schema::{BoundKind, Field};
 
@@ -115,9 +115,10 @@ impl FastCheck {
         }
     }
 
-    /// Whether `cell` (of `field`, the one this check was made for) is surely valid.
+    /// Whether `cell` (of `field`, the one this check was made for) is surely valid. The
+    /// cell's bytes are known to be UTF-8: they are read without another check.
     #[inline]
-    pub(super) fn verdict(&self, field: &Field, cell: &str) -> Verdict {
+    pub(super) fn verdict(&self, field: &Field, cell: &[u8]) -> Verdict {
         if cell.is_empty() {
             return Verdict::Unsure; // missing: required or not is the general path's call
         }
@@ -126,7 +127,7 @@ impl FastCheck {
                 !*value_checks || field.constraints.passes_text(cell)
             }
             FastCheck::Integer { min, max } => {
-                return match parse_plain_int(cell) {
+                return match parse_plain_int_bytes(cell) {
                     Some(value) if (*min..=*max).contains(&value) => Verdict::ValidInteger(value),
                     _ => Verdict::Unsure,
                 };
@@ -135,9 +136,18 @@ impl FastCheck {
                 parse_short_decimal(cell).is_some_and(|value| within(value, bounds))
             }
             FastCheck::Date { bounds } => {
-                parse_date(cell, &TemporalFormat::Iso).is_some_and(|value| within(value, bounds))
+                parse_iso_date(cell).is_some_and(|value| within(value, bounds))
             }
-            FastCheck::Boolean => field.field_type.parse(cell).is_some(),
+            FastCheck::Boolean => match &field.field_type {
+                FieldType::Boolean {
+                    true_values,
+                    false_values,
+                } => true_values
+                    .iter()
+                    .chain(false_values)
+                    .any(|value| value.as_bytes() == cell),
+                _ => false,
+            },
             FastCheck::General => false,
         };
         if valid {
@@ -184,6 +194,7 @@ mod tests {
         {"name": "status", "constraints": {"enum": ["active", "closed"], "required": true}},
         {"name": "code", "constraints": {"pattern": "[A-Z]{2}[0-9]?", "minLength": 2, "maxLength": 3}},
         {"name": "anything", "type": "any"},
+        {"name": "short", "constraints": {"minLength": 2, "maxLength": 3}},
         {"name": "grouped", "type": "integer", "groupChar": ","}
     ]}"#;
 
@@ -216,6 +227,7 @@ mod tests {
             "active",
             "DE1",
             "ab",
+            "é✓",
             "1,000",
         ];
         for (field, cell) in fields.iter().zip(cells) {
@@ -226,7 +238,7 @@ mod tests {
                 _ => Verdict::Valid,
             };
             assert_eq!(
-                check.verdict(field, cell),
+                check.verdict(field, cell.as_bytes()),
                 expected,
                 "{} {cell:?}",
                 field.name
@@ -254,12 +266,12 @@ mod tests {
         /// the general parser's.
         #[test]
         fn fast_valid_implies_general_valid(
-            cell in "[-+0-9.eEa-zA-Z:T, ]{0,12}|[0-9]{1,40}|-?[0-9]{1,3}(\\.[0-9]{0,17})?|20[0-9]{2}-[0-3][0-9]-[0-3][0-9]|(true|false|y|n|active|closed)"
+            cell in "[-+0-9.eEa-zA-Zé✓:T, ]{0,12}|[0-9]{1,40}|-?[0-9]{1,3}(\\.[0-9]{0,17})?|20[0-9]{2}-[0-3][0-9]-[0-3][0-9]|(true|false|y|n|active|closed)"
         ) {
             for field in &fields() {
                 for keyed in [false, true] {
                     let check = FastCheck::for_field(field, keyed);
-                    match check.verdict(field, &cell) {
+                    match check.verdict(field, cell.as_bytes()) {
                         Verdict::Unsure => {}
                         Verdict::Valid => prop_assert!(general_passes(field, &cell), "{} {cell:?}", field.name),
                         Verdict::ValidInteger(value) => {

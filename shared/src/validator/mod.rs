@@ -131,6 +131,8 @@ struct Checker {
     scratch: Vec<u8>,
     /// Where a cell that cannot be borrowed from its record is built.
     cell_scratch: String,
+    /// The same for the fast path, which reads cells as bytes.
+    cell_byte_scratch: Vec<u8>,
     failures: Vec<ConstraintFailure>,
 }
 
@@ -222,6 +224,7 @@ impl Checker {
             file_start: Vec::with_capacity(text::SIGNATURE_LEN),
             scratch: Vec::new(),
             cell_scratch: String::new(),
+            cell_byte_scratch: Vec::new(),
             failures: Vec::new(),
         }
     }
@@ -479,12 +482,14 @@ impl Checker {
             });
         }
         let mut scratch = std::mem::take(&mut self.cell_scratch);
+        let mut byte_scratch = std::mem::take(&mut self.cell_byte_scratch);
         let fast_checks = std::mem::take(&mut self.fast_checks);
         for (field_index, fast) in fast_checks.iter().enumerate() {
-            self.check_cell(record, field_index, fast, &mut scratch);
+            self.check_cell(record, field_index, fast, &mut byte_scratch, &mut scratch);
         }
         self.fast_checks = fast_checks;
         self.cell_scratch = scratch;
+        self.cell_byte_scratch = byte_scratch;
         if !self.key_sets.is_empty() && !self.unique_stopped {
             self.check_keys(row, line, offset);
         }
@@ -497,26 +502,29 @@ impl Checker {
         record: &Record<'_>,
         field_index: usize,
         fast: &FastCheck,
+        byte_scratch: &mut Vec<u8>,
         scratch: &mut String,
     ) {
         let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
             self.key_values[field_index] = None;
             return;
         };
-        let cell = record.cell_in(column, scratch);
-        match fast.verdict(&self.schema.fields[field_index], cell) {
-            Verdict::Valid => {}
-            Verdict::ValidInteger(value) => {
-                if self.plans[field_index].keyed && !self.unique_stopped {
-                    let place = CellPlace::new(record, field_index, column);
-                    self.key_cell(&place, cell, Value::Integer(value));
+        if let Some(bytes) = record.utf8_cell_bytes(column, byte_scratch) {
+            match fast.verdict(&self.schema.fields[field_index], bytes) {
+                Verdict::Valid => return,
+                Verdict::ValidInteger(value) => {
+                    if self.plans[field_index].keyed && !self.unique_stopped {
+                        let place = CellPlace::new(record, field_index, column);
+                        self.key_cell(&place, bytes, Value::Integer(value));
+                    }
+                    return;
                 }
-            }
-            Verdict::Unsure => {
-                let plan = self.plans[field_index];
-                self.check_value(record, field_index, column, plan, cell);
+                Verdict::Unsure => {}
             }
         }
+        let cell = record.cell_in(column, scratch);
+        let plan = self.plans[field_index];
+        self.check_value(record, field_index, column, plan, cell);
     }
 
     #[inline]
@@ -562,7 +570,8 @@ impl Checker {
             self.constraint_errors(&place, &value, cell);
         }
         if plan.keyed && !self.unique_stopped {
-            self.key_cell(&CellPlace::new(record, field_index, column), cell, value);
+            let place = CellPlace::new(record, field_index, column);
+            self.key_cell(&place, cell.as_bytes(), value);
         }
     }
 
@@ -580,7 +589,7 @@ impl Checker {
 
     /// A valid value of a field in a unique constraint or a key: into its set, or kept for
     /// the row's keys.
-    fn key_cell(&mut self, place: &CellPlace, cell: &str, value: Value<'_>) {
+    fn key_cell(&mut self, place: &CellPlace, cell: &[u8], value: Value<'_>) {
         let field_index = place.field_index;
         let (mut stop_unique, mut duplicate) = (false, false);
         let mut canonical = std::mem::take(&mut self.scratch);
@@ -617,7 +626,7 @@ impl Checker {
         if duplicate {
             self.cell_error(
                 place,
-                cell,
+                &String::from_utf8_lossy(cell),
                 ErrorCode::UniqueError,
                 Some("unique"),
                 |_, shown| format!("'{shown}' is not unique (an earlier row has the same value)"),

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
 
-use super::split::{Span, Splitter};
+use super::split::{Span, Split, Splitter};
 use super::text::{LineCounter, Utf8Checker};
 use crate::dialect::Dialect;
 use crate::report::Limits;
@@ -35,8 +35,9 @@ pub struct Record<'a> {
     pub encoding_error: Option<u64>,
     /// The record's bytes: as read (fast path) or unquoted by csv-core.
     bytes: &'a [u8],
-    /// The same bytes, when they are valid UTF-8.
-    text: Option<&'a str>,
+    /// Every byte of the input so far is UTF-8, so this record's are: its cells need no
+    /// check of their own on the fast path.
+    known_utf8: bool,
     /// Where each cell's text is in `bytes`.
     spans: &'a [Span],
     /// The quote that `Span::doubled_quotes` doubles.
@@ -57,10 +58,34 @@ impl<'a> Record<'a> {
     #[inline]
     pub fn cell(&self, i: usize) -> Cow<'a, str> {
         let span = self.spans[i];
-        match self.text.and_then(|text| text.get(span.start..span.end)) {
-            Some(cell) if !span.doubled_quotes => Cow::Borrowed(cell),
+        match std::str::from_utf8(&self.bytes[span.start..span.end]) {
+            Ok(cell) if !span.doubled_quotes => Cow::Borrowed(cell),
             _ => self.cell_slow(span),
         }
+    }
+
+    /// Cell `i`'s text as bytes known to be UTF-8 (`None`: not known), borrowed from the
+    /// record or, with doubled quotes undone, built in `scratch`: the validator's fast path,
+    /// which reads them without another UTF-8 check.
+    #[inline]
+    pub fn utf8_cell_bytes<'s>(&'s self, i: usize, scratch: &'s mut Vec<u8>) -> Option<&'s [u8]> {
+        if !self.known_utf8 {
+            return None;
+        }
+        let span = self.spans[i];
+        let bytes = &self.bytes[span.start..span.end];
+        if !span.doubled_quotes {
+            return Some(bytes);
+        }
+        // Keep the first quote of each pair: in a quoted cell every quote is doubled.
+        scratch.clear();
+        let mut rest = bytes;
+        while let Some(at) = memchr::memchr(self.quote, rest) {
+            scratch.extend_from_slice(&rest[..=at]);
+            rest = rest.get(at + 2..).unwrap_or_default();
+        }
+        scratch.extend_from_slice(rest);
+        Some(scratch)
     }
 
     /// Cell `i` as text, borrowed from the record where it can be, else built in `scratch`
@@ -69,8 +94,8 @@ impl<'a> Record<'a> {
     #[inline]
     pub fn cell_in<'s>(&'s self, i: usize, scratch: &'s mut String) -> &'s str {
         let span = self.spans[i];
-        match self.text.and_then(|text| text.get(span.start..span.end)) {
-            Some(cell) if !span.doubled_quotes => cell,
+        match std::str::from_utf8(&self.bytes[span.start..span.end]) {
+            Ok(cell) if !span.doubled_quotes => cell,
             _ => {
                 self.write_cell(span, scratch);
                 scratch
@@ -89,11 +114,7 @@ impl<'a> Record<'a> {
     #[cold]
     fn write_cell(&self, span: Span, out: &mut String) {
         out.clear();
-        // The record's text, when it is UTF-8, needs no second check.
-        let text = match self.text.and_then(|text| text.get(span.start..span.end)) {
-            Some(text) => Cow::Borrowed(text),
-            None => String::from_utf8_lossy(&self.bytes[span.start..span.end]),
-        };
+        let text = String::from_utf8_lossy(&self.bytes[span.start..span.end]);
         if !span.doubled_quotes {
             out.push_str(&text);
             return;
@@ -427,8 +448,12 @@ impl RecordReader {
         raw_offset: &dyn Fn(usize) -> u64,
         on_event: &mut dyn FnMut(RecordEvent<'_>),
     ) -> Option<usize> {
-        let taken = self.splitter.split(input, &mut self.spans)?;
-        self.lines.feed(&input[..taken]);
+        let Split {
+            taken,
+            line_breaks_in_cells,
+        } = self.splitter.split(input, &mut self.spans)?;
+        self.lines
+            .feed_record(line_breaks_in_cells, input[taken - 1]);
         self.rows += 1;
         self.position = Position::BetweenRecords;
         on_event(RecordEvent::Record(Record {
@@ -440,7 +465,7 @@ impl RecordReader {
             unclosed_quote: false,
             encoding_error: self.utf8.first_error(),
             bytes: input,
-            text: simdutf8::basic::from_utf8(&input[..taken]).ok(),
+            known_utf8: self.utf8.first_error().is_none(),
             spans: &self.spans,
             quote: self.dialect.quote_char.unwrap_or(b'"'),
         }));
@@ -483,7 +508,7 @@ impl RecordReader {
                 unclosed_quote,
                 encoding_error: self.utf8.first_error(),
                 bytes,
-                text: simdutf8::basic::from_utf8(bytes).ok(),
+                known_utf8: self.utf8.first_error().is_none(),
                 spans: &self.spans,
                 quote: self.dialect.quote_char.unwrap_or(b'"'),
             }));

@@ -10,6 +10,16 @@
 
 use crate::dialect::Dialect;
 
+/// A record the splitter took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Split {
+    /// Bytes taken, including the line end that closes the record.
+    pub taken: usize,
+    /// Line breaks inside its quoted cells (a `\r\n` is one), counted on the way, so the
+    /// reader need not look for them again.
+    pub line_breaks_in_cells: u64,
+}
+
 /// Where one cell's text is in its record's bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
@@ -42,15 +52,16 @@ impl Splitter {
         }
     }
 
-    /// Split the record that starts at `input[0]` (not a line end) into `spans`. Returns the
-    /// bytes taken, including the line end that closes the record (one byte: a `\n` after a
-    /// `\r` is left for the caller to skip, as csv-core leaves it), or `None` to leave the
-    /// record to csv-core.
+    /// Split the record that starts at `input[0]` (not a line end) into `spans`. It takes
+    /// the bytes up to the line end that closes the record (one byte: a `\n` after a `\r` is
+    /// left for the caller to skip, as csv-core leaves it); `None` leaves the record to
+    /// csv-core.
     #[inline]
-    pub fn split(&self, input: &[u8], spans: &mut Vec<Span>) -> Option<usize> {
+    pub fn split(&self, input: &[u8], spans: &mut Vec<Span>) -> Option<Split> {
         spans.clear();
         let mut i = 0;
         let mut text_bytes = 0;
+        let mut line_breaks_in_cells = 0;
         loop {
             if spans.len() == self.max_cells {
                 return None;
@@ -59,7 +70,8 @@ impl Splitter {
                 if self.escape {
                     return None;
                 }
-                let span = self.quoted_cell(input, i + 1)?;
+                let (span, line_breaks) = self.quoted_cell(input, i + 1)?;
+                line_breaks_in_cells += line_breaks;
                 i = span.end + 1;
                 span
             } else {
@@ -78,7 +90,12 @@ impl Splitter {
             spans.push(span);
             match *input.get(i)? {
                 byte if byte == self.delimiter => i += 1,
-                b'\n' | b'\r' => return Some(i + 1),
+                b'\n' | b'\r' => {
+                    return Some(Split {
+                        taken: i + 1,
+                        line_breaks_in_cells,
+                    })
+                }
                 _ => return None, // text after a closing quote
             }
         }
@@ -107,27 +124,36 @@ impl Splitter {
     }
 
     /// The quoted cell whose text starts at `input[start]`: its span, ending at the closing
-    /// quote.
+    /// quote, and the line breaks in it.
     #[inline]
-    fn quoted_cell(&self, input: &[u8], start: usize) -> Option<Span> {
+    fn quoted_cell(&self, input: &[u8], start: usize) -> Option<(Span, u64)> {
         let quote = self.quote?;
         let mut from = start;
         let mut doubled_quotes = false;
+        let mut line_breaks = 0;
         loop {
-            let close = from + memchr::memchr(quote, input.get(from..)?)?;
-            match *input.get(close + 1)? {
-                byte if byte == quote && self.double_quote => {
+            let at = from + memchr::memchr3(quote, b'\n', b'\r', input.get(from..)?)?;
+            let next = *input.get(at + 1)?;
+            match input[at] {
+                b'\n' => line_breaks += 1,
+                // A `\r\n` counts once, at its `\n`.
+                b'\r' if next != b'\n' => line_breaks += 1,
+                b'\r' => {}
+                _ if next == quote && self.double_quote => {
                     doubled_quotes = true;
-                    from = close + 2;
+                    from = at + 2;
+                    continue;
                 }
                 _ => {
-                    return Some(Span {
+                    let span = Span {
                         start,
-                        end: close,
+                        end: at,
                         doubled_quotes,
-                    })
+                    };
+                    return Some((span, line_breaks));
                 }
             }
+            from = at + 1;
         }
     }
 }
@@ -145,6 +171,36 @@ fn bytes_equal_to(word: u64, byte: u8) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validator::text::LineCounter;
+
+    /// Counting line breaks while splitting gives the lines a full scan of the bytes gives.
+    #[test]
+    fn line_breaks_counted_while_splitting_match_a_scan() {
+        let splitter = Splitter::new(&Dialect::default(), 1 << 20, 1 << 10);
+        let records: [&[u8]; 7] = [
+            b"a,b\n",
+            b"a,\"b\nc\",d\r\n",
+            b"\"x\r\ny\"\r",
+            b"\"\r\",\"\n\n\"\n",
+            b"\"a\"\"\rb\"\r\n",
+            b"x\r",
+            b"\"\r\r\n\r\"\n",
+        ];
+        for before in [&b""[..], b"z\n", b"z\r"] {
+            for record in records {
+                let split = splitter.split(record, &mut Vec::new()).expect("splits");
+                let (mut scanned, mut counted) = (LineCounter::default(), LineCounter::default());
+                scanned.feed(before);
+                counted.feed(before);
+                scanned.feed(&record[..split.taken]);
+                counted.feed_record(split.line_breaks_in_cells, record[split.taken - 1]);
+                assert_eq!(scanned.current_line(), counted.current_line(), "{record:?}");
+                scanned.feed(&record[split.taken..]);
+                counted.feed(&record[split.taken..]);
+                assert_eq!(scanned.current_line(), counted.current_line(), "{record:?}");
+            }
+        }
+    }
 
     #[test]
     fn the_lowest_flagged_byte_is_the_first_match() {

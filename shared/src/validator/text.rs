@@ -57,6 +57,20 @@ impl LineCounter {
         }
     }
 
+    /// What [`LineCounter::feed`] would count for a record the splitter took: one that starts
+    /// with no line end, has `line_breaks_in_cells` inside its quoted cells and ends with the
+    /// line end `end` (a `\r` may still pair with a `\n` in the next bytes).
+    pub fn feed_record(&mut self, line_breaks_in_cells: u64, end: u8) {
+        if std::mem::take(&mut self.pending_cr) {
+            self.breaks += 1; // the record's first byte is not the `\n` of a `\r\n`
+        }
+        self.breaks += line_breaks_in_cells;
+        match end {
+            b'\n' => self.breaks += 1,
+            _ => self.pending_cr = true,
+        }
+    }
+
     /// The 1-based line the next byte is on.
     pub fn current_line(&self) -> u64 {
         self.breaks + self.pending_cr as u64 + 1
