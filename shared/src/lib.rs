@@ -10,7 +10,9 @@
 //!   [`schema::types`] turns a cell's text into a typed value.
 //! - [`dialect`] — Table Dialect: delimiter, quoting, header rows, comments.
 //! - [`validator`] — the streaming [`Validator`] (`feed` chunks, then `finish`), on top of
-//!   [`validator::records`], the push-based record reader built on `csv-core`.
+//!   [`validator::records`], the push-based record reader built on `csv-core`. Each cell meets
+//!   a fast check made once for its field first, and the general checks only when that check
+//!   is not sure (`validator/fast.rs`).
 //! - [`report`] — error codes (Frictionless names), errors, the [`Report`] and the [`Limits`].
 //! - [`protocol`] — WebSocket messages and job states.
 //!
