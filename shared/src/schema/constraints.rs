@@ -2,9 +2,9 @@
 
 use std::cmp::Ordering;
 
-use regex::Regex;
 use serde_json::{Map, Value as Json};
 
+pub use super::pattern::Pattern;
 use super::types::{FieldType, Value};
 use super::SchemaError;
 
@@ -51,169 +51,6 @@ impl Bound {
                 "exclusiveMaximum",
                 format!("is not below the exclusive maximum {text}"),
             ),
-        }
-    }
-}
-
-/// A compiled `pattern`: matched against the whole cell.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    pub source: String,
-    regex: Regex,
-    /// The same language as a dense DFA, when it is small enough to build: walking its table
-    /// costs a few instructions a byte, where `Regex::is_match` spends hundreds per call on
-    /// setup. Built on the first match, so loading a schema (every API call that reads one)
-    /// never pays for it; shared by clones. Not in the browser build, where the DFA builder
-    /// would add to the download.
-    #[cfg(not(target_arch = "wasm32"))]
-    dense: std::sync::Arc<std::sync::OnceLock<Option<dense::Matcher>>>,
-}
-
-impl Pattern {
-    fn new(source: &str) -> Result<Pattern, regex::Error> {
-        // Anchored: Table Schema patterns match the whole value. The regex crate runs in linear
-        // time, so a hostile pattern cannot stall validation.
-        Ok(Pattern {
-            regex: Regex::new(&format!("^(?:{source})$"))?,
-            source: source.to_owned(),
-            #[cfg(not(target_arch = "wasm32"))]
-            dense: Default::default(),
-        })
-    }
-
-    /// Whether the whole cell matches.
-    pub fn is_match(&self, cell: &str) -> bool {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(dense) = self.dense() {
-            return dense.is_match(cell.as_bytes());
-        }
-        self.regex.is_match(cell)
-    }
-
-    /// [`Pattern::is_match`] on the bytes of a cell that is known to be UTF-8.
-    #[inline]
-    pub fn is_match_utf8(&self, cell: &[u8]) -> bool {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(dense) = self.dense() {
-            return dense.is_match(cell);
-        }
-        std::str::from_utf8(cell).is_ok_and(|cell| self.regex.is_match(cell))
-    }
-
-    #[cfg(not(target_arch = "wasm32"))]
-    fn dense(&self) -> Option<&dense::Matcher> {
-        self.dense
-            .get_or_init(|| dense::Matcher::build(self.regex.as_str()))
-            .as_ref()
-    }
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-mod dense {
-    use std::collections::HashMap;
-
-    use regex_automata::dfa::{dense, Automaton, StartKind};
-    use regex_automata::util::{primitives::StateID, start};
-    use regex_automata::{Anchored, MatchKind};
-
-    /// Past this a pattern stays with `Regex`'s lazy DFA, which bounds its own memory. It also
-    /// bounds the time spent trying: ~40 ms for a pattern that turns out too big.
-    const SIZE_LIMIT: usize = 1 << 19;
-
-    /// Up to this many states the DFA is flattened into one table of 256 entries a state.
-    const TABLE_STATES: usize = 256;
-
-    #[derive(Debug)]
-    pub enum Matcher {
-        /// `next[state | byte]` is the next state, states numbered in multiples of 256;
-        /// `accepts[state >> 8]`: the input may end there. One load a byte, and no bounds
-        /// checks (a `u16` index is always in the table), where the DFA's own walk maps each
-        /// byte to its class first and checks for special states. 128 KiB, of which only the
-        /// states' rows are ever touched.
-        Table {
-            next: Box<[u16; 1 << 16]>,
-            accepts: Box<[bool; TABLE_STATES]>,
-        },
-        Dfa {
-            dfa: Box<dense::DFA<Vec<u32>>>,
-            start: StateID,
-        },
-    }
-
-    impl Matcher {
-        /// `None` when the DFA would be too big or uses what a DFA cannot (Unicode `\b`).
-        pub fn build(anchored_pattern: &str) -> Option<Matcher> {
-            let config = dense::Config::new()
-                // "Is there any match", with no leftmost-first pruning of other threads.
-                .match_kind(MatchKind::All)
-                .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(SIZE_LIMIT))
-                .determinize_size_limit(Some(SIZE_LIMIT));
-            let dfa = dense::Builder::new()
-                .configure(config)
-                .build(anchored_pattern)
-                .ok()?;
-            let start = dfa
-                .start_state(&start::Config::new().anchored(Anchored::Yes))
-                .ok()?;
-            Some(Self::table(&dfa, start).unwrap_or(Matcher::Dfa {
-                dfa: Box::new(dfa),
-                start,
-            }))
-        }
-
-        /// The states reachable from `start`, numbered in the order they are found (start is
-        /// 0), with every transition; `None` past `TABLE_STATES`.
-        fn table(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> Option<Matcher> {
-            let mut found = vec![start];
-            let mut numbers = HashMap::from([(start, 0u16)]);
-            let mut next: Box<[u16; 1 << 16]> = vec![0; 1 << 16].try_into().ok()?;
-            let mut accepts = Box::new([false; TABLE_STATES]);
-            let mut row = 0;
-            while let Some(&state) = found.get(row) {
-                for byte in 0..=255u8 {
-                    let target = dfa.next_state(state, byte);
-                    let number = match numbers.get(&target) {
-                        Some(&number) => number,
-                        None if found.len() < TABLE_STATES => {
-                            let number = found.len() as u16;
-                            found.push(target);
-                            numbers.insert(target, number);
-                            number
-                        }
-                        None => return None,
-                    };
-                    next[row << 8 | usize::from(byte)] = number << 8;
-                }
-                accepts[row] = dfa.is_match_state(dfa.next_eoi_state(state));
-                row += 1;
-            }
-            Some(Matcher::Table { next, accepts })
-        }
-
-        /// The pattern is anchored at both ends, so the cell matches exactly when the state
-        /// after its last byte and the end of input is a match state.
-        pub fn is_match(&self, bytes: &[u8]) -> bool {
-            match self {
-                Matcher::Table { next, accepts } => {
-                    // The dead state loops to itself: no need to stop early on short cells.
-                    let mut state = 0u16;
-                    for &byte in bytes {
-                        state = next[usize::from(state | u16::from(byte))];
-                    }
-                    accepts[usize::from(state >> 8)]
-                }
-                Matcher::Dfa { dfa, start } => {
-                    let mut state = *start;
-                    for &byte in bytes {
-                        state = dfa.next_state(state, byte);
-                        if dfa.is_dead_state(state) {
-                            return false;
-                        }
-                    }
-                    dfa.is_match_state(dfa.next_eoi_state(state))
-                }
-            }
         }
     }
 }
@@ -519,61 +356,7 @@ fn into_static(value: Value<'_>) -> Value<'static> {
 
 #[cfg(test)]
 mod tests {
-    use super::Pattern;
     use crate::schema::Schema;
-
-    /// The dense DFA must give `Regex`'s answer for every pattern it is built for.
-    #[cfg(not(target_arch = "wasm32"))]
-    #[test]
-    fn the_dense_matcher_agrees_with_regex() {
-        let patterns = [
-            r"[a-z0-9.]+@[a-z]+\.(org|com|net)",
-            "a|ab",
-            "a$|ab",
-            r"(?m)a$\n?|.*",
-            r"\d{3}-\d{4}",
-            "[A-Z]{2}",
-            r"\w+ \w+",
-            "(foo)?bar|baz*",
-            "é+.ü",
-            "",
-        ];
-        let inputs = [
-            "",
-            "a",
-            "ab",
-            "abc",
-            "a\n",
-            "x.y@example.org",
-            "x@example.con",
-            "555-1234",
-            "55-1234",
-            "DE",
-            "DEU",
-            "hello wörld",
-            "foobar",
-            "bar",
-            "bazzz",
-            "ééé✓ü",
-            "éü",
-        ];
-        let mut tables = 0;
-        for source in patterns {
-            let pattern = Pattern::new(source).unwrap();
-            let dense = pattern.dense().expect("builds as a dense DFA");
-            tables += matches!(dense, super::dense::Matcher::Table { .. }) as usize;
-            for input in inputs {
-                assert_eq!(
-                    pattern.is_match(input),
-                    pattern.regex.is_match(input),
-                    "pattern {source:?} on {input:?}"
-                );
-            }
-        }
-        // Both kinds of matcher are held to the regex: small DFAs as one flat table, bigger
-        // ones (Unicode classes) walked in the DFA's own form.
-        assert!(tables > 0 && tables < patterns.len(), "{tables} tables");
-    }
 
     fn failures(field_json: &str, cell: &str) -> Vec<&'static str> {
         let schema = Schema::from_json(&format!(r#"{{"fields": [{field_json}]}}"#)).unwrap();

@@ -5,6 +5,7 @@
 //! half-applied.
 
 mod constraints;
+mod pattern;
 pub mod types;
 
 use std::collections::HashSet;

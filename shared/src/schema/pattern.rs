@@ -1,0 +1,336 @@
+//! A field's `pattern` constraint: compiled once, matched against the whole cell.
+
+use regex::Regex;
+
+/// A compiled `pattern`: matched against the whole cell.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    regex: Regex,
+    /// The same language as a dense DFA, when it is small enough to build: walking its table
+    /// costs a few instructions a byte, where `Regex::is_match` spends hundreds per call on
+    /// setup. Built on the first match, so loading a schema (every API call that reads one)
+    /// never pays for it; shared by clones. Not in the browser build, where the DFA builder
+    /// would add to the download.
+    #[cfg(not(target_arch = "wasm32"))]
+    dense: std::sync::Arc<std::sync::OnceLock<Option<dense::Matcher>>>,
+}
+
+impl Pattern {
+    pub(super) fn new(source: &str) -> Result<Pattern, regex::Error> {
+        // Anchored: Table Schema patterns match the whole value. The regex crate runs in linear
+        // time, so a hostile pattern cannot stall validation.
+        Ok(Pattern {
+            regex: Regex::new(&format!("^(?:{source})$"))?,
+            source: source.to_owned(),
+            #[cfg(not(target_arch = "wasm32"))]
+            dense: Default::default(),
+        })
+    }
+
+    /// Whether the whole cell matches.
+    pub fn is_match(&self, cell: &str) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(dense) = self.dense() {
+            return dense.is_match(cell.as_bytes());
+        }
+        self.regex.is_match(cell)
+    }
+
+    /// [`Pattern::is_match`] on the bytes of a cell that is known to be UTF-8.
+    #[inline]
+    pub fn is_match_utf8(&self, cell: &[u8]) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(dense) = self.dense() {
+            return dense.is_match(cell);
+        }
+        std::str::from_utf8(cell).is_ok_and(|cell| self.regex.is_match(cell))
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn dense(&self) -> Option<&dense::Matcher> {
+        self.dense
+            .get_or_init(|| dense::Matcher::build(self.regex.as_str()))
+            .as_ref()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod dense {
+    use std::collections::HashMap;
+
+    use regex_automata::dfa::{dense, Automaton, StartKind};
+    use regex_automata::util::{primitives::StateID, start};
+    use regex_automata::{Anchored, MatchKind};
+
+    /// Past this a pattern stays with `Regex`'s lazy DFA, which bounds its own memory. It also
+    /// bounds the time spent trying: ~40 ms for a pattern that turns out too big.
+    const SIZE_LIMIT: usize = 1 << 19;
+
+    /// Up to this many states the DFA is flattened into one table of 256 entries a state.
+    const TABLE_STATES: usize = 256;
+
+    /// Up to this many byte classes (bytes that no state tells apart share one), the table
+    /// also gets a two-bytes-a-step form.
+    const PAIR_CLASSES: usize = 16;
+
+    type Transitions = Box<[u16; 1 << 16]>;
+
+    #[derive(Debug)]
+    pub enum Matcher {
+        Table(Table),
+        Dfa {
+            dfa: Box<dense::DFA<Vec<u32>>>,
+            start: StateID,
+        },
+    }
+
+    /// The DFA flattened: states are numbered in multiples of 256, so `state | byte` indexes a
+    /// row, and a `u16` index is always inside the 128 KiB table (no bounds checks; only the
+    /// states' rows are ever touched). The DFA's own walk maps each byte to its class and
+    /// checks for special states on every step.
+    #[derive(Debug)]
+    pub struct Table {
+        /// `next[state | byte]`: the state after `byte`.
+        next: Transitions,
+        /// `accepts[state >> 8]`: the input may end in that state.
+        accepts: Box<[bool; TABLE_STATES]>,
+        pairs: Option<Pairs>,
+    }
+
+    /// Two bytes a step. Each step waits for the table load of the step before it (~5 cycles),
+    /// so halving the steps nearly halves the time of a long cell.
+    #[derive(Debug)]
+    struct Pairs {
+        class: [u8; 256],
+        /// `next[state | class(a) << 4 | class(b)]`: the state after the bytes `a`, `b`.
+        next: Transitions,
+    }
+
+    impl Matcher {
+        /// `None` when the DFA would be too big or uses what a DFA cannot (Unicode `\b`).
+        pub fn build(anchored_pattern: &str) -> Option<Matcher> {
+            let config = dense::Config::new()
+                // "Is there any match", with no leftmost-first pruning of other threads.
+                .match_kind(MatchKind::All)
+                .start_kind(StartKind::Anchored)
+                .dfa_size_limit(Some(SIZE_LIMIT))
+                .determinize_size_limit(Some(SIZE_LIMIT));
+            let dfa = dense::Builder::new()
+                .configure(config)
+                .build(anchored_pattern)
+                .ok()?;
+            let start = dfa
+                .start_state(&start::Config::new().anchored(Anchored::Yes))
+                .ok()?;
+            match Table::build(&dfa, start) {
+                Some(table) => Some(Matcher::Table(table)),
+                None => Some(Matcher::Dfa {
+                    dfa: Box::new(dfa),
+                    start,
+                }),
+            }
+        }
+
+        /// The pattern is anchored at both ends, so the cell matches exactly when the state
+        /// after its last byte and the end of input is a match state.
+        pub fn is_match(&self, bytes: &[u8]) -> bool {
+            match self {
+                Matcher::Table(table) => table.is_match(bytes),
+                Matcher::Dfa { dfa, start } => {
+                    let mut state = *start;
+                    for &byte in bytes {
+                        state = dfa.next_state(state, byte);
+                        if dfa.is_dead_state(state) {
+                            return false;
+                        }
+                    }
+                    dfa.is_match_state(dfa.next_eoi_state(state))
+                }
+            }
+        }
+
+        /// Whether the cell walks two bytes a step (for the tests).
+        #[cfg(test)]
+        pub fn has_pairs(&self) -> bool {
+            matches!(self, Matcher::Table(Table { pairs: Some(_), .. }))
+        }
+    }
+
+    impl Table {
+        /// The states reachable from `start`, numbered in the order they are found (start is
+        /// 0), with every transition; `None` past `TABLE_STATES`.
+        fn build(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> Option<Table> {
+            let mut found = vec![start];
+            let mut numbers = HashMap::from([(start, 0u16)]);
+            let mut next: Transitions = vec![0; 1 << 16].try_into().ok()?;
+            let mut accepts = Box::new([false; TABLE_STATES]);
+            let mut row = 0;
+            while let Some(&state) = found.get(row) {
+                for byte in 0..=255u8 {
+                    let target = dfa.next_state(state, byte);
+                    let number = match numbers.get(&target) {
+                        Some(&number) => number,
+                        None if found.len() < TABLE_STATES => {
+                            let number = found.len() as u16;
+                            found.push(target);
+                            numbers.insert(target, number);
+                            number
+                        }
+                        None => return None,
+                    };
+                    next[row << 8 | usize::from(byte)] = number << 8;
+                }
+                accepts[row] = dfa.is_match_state(dfa.next_eoi_state(state));
+                row += 1;
+            }
+            let pairs = Pairs::build(&next, found.len());
+            Some(Table {
+                next,
+                accepts,
+                pairs,
+            })
+        }
+
+        #[inline]
+        fn is_match(&self, bytes: &[u8]) -> bool {
+            // The dead state loops to itself: no need to stop early on short cells.
+            let mut state = 0u16;
+            let mut rest = bytes;
+            if let Some(pairs) = &self.pairs {
+                let mut steps = bytes.chunks_exact(2);
+                for pair in &mut steps {
+                    let a = pairs.class[usize::from(pair[0])];
+                    let b = pairs.class[usize::from(pair[1])];
+                    state = pairs.next[usize::from(state | u16::from(a << 4 | b))];
+                }
+                rest = steps.remainder();
+            }
+            for &byte in rest {
+                state = self.next[usize::from(state | u16::from(byte))];
+            }
+            self.accepts[usize::from(state >> 8)]
+        }
+    }
+
+    impl Pairs {
+        /// `None` past `PAIR_CLASSES` classes.
+        fn build(next: &Transitions, states: usize) -> Option<Pairs> {
+            // A byte's column: where it leads from every state.
+            let column = |byte: usize| -> Vec<u16> {
+                (0..states).map(|state| next[state << 8 | byte]).collect()
+            };
+            let mut class = [0u8; 256];
+            let mut examples: Vec<(Vec<u16>, usize)> = Vec::new();
+            for byte in 0..256 {
+                let column = column(byte);
+                class[byte] = match examples.iter().position(|(seen, _)| *seen == column) {
+                    Some(known) => known as u8,
+                    None if examples.len() < PAIR_CLASSES => {
+                        examples.push((column, byte));
+                        (examples.len() - 1) as u8
+                    }
+                    None => return None,
+                };
+            }
+            let mut pairs: Transitions = vec![0; 1 << 16].try_into().ok()?;
+            for state in 0..states {
+                for (a, &(_, first)) in examples.iter().enumerate() {
+                    let middle = next[state << 8 | first];
+                    for (b, &(_, second)) in examples.iter().enumerate() {
+                        let target = next[usize::from(middle) | second];
+                        pairs[state << 8 | a << 4 | b] = target;
+                    }
+                }
+            }
+            Some(Pairs { class, next: pairs })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pattern;
+
+    /// The dense DFA must give `Regex`'s answer for every pattern it is built for.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn the_dense_matcher_agrees_with_regex() {
+        let patterns = [
+            r"[a-z0-9.]+@[a-z]+\.(org|com|net)",
+            "a|ab",
+            "a$|ab",
+            r"(?m)a$\n?|.*",
+            r"\d{3}-\d{4}",
+            "[A-Z]{2}",
+            r"\w+ \w+",
+            "(foo)?bar|baz*",
+            "é+.ü",
+            "",
+        ];
+        let inputs = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "a\n",
+            "x.y@example.org",
+            "x@example.con",
+            "555-1234",
+            "55-1234",
+            "DE",
+            "DEU",
+            "hello wörld",
+            "foobar",
+            "bar",
+            "bazzz",
+            "ééé✓ü",
+            "éü",
+        ];
+        let (mut tables, mut pairs) = (0, 0);
+        for source in patterns {
+            let pattern = Pattern::new(source).unwrap();
+            let dense = pattern.dense().expect("builds as a dense DFA");
+            tables += matches!(dense, super::dense::Matcher::Table(_)) as usize;
+            pairs += dense.has_pairs() as usize;
+            for input in inputs {
+                assert_eq!(
+                    pattern.is_match(input),
+                    pattern.regex.is_match(input),
+                    "pattern {source:?} on {input:?}"
+                );
+            }
+        }
+        // Every kind of matcher is held to the regex: small DFAs as one flat table, walked
+        // two bytes a step when they have few byte classes, bigger ones (Unicode classes) in
+        // the DFA's own form.
+        assert!(tables > 0 && tables < patterns.len(), "{tables} tables");
+        assert!(
+            pairs > 0 && pairs < tables,
+            "{pairs} of {tables} tables walk pairs"
+        );
+        assert!(Pattern::new(patterns[0])
+            .unwrap()
+            .dense()
+            .unwrap()
+            .has_pairs());
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        /// Random cells, odd and even lengths, through every kind of matcher.
+        #[test]
+        fn the_dense_matcher_agrees_with_regex_on_random_cells(cell in "[a-z0-9.@é ]{0,30}") {
+            // Built once: a DFA for Unicode classes takes tens of milliseconds.
+            static PATTERNS: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
+                [r"[a-z0-9.]+@[a-z]+\.(org|com|net)", "(ab|a.)*", r"\w+ \w+", "[a-z]*é?"]
+                    .into_iter()
+                    .map(|source| Pattern::new(source).unwrap())
+                    .collect()
+            });
+            for pattern in PATTERNS.iter() {
+                proptest::prop_assert_eq!(pattern.is_match(&cell), pattern.regex.is_match(&cell));
+            }
+        }
+    }
+}
