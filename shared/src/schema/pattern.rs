@@ -78,7 +78,7 @@ mod dense {
 
     #[derive(Debug)]
     pub enum Matcher {
-        Table(Table),
+        Table(Box<Table>),
         Dfa {
             dfa: Box<dense::DFA<Vec<u32>>>,
             start: StateID,
@@ -124,7 +124,7 @@ mod dense {
                 .start_state(&start::Config::new().anchored(Anchored::Yes))
                 .ok()?;
             match Table::build(&dfa, start) {
-                Some(table) => Some(Matcher::Table(table)),
+                Some(table) => Some(Matcher::Table(Box::new(table))),
                 None => Some(Matcher::Dfa {
                     dfa: Box::new(dfa),
                     start,
@@ -153,7 +153,7 @@ mod dense {
         /// Whether the cell walks two bytes a step (for the tests).
         #[cfg(test)]
         pub fn has_pairs(&self) -> bool {
-            matches!(self, Matcher::Table(Table { pairs: Some(_), .. }))
+            matches!(self, Matcher::Table(table) if table.pairs.is_some())
         }
     }
 
@@ -222,9 +222,9 @@ mod dense {
             };
             let mut class = [0u8; 256];
             let mut examples: Vec<(Vec<u16>, usize)> = Vec::new();
-            for byte in 0..256 {
+            for (byte, class) in class.iter_mut().enumerate() {
                 let column = column(byte);
-                class[byte] = match examples.iter().position(|(seen, _)| *seen == column) {
+                *class = match examples.iter().position(|(seen, _)| *seen == column) {
                     Some(known) => known as u8,
                     None if examples.len() < PAIR_CLASSES => {
                         examples.push((column, byte));
