@@ -68,7 +68,7 @@ impl EnumValues {
     #[inline]
     fn contains(&self, canonical: &[u8]) -> bool {
         if self.canonical.len() <= 8 {
-            return self.canonical.iter().any(|c| c.as_slice() == canonical);
+            return self.canonical.iter().any(|c| short_eq(c, canonical));
         }
         self.canonical
             .binary_search_by(|c| c.as_slice().cmp(canonical))
@@ -86,6 +86,13 @@ impl EnumValues {
             }
         }
     }
+}
+
+/// Equality of short byte strings (enum values, cells) without a `memcmp` call, which costs
+/// more than the comparison itself at these lengths.
+#[inline]
+pub(crate) fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 #[derive(Debug, Clone, Default)]

@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde_json::{Map, Value as Json};
 
+pub(crate) use constraints::short_eq;
 pub use constraints::{Bound, BoundKind, ConstraintFailure, Constraints};
 use types::{check_pattern, FieldType, NumberFormat, StringFormat, TemporalFormat};
 

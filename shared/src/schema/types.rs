@@ -406,9 +406,12 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
 /// the correctly rounded value, the same one `str::parse` gives. `None`: use the general path.
 #[inline]
 pub(crate) fn parse_short_decimal(text: &[u8]) -> Option<f64> {
-    const POWERS_OF_TEN: [f64; 16] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-    ];
+    short_decimal(text).map(ShortDecimal::to_f64)
+}
+
+/// [`parse_short_decimal`]'s digits, before the division.
+#[inline]
+pub(crate) fn short_decimal(text: &[u8]) -> Option<ShortDecimal> {
     let (negative, digits) = match text {
         [b'-', rest @ ..] => (true, rest),
         [b'+', rest @ ..] => (false, rest),
@@ -434,8 +437,36 @@ pub(crate) fn parse_short_decimal(text: &[u8]) -> Option<f64> {
         return None;
     }
     let fraction_digits = point.map_or(0, |p| digits.len() - 1 - p);
-    let magnitude = mantissa as f64 / POWERS_OF_TEN[fraction_digits];
-    Some(if negative { -magnitude } else { magnitude })
+    Some(ShortDecimal {
+        negative,
+        mantissa,
+        fraction_digits,
+    })
+}
+
+/// `[+-]digits[.digits]` with at most 15 digits: exactly `±mantissa / 10^fraction_digits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShortDecimal {
+    pub negative: bool,
+    pub mantissa: u64,
+    pub fraction_digits: usize,
+}
+
+impl ShortDecimal {
+    /// The nearest `f64`: the digits and the power of ten are both exact, so one division
+    /// rounds correctly.
+    #[inline]
+    pub fn to_f64(self) -> f64 {
+        const POWERS_OF_TEN: [f64; 16] = [
+            1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+        ];
+        let magnitude = self.mantissa as f64 / POWERS_OF_TEN[self.fraction_digits];
+        if self.negative {
+            -magnitude
+        } else {
+            magnitude
+        }
+    }
 }
 
 /// `[+-]digits[.digits][(e|E)[+-]digits]`, with digits on at least one side of the point.

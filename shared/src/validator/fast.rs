@@ -11,11 +11,12 @@
 //! two cannot disagree on a message. The property test at the end holds the fast path to the
 //! general one: it never passes a cell that the general path would reject.
 
-use chrono::NaiveDate;
+use chrono::Datelike;
 
+use crate::schema::short_eq;
 use crate::schema::types::{
-    parse_iso_date, parse_plain_int_bytes, parse_short_decimal, FieldType, NumberFormat,
-    StringFormat, TemporalFormat, Value,
+    parse_plain_int_bytes, short_decimal, FieldType, NumberFormat, StringFormat, TemporalFormat,
+    Value,
 };
 use crate::schema::{BoundKind, Field};
 
@@ -26,12 +27,16 @@ pub(super) enum FastCheck {
     Text { value_checks: bool },
     /// A plain integer (no group character, bare) within `min..=max`.
     Integer { min: i128, max: i128 },
-    /// A plain decimal number within its bounds.
-    Number { bounds: Box<[(BoundKind, f64)]> },
-    /// An ISO date within its bounds.
-    Date {
-        bounds: Box<[(BoundKind, NaiveDate)]>,
+    /// A plain decimal number within its bounds. When every bound is a whole number, they are
+    /// also kept as integers, to compare with the cell's digits exactly, without the division
+    /// that makes its `f64` (the slowest step of a number cell).
+    Number {
+        bounds: Box<[(BoundKind, f64)]>,
+        whole_bounds: Option<Box<[(BoundKind, i128)]>>,
     },
+    /// An ISO date within its bounds, dates packed as `year << 9 | month << 5 | day` (which
+    /// orders them as dates).
+    Date { bounds: Box<[(BoundKind, u32)]> },
     /// A boolean without constraints on its value.
     Boolean,
     /// No fast check: every cell takes the general path.
@@ -89,14 +94,23 @@ impl FastCheck {
                     Value::Number(limit) if !limit.is_nan() => Some((bound.kind, limit)),
                     _ => None,
                 });
-                match bounds.collect() {
-                    Some(bounds) => FastCheck::Number { bounds },
+                match bounds.collect::<Option<Box<[_]>>>() {
+                    Some(bounds) => FastCheck::Number {
+                        whole_bounds: bounds
+                            .iter()
+                            .map(|&(kind, limit)| whole(limit).map(|w| (kind, w)))
+                            .collect(),
+                        bounds,
+                    },
                     None => FastCheck::General,
                 }
             }
             FieldType::Date(TemporalFormat::Iso) if only_bounds => {
                 let bounds = constraints.bounds.iter().map(|bound| match bound.value {
-                    Value::Date(limit) => Some((bound.kind, limit)),
+                    Value::Date(limit) => {
+                        let year = u32::try_from(limit.year()).ok()?;
+                        Some((bound.kind, pack_date(year, limit.month(), limit.day())))
+                    }
                     _ => None,
                 });
                 match bounds.collect() {
@@ -132,12 +146,24 @@ impl FastCheck {
                     _ => Verdict::Unsure,
                 };
             }
-            FastCheck::Number { bounds } => {
-                parse_short_decimal(cell).is_some_and(|value| within(value, bounds))
-            }
-            FastCheck::Date { bounds } => {
-                parse_iso_date(cell).is_some_and(|value| within(value, bounds))
-            }
+            FastCheck::Number {
+                bounds,
+                whole_bounds,
+            } => match (short_decimal(cell), whole_bounds) {
+                (None, _) => false,
+                // The exact value passing a whole bound means its nearest f64 does too: the
+                // rounding keeps order, the bound is exact, and 15 digits cannot round onto it.
+                (Some(decimal), Some(whole_bounds)) => {
+                    let scale = 10i128.pow(decimal.fraction_digits as u32);
+                    let digits = i128::from(decimal.mantissa);
+                    let exact = if decimal.negative { -digits } else { digits };
+                    whole_bounds
+                        .iter()
+                        .all(|&(kind, limit)| within_one(exact, kind, limit * scale))
+                }
+                (Some(decimal), None) => within(decimal.to_f64(), bounds),
+            },
+            FastCheck::Date { bounds } => iso_date(cell).is_some_and(|value| within(value, bounds)),
             FastCheck::Boolean => match &field.field_type {
                 FieldType::Boolean {
                     true_values,
@@ -145,7 +171,7 @@ impl FastCheck {
                 } => true_values
                     .iter()
                     .chain(false_values)
-                    .any(|value| value.as_bytes() == cell),
+                    .any(|value| short_eq(value.as_bytes(), cell)),
                 _ => false,
             },
             FastCheck::General => false,
@@ -158,19 +184,59 @@ impl FastCheck {
     }
 }
 
+/// A valid `YYYY-MM-DD` date, packed; the general path's `NaiveDate` takes the same dates
+/// (proleptic Gregorian, years 0 to 9999 in this form).
+#[inline]
+fn iso_date(b: &[u8]) -> Option<u32> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
+        return None;
+    };
+    let digit = |b: u8| b.is_ascii_digit().then(|| u32::from(b - b'0'));
+    let year = digit(y0)? * 1000 + digit(y1)? * 100 + digit(y2)? * 10 + digit(y3)?;
+    let month = digit(m0)? * 10 + digit(m1)?;
+    let day = digit(d0)? * 10 + digit(d1)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    (1..=days)
+        .contains(&day)
+        .then(|| pack_date(year, month, day))
+}
+
+fn pack_date(year: u32, month: u32, day: u32) -> u32 {
+    year << 9 | month << 5 | day
+}
+
 /// Integers and numbers written as the general parser's fast path reads them.
 fn is_plain(format: &NumberFormat) -> bool {
     *format == NumberFormat::default()
 }
 
 #[inline]
-fn within<T: PartialOrd>(value: T, bounds: &[(BoundKind, T)]) -> bool {
-    bounds.iter().all(|(kind, limit)| match kind {
-        BoundKind::Minimum => value >= *limit,
-        BoundKind::Maximum => value <= *limit,
-        BoundKind::ExclusiveMinimum => value > *limit,
-        BoundKind::ExclusiveMaximum => value < *limit,
-    })
+fn within<T: PartialOrd + Copy>(value: T, bounds: &[(BoundKind, T)]) -> bool {
+    bounds
+        .iter()
+        .all(|&(kind, limit)| within_one(value, kind, limit))
+}
+
+#[inline]
+fn within_one<T: PartialOrd>(value: T, kind: BoundKind, limit: T) -> bool {
+    match kind {
+        BoundKind::Minimum => value >= limit,
+        BoundKind::Maximum => value <= limit,
+        BoundKind::ExclusiveMinimum => value > limit,
+        BoundKind::ExclusiveMaximum => value < limit,
+    }
+}
+
+/// A bound that is a whole number small enough for every scaling by up to 10^15 to stay exact.
+fn whole(limit: f64) -> Option<i128> {
+    (limit.fract() == 0.0 && limit.abs() < 2f64.powi(53)).then_some(limit as i128)
 }
 
 #[cfg(test)]
@@ -178,6 +244,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{FastCheck, Verdict};
+    use crate::schema::types::FieldType;
     use crate::schema::{Field, Schema};
 
     /// Fields of every shape that has a fast check, and one that has none.
@@ -246,6 +313,24 @@ mod tests {
         }
     }
 
+    /// The fast date reader takes exactly the dates the general parser takes.
+    #[test]
+    fn dates_agree_with_the_general_parser() {
+        let date = FieldType::Date(crate::schema::types::TemporalFormat::Iso);
+        for year in [0, 1, 4, 100, 400, 1900, 2000, 2023, 2024, 2100, 9999] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    let cell = format!("{year:04}-{month:02}-{day:02}");
+                    assert_eq!(
+                        super::iso_date(cell.as_bytes()).is_some(),
+                        date.parse(&cell).is_some(),
+                        "{cell}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn keyed_fields_get_a_fast_check_only_with_their_value() {
         let fields = fields();
@@ -266,7 +351,7 @@ mod tests {
         /// the general parser's.
         #[test]
         fn fast_valid_implies_general_valid(
-            cell in "[-+0-9.eEa-zA-Zé✓:T, ]{0,12}|[0-9]{1,40}|-?[0-9]{1,3}(\\.[0-9]{0,17})?|20[0-9]{2}-[0-3][0-9]-[0-3][0-9]|(true|false|y|n|active|closed)"
+            cell in "[-+0-9.eEa-zA-Zé✓:T, ]{0,12}|[0-9]{1,40}|-?[0-9]{1,3}(\\.[0-9]{0,17})?|-?(0|4|5|10|99|100)\\.(0{1,14}1|9{1,14})|20[0-9]{2}-[0-3][0-9]-[0-3][0-9]|[0-9]{4}-(02-2[89]|0[0-9]-3[01]|1[0-3]-[0-3][0-9])|(true|false|y|n|active|closed)"
         ) {
             for field in &fields() {
                 for keyed in [false, true] {

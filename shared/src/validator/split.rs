@@ -60,7 +60,6 @@ impl Splitter {
     pub fn split(&self, input: &[u8], spans: &mut Vec<Span>) -> Option<Split> {
         spans.clear();
         let mut i = 0;
-        let mut text_bytes = 0;
         let mut line_breaks_in_cells = 0;
         loop {
             if spans.len() == self.max_cells {
@@ -83,18 +82,21 @@ impl Splitter {
                     doubled_quotes: false,
                 }
             };
-            text_bytes += span.end - span.start;
-            if text_bytes > self.max_row_bytes {
-                return None;
-            }
             spans.push(span);
             match *input.get(i)? {
                 byte if byte == self.delimiter => i += 1,
                 b'\n' | b'\r' => {
+                    // The row limit counts cell text, which is never more than the bytes taken.
+                    if i > self.max_row_bytes {
+                        let text_bytes: usize = spans.iter().map(|s| s.end - s.start).sum();
+                        if text_bytes > self.max_row_bytes {
+                            return None;
+                        }
+                    }
                     return Some(Split {
                         taken: i + 1,
                         line_breaks_in_cells,
-                    })
+                    });
                 }
                 _ => return None, // text after a closing quote
             }
