@@ -340,34 +340,42 @@ pub(crate) fn parse_plain_int_bytes(bytes: &[u8]) -> Option<i128> {
     if digits.is_empty() {
         return None;
     }
+    if digits.len() > 18 {
+        return parse_long_int(negative, digits);
+    }
     // One pass for the usual case, in 64 bits while they surely hold the value.
-    if digits.len() <= 18 {
-        let mut value: u64 = 0;
-        for &b in digits {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + u64::from(b - b'0');
+    let mut value: u64 = 0;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
         }
-        let value = i128::from(value);
-        return Some(if negative { -value } else { value });
+        value = value * 10 + u64::from(digit);
     }
-    // i128 holds 38 digits.
-    if digits.len() <= 38 {
-        let mut value: i128 = 0;
-        for &b in digits {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            value = value * 10 + (b - b'0') as i128;
-        }
-        return Some(if negative { -value } else { value });
-    }
+    let value = i128::from(value);
+    Some(if negative { -value } else { value })
+}
+
+/// More than 18 digits: rare, so out of line.
+#[cold]
+#[inline(never)]
+fn parse_long_int(negative: bool, digits: &[u8]) -> Option<i128> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    // Too large for i128 (or just fitting, at 39 digits): the general parser decides.
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    // i128 holds 38 digits, and some of 39; past that the value does not fit.
+    // Negative values build downwards: i128::MIN has no positive counterpart.
+    let mut value: i128 = 0;
+    for &b in digits {
+        let digit = i128::from(b - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
 }
 
 /// Decimal notation with an optional exponent, or NaN / INF / -INF (the spec's spellings).
@@ -717,6 +725,27 @@ mod tests {
         assert_eq!(t.parse("+7"), Some(Value::Integer(7)));
         for bad in ["1x3", "1.0", "", "-", "1 000", " 1"] {
             assert_eq!(t.parse(bad), None, "{bad}");
+        }
+        // Past 18 digits, up to the ends of i128 and not beyond.
+        for long in [
+            i128::MAX.to_string(),
+            i128::MIN.to_string(),
+            format!("-{}", "9".repeat(38)),
+            format!("{}{}", "0".repeat(40), "12"),
+        ] {
+            assert_eq!(
+                t.parse(&long),
+                Some(Value::Integer(long.parse().unwrap())),
+                "{long}"
+            );
+        }
+        for too_long in [
+            "170141183460469231731687303715884105728",
+            "-170141183460469231731687303715884105729",
+            "1234567890123456789012345678901234567890",
+            "12345678901234567890x",
+        ] {
+            assert_eq!(t.parse(too_long), None, "{too_long}");
         }
         let grouped = FieldType::Integer(NumberFormat {
             group_char: Some(','),

@@ -40,7 +40,7 @@ pub struct CapReached;
 #[derive(Default)]
 struct KeySet {
     hashes: HashSet<u128, BuildHasherDefault<PassThroughHasher>>,
-    integers: RoaringTreemap,
+    integers: Integers,
     integer_inserts: u32,
     /// The bitmap's size when last measured.
     integer_bytes: usize,
@@ -74,7 +74,7 @@ impl UniqueSets {
         let set = &mut self.sets[index];
         set.integer_inserts += 1;
         if set.integer_inserts.is_multiple_of(BITMAP_MEASURE_EVERY) {
-            set.integer_bytes = set.integers.serialized_size();
+            set.integer_bytes = set.integers.bitmap.serialized_size();
             if self.memory_bytes() > self.memory_cap {
                 return Err(CapReached);
             }
@@ -102,6 +102,58 @@ impl UniqueSets {
             .iter()
             .map(|s| s.hashes.capacity() * BYTES_PER_SLOT + s.integer_bytes)
             .sum()
+    }
+}
+
+/// Integer keys: a roaring bitmap, and aside from it the run of consecutive values above
+/// everything in it. Ids usually count up one by one: extending the run is two comparisons,
+/// where a bitmap insert walks a tree and a container.
+#[derive(Default)]
+struct Integers {
+    bitmap: RoaringTreemap,
+    /// The largest value in `bitmap`.
+    bitmap_max: Option<u64>,
+    /// `start..=end`, none of them in `bitmap`, all above `bitmap_max`.
+    run: Option<(u64, u64)>,
+}
+
+impl Integers {
+    /// `false`: already there.
+    #[inline]
+    fn insert(&mut self, value: u64) -> bool {
+        let above_bitmap = self.bitmap_max.is_none_or(|max| value > max);
+        if let Some((start, end)) = self.run {
+            if (start..=end).contains(&value) {
+                return false;
+            }
+            if end.checked_add(1) == Some(value) {
+                self.run = Some((start, value));
+                return true;
+            }
+        }
+        if !above_bitmap {
+            return self.bitmap.insert(value);
+        }
+        // Above the bitmap and not in the run: new. It starts the next run unless it is below
+        // the current one, which then goes into the bitmap first.
+        match self.run {
+            Some((_, end)) if value < end => {
+                self.flush_run();
+                self.bitmap.insert(value)
+            }
+            _ => {
+                self.flush_run();
+                self.run = Some((value, value));
+                true
+            }
+        }
+    }
+
+    fn flush_run(&mut self) {
+        if let Some((start, end)) = self.run.take() {
+            self.bitmap.insert_range(start..=end);
+            self.bitmap_max = Some(self.bitmap_max.map_or(end, |max| max.max(end)));
+        }
     }
 }
 
@@ -140,6 +192,25 @@ mod tests {
         for value in [-1, 0, i64::MIN as i128, i64::MAX as i128, i128::MAX] {
             assert_eq!(sets.insert(0, Key::Integer(value)), Ok(true), "{value}");
             assert_eq!(sets.insert(0, Key::Integer(value)), Ok(false), "{value}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The run kept aside changes nothing: the same answers as a plain set, for ids that
+        /// count up, jump, repeat and go back.
+        #[test]
+        fn integer_sets_answer_as_a_plain_set_does(
+            steps in proptest::collection::vec((0u64..40, 1usize..6), 0..60)
+        ) {
+            let mut integers = Integers::default();
+            let mut plain = HashSet::new();
+            for (start, count) in steps {
+                for value in start..start + count as u64 {
+                    proptest::prop_assert_eq!(integers.insert(value), plain.insert(value), "{}", value);
+                }
+            }
+            proptest::prop_assert_eq!(integers.insert(u64::MAX), plain.insert(u64::MAX));
+            proptest::prop_assert_eq!(integers.insert(u64::MAX), plain.insert(u64::MAX));
         }
     }
 
