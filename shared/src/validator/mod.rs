@@ -513,7 +513,13 @@ impl Checker {
             match fast.verdict(&self.schema.fields[field_index], bytes) {
                 Verdict::Valid => return,
                 Verdict::ValidInteger(value) => {
-                    if self.plans[field_index].keyed && !self.unique_stopped {
+                    if !self.plans[field_index].keyed || self.unique_stopped {
+                        return;
+                    }
+                    if self.unique_field_sets[field_index].is_none() {
+                        // Only a key uses it (the usual integer id): kept for the row's key check.
+                        self.key_values[field_index] = Some(KeyPart::Integer(value));
+                    } else {
                         let place = CellPlace::new(record, field_index, column);
                         self.key_cell(&place, bytes, Value::Integer(value));
                     }
