@@ -353,11 +353,11 @@ impl RecordReader {
                 Position::BetweenRecords => {
                     let byte = input[pos];
                     if byte == b'\n' || byte == b'\r' {
-                        self.lines.feed(&input[pos..pos + 1]);
+                        self.lines.feed_byte(byte);
                         pos += 1;
                     } else {
                         // Settles a pending \r (this byte is no line end, so it counts nothing).
-                        self.lines.feed(&input[pos..pos + 1]);
+                        self.lines.feed_byte(byte);
                         if Some(byte) == self.dialect.comment_char {
                             self.position = Position::InComment;
                         } else {

@@ -57,6 +57,19 @@ impl LineCounter {
         }
     }
 
+    /// [`LineCounter::feed`] of one byte, without a search.
+    #[inline]
+    pub fn feed_byte(&mut self, byte: u8) {
+        if std::mem::take(&mut self.pending_cr) && byte != b'\n' {
+            self.breaks += 1;
+        }
+        match byte {
+            b'\n' => self.breaks += 1,
+            b'\r' => self.pending_cr = true,
+            _ => {}
+        }
+    }
+
     /// What [`LineCounter::feed`] would count for a record the splitter took: one that starts
     /// with no line end, has `line_breaks_in_cells` inside its quoted cells and ends with the
     /// line end `end` (a `\r` may still pair with a `\n` in the next bytes).
@@ -152,6 +165,17 @@ mod tests {
         let mut counter = LineCounter::default();
         input.chunks(chunk).for_each(|c| counter.feed(c));
         counter.current_line()
+    }
+
+    #[test]
+    fn feeding_byte_by_byte_counts_as_feeding_slices() {
+        let input = b"a\nb\r\nc\rd\r\r\n\n\re";
+        for end in 0..=input.len() {
+            let (mut whole, mut bytes) = (LineCounter::default(), LineCounter::default());
+            whole.feed(&input[..end]);
+            input[..end].iter().for_each(|b| bytes.feed_byte(*b));
+            assert_eq!(whole.current_line(), bytes.current_line(), "{end}");
+        }
     }
 
     #[test]
