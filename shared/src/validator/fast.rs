@@ -27,12 +27,13 @@ pub(super) enum FastCheck {
     Text { value_checks: bool },
     /// A plain integer (no group character, bare) within `min..=max`.
     Integer { min: i128, max: i128 },
-    /// A plain decimal number within its bounds. When every bound is a whole number, they are
-    /// also kept as integers, to compare with the cell's digits exactly, without the division
-    /// that makes its `f64` (the slowest step of a number cell).
+    /// A plain decimal number within its bounds. When every bound is a small whole number,
+    /// they are also kept as integers scaled by each power of ten a cell's fraction can have,
+    /// to compare with the cell's digits exactly, without the division that makes its `f64`
+    /// (the slowest step of a number cell).
     Number {
         bounds: Box<[(BoundKind, f64)]>,
-        whole_bounds: Option<Box<[(BoundKind, i128)]>>,
+        whole_bounds: Option<Box<[(BoundKind, ScaledBound)]>>,
     },
     /// An ISO date within its bounds, dates packed as `year << 9 | month << 5 | day` (which
     /// orders them as dates).
@@ -98,7 +99,7 @@ impl FastCheck {
                     Some(bounds) => FastCheck::Number {
                         whole_bounds: bounds
                             .iter()
-                            .map(|&(kind, limit)| whole(limit).map(|w| (kind, w)))
+                            .map(|&(kind, limit)| scaled(limit).map(|w| (kind, w)))
                             .collect(),
                         bounds,
                     },
@@ -154,12 +155,12 @@ impl FastCheck {
                 // The exact value passing a whole bound means its nearest f64 does too: the
                 // rounding keeps order, the bound is exact, and 15 digits cannot round onto it.
                 (Some(decimal), Some(whole_bounds)) => {
-                    let scale = 10i128.pow(decimal.fraction_digits as u32);
-                    let digits = i128::from(decimal.mantissa);
+                    // At most 15 digits: the mantissa fits an i64.
+                    let digits = decimal.mantissa as i64;
                     let exact = if decimal.negative { -digits } else { digits };
-                    whole_bounds
-                        .iter()
-                        .all(|&(kind, limit)| within_one(exact, kind, limit * scale))
+                    whole_bounds.iter().all(|(kind, limit)| {
+                        within_one(exact, *kind, limit[decimal.fraction_digits])
+                    })
                 }
                 (Some(decimal), None) => within(decimal.to_f64(), bounds),
             },
@@ -234,9 +235,17 @@ fn within_one<T: PartialOrd>(value: T, kind: BoundKind, limit: T) -> bool {
     }
 }
 
-/// A bound that is a whole number small enough for every scaling by up to 10^15 to stay exact.
-fn whole(limit: f64) -> Option<i128> {
-    (limit.fract() == 0.0 && limit.abs() < 2f64.powi(53)).then_some(limit as i128)
+/// A whole bound times 10^0 … 10^15.
+type ScaledBound = [i64; 16];
+
+/// `limit` scaled by each power of ten, when it is a whole number small enough for all of
+/// them to stay exact in an i64.
+fn scaled(limit: f64) -> Option<ScaledBound> {
+    if limit.fract() != 0.0 || limit.abs() > 9_000.0 {
+        return None;
+    }
+    let limit = limit as i64;
+    Some(std::array::from_fn(|power| limit * 10i64.pow(power as u32)))
 }
 
 #[cfg(test)]
@@ -254,6 +263,7 @@ mod tests {
         {"name": "positive", "type": "integer", "constraints": {"exclusiveMinimum": 0, "exclusiveMaximum": 10}},
         {"name": "score", "type": "number", "constraints": {"minimum": -1.5, "maximum": 100}},
         {"name": "amount", "type": "number", "constraints": {"exclusiveMinimum": 0, "exclusiveMaximum": 5}},
+        {"name": "big", "type": "number", "constraints": {"maximum": 100000}},
         {"name": "joined", "type": "date", "constraints": {"minimum": "2000-01-01", "exclusiveMaximum": "2030-01-01"}},
         {"name": "member", "type": "boolean"},
         {"name": "yes", "type": "boolean", "trueValues": ["y"], "falseValues": ["n"]},
@@ -287,6 +297,7 @@ mod tests {
             "3",
             "-1.5",
             "4.99",
+            "99999.5",
             "2024-02-29",
             "false",
             "y",
@@ -351,7 +362,7 @@ mod tests {
         /// the general parser's.
         #[test]
         fn fast_valid_implies_general_valid(
-            cell in "[-+0-9.eEa-zA-Zé✓:T, ]{0,12}|[0-9]{1,40}|-?[0-9]{1,3}(\\.[0-9]{0,17})?|-?(0|4|5|10|99|100)\\.(0{1,14}1|9{1,14})|20[0-9]{2}-[0-3][0-9]-[0-3][0-9]|[0-9]{4}-(02-2[89]|0[0-9]-3[01]|1[0-3]-[0-3][0-9])|(true|false|y|n|active|closed)"
+            cell in "[-+0-9.eEa-zA-Zé✓:T, ]{0,12}|[0-9]{1,40}|-?[0-9]{1,3}(\\.[0-9]{0,17})?|-?(0|4|5|10|99|100|99999|100000)\\.(0{1,14}1|9{1,14})|20[0-9]{2}-[0-3][0-9]-[0-3][0-9]|[0-9]{4}-(02-2[89]|0[0-9]-3[01]|1[0-3]-[0-3][0-9])|(true|false|y|n|active|closed)"
         ) {
             for field in &fields() {
                 for keyed in [false, true] {
