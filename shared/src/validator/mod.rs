@@ -451,6 +451,29 @@ impl Checker {
             return;
         }
         let width = *self.width.get_or_insert(record.len());
+        if record.len() != width {
+            self.width_errors(record, width);
+        }
+        let mut scratch = std::mem::take(&mut self.cell_scratch);
+        let mut byte_scratch = std::mem::take(&mut self.cell_byte_scratch);
+        let fast_checks = std::mem::take(&mut self.fast_checks);
+        for (field_index, fast) in fast_checks.iter().enumerate() {
+            self.check_cell(record, field_index, fast, &mut byte_scratch, &mut scratch);
+        }
+        self.fast_checks = fast_checks;
+        self.cell_scratch = scratch;
+        self.cell_byte_scratch = byte_scratch;
+        if !self.key_sets.is_empty() && !self.unique_stopped {
+            self.check_keys(row, line, offset);
+        }
+    }
+
+    /// Extra and missing cells of a row that is not `width` cells wide. Out of line: most rows
+    /// are, and the hot per-cell loop keeps its registers.
+    #[cold]
+    #[inline(never)]
+    fn width_errors(&mut self, record: &Record<'_>, width: usize) {
+        let (row, line, offset) = (record.row, record.line, record.byte_offset);
         for column in width..record.len() {
             let cell = record.cell(column);
             self.errors.add(ErrorCode::ExtraCell, || ValidationError {
@@ -480,18 +503,6 @@ impl Checker {
                 field_name: field_name.clone(),
                 ..error(ErrorCode::MissingCell, Some(row), Some(line), Some(offset))
             });
-        }
-        let mut scratch = std::mem::take(&mut self.cell_scratch);
-        let mut byte_scratch = std::mem::take(&mut self.cell_byte_scratch);
-        let fast_checks = std::mem::take(&mut self.fast_checks);
-        for (field_index, fast) in fast_checks.iter().enumerate() {
-            self.check_cell(record, field_index, fast, &mut byte_scratch, &mut scratch);
-        }
-        self.fast_checks = fast_checks;
-        self.cell_scratch = scratch;
-        self.cell_byte_scratch = byte_scratch;
-        if !self.key_sets.is_empty() && !self.unique_stopped {
-            self.check_keys(row, line, offset);
         }
     }
 
