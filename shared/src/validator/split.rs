@@ -1,8 +1,9 @@
 //! The reader's fast path: splitting one complete, well-formed record without csv-core.
 //!
 //! csv-core walks a state machine for every byte and copies it out. Most records need much
-//! less: an unquoted cell ends at the next delimiter or line end, found eight bytes at a time,
-//! and a quoted cell ends at the next quote (SIMD `memchr`) unless that quote is doubled.
+//! less: an unquoted cell ends at the next delimiter or line end, and a quoted cell at the
+//! next quote that is not doubled. Both are found eight bytes at a time, every match in a word
+//! at once (a word of unquoted cells ends several of them).
 //! Cells are not copied: each is a [`Span`] of the input. Anything unusual (the record runs
 //! past the input, text after a closing quote, an escape character, a limit reached) gives
 //! `None`, and the record goes to csv-core, which knows every case. The property tests feed
