@@ -454,15 +454,9 @@ impl Checker {
         if record.len() != width {
             self.width_errors(record, width);
         }
-        let mut scratch = std::mem::take(&mut self.cell_scratch);
-        let mut byte_scratch = std::mem::take(&mut self.cell_byte_scratch);
-        let fast_checks = std::mem::take(&mut self.fast_checks);
-        for (field_index, fast) in fast_checks.iter().enumerate() {
-            self.check_cell(record, field_index, fast, &mut byte_scratch, &mut scratch);
+        for field_index in 0..self.fast_checks.len() {
+            self.check_cell(record, field_index);
         }
-        self.fast_checks = fast_checks;
-        self.cell_scratch = scratch;
-        self.cell_byte_scratch = byte_scratch;
         if !self.key_sets.is_empty() && !self.unique_stopped {
             self.check_keys(row, line, offset);
         }
@@ -508,40 +502,32 @@ impl Checker {
 
     /// The fast check first; the general path when it is not sure.
     #[inline]
-    fn check_cell(
-        &mut self,
-        record: &Record<'_>,
-        field_index: usize,
-        fast: &FastCheck,
-        byte_scratch: &mut Vec<u8>,
-        scratch: &mut String,
-    ) {
+    fn check_cell(&mut self, record: &Record<'_>, field_index: usize) {
         let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
             self.key_values[field_index] = None;
             return;
         };
-        if let Some(bytes) = record.utf8_cell_bytes(column, byte_scratch) {
-            match fast.verdict(&self.schema.fields[field_index], bytes) {
-                Verdict::Valid => return,
-                Verdict::ValidInteger(value) => {
-                    if !self.plans[field_index].keyed || self.unique_stopped {
-                        return;
-                    }
-                    if self.unique_field_sets[field_index].is_none() {
-                        // Only a key uses it (the usual integer id): kept for the row's key check.
-                        self.key_values[field_index] = Some(KeyPart::Integer(value));
-                    } else {
-                        let place = CellPlace::new(record, field_index, column);
-                        self.key_cell(&place, bytes, Value::Integer(value));
-                    }
-                    return;
-                }
-                Verdict::Unsure => {}
+        let verdict = match record.utf8_cell_bytes(column, &mut self.cell_byte_scratch) {
+            Some(bytes) => {
+                self.fast_checks[field_index].verdict(&self.schema.fields[field_index], bytes)
+            }
+            None => Verdict::Unsure,
+        };
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::ValidInteger(_) if !self.plans[field_index].keyed || self.unique_stopped => {}
+            // Only a key uses it (the usual integer id): kept for the row's key check.
+            Verdict::ValidInteger(value) if self.unique_field_sets[field_index].is_none() => {
+                self.key_values[field_index] = Some(KeyPart::Integer(value));
+            }
+            Verdict::ValidInteger(_) | Verdict::Unsure => {
+                let mut scratch = std::mem::take(&mut self.cell_scratch);
+                let cell = record.cell_in(column, &mut scratch);
+                let plan = self.plans[field_index];
+                self.check_value(record, field_index, column, plan, cell);
+                self.cell_scratch = scratch;
             }
         }
-        let cell = record.cell_in(column, scratch);
-        let plan = self.plans[field_index];
-        self.check_value(record, field_index, column, plan, cell);
     }
 
     #[inline]
