@@ -18,6 +18,22 @@ const SCHEMA: &str = r#"{
   "missingValues": ["", "-"]
 }"#;
 
+/// Fields of every shape that has a fast check (shared/src/validator/fast.rs), with the
+/// default missing values so that the fast checks run.
+const FAST_SCHEMA: &str = r#"{
+  "fields": [
+    {"name": "id", "type": "integer", "constraints": {"minimum": 0, "maximum": 120}},
+    {"name": "score", "type": "number", "constraints": {"minimum": 0, "exclusiveMaximum": 100}},
+    {"name": "ratio", "type": "number", "constraints": {"minimum": -1.5}},
+    {"name": "when", "type": "date", "constraints": {"minimum": "2000-01-01"}},
+    {"name": "ok", "type": "boolean"},
+    {"name": "code", "constraints": {"pattern": "[a-z\"é]*", "maxLength": 3, "required": true}},
+    {"name": "kind", "constraints": {"enum": ["a", "\"b\""]}},
+    {"name": "n", "type": "integer", "constraints": {"unique": true}}
+  ],
+  "primaryKey": "id"
+}"#;
+
 fn dialects() -> Vec<Dialect> {
     vec![
         Dialect::default(),
@@ -73,6 +89,66 @@ fn csv_like() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(token, 0..80).prop_map(|tokens| tokens.concat())
 }
 
+/// Rows of typed-looking cells, valid and not, some quoted with doubled quotes, under the
+/// header of `FAST_SCHEMA`: what the fast checks see.
+fn typed_csv() -> impl Strategy<Value = Vec<u8>> {
+    let cell = prop_oneof![
+        prop::sample::select(vec![
+            "",
+            "0",
+            "5",
+            "120",
+            "121",
+            "-1",
+            "+7",
+            "007",
+            "1x",
+            "-0",
+            "0.5",
+            "99.9999",
+            "100",
+            "100.0000000000001",
+            "-1.5",
+            "-1.6",
+            "1e5",
+            "NaN",
+            "2024-02-29",
+            "2023-02-29",
+            "1999-12-31",
+            "2000-01-01",
+            "20240101",
+            "true",
+            "False",
+            "TRUE",
+            "yes",
+            "1",
+            "a",
+            "ab",
+            "abcd",
+            "é",
+            "ééé",
+            "éééé",
+            "A",
+            "\"\"\"b\"\"\"",
+            "\"a\"\"\"",
+            "\"x\ny\"",
+            "99999999999999999999",
+            "1,5",
+        ])
+        .prop_map(|s| s.as_bytes().to_vec()),
+        "[0-9]{1,4}".prop_map(|s| s.into_bytes()),
+    ];
+    let row = prop::collection::vec(cell, 6..10).prop_map(|cells| cells.join(&b","[..]));
+    prop::collection::vec(row, 0..12).prop_map(|rows| {
+        let mut csv = b"id,score,ratio,when,ok,code,kind,n\n".to_vec();
+        for row in rows {
+            csv.extend_from_slice(&row);
+            csv.push(b'\n');
+        }
+        csv
+    })
+}
+
 /// Well-formed CSV whose cells are often quoted, with delimiters, doubled quotes and line
 /// ends inside: what the reader's quoted fast path takes when a record arrives whole.
 fn quoted_csv() -> impl Strategy<Value = Vec<u8>> {
@@ -122,6 +198,32 @@ proptest! {
             prop_assert_eq!(whole.bytes, bytes.len() as u64);
             prop_assert_eq!(whole.error_total, whole.error_counts.values().sum::<u64>());
         }
+    }
+
+    /// The fast checks never change a report: the same errors, counts and places as with
+    /// every cell on the general path, whole or byte by byte.
+    #[test]
+    fn fast_checks_change_no_report(bytes in prop_oneof![typed_csv(), csv_like()]) {
+        let check = |fast: bool, cuts: &[usize]| {
+            let validator = Validator::new(
+                Schema::from_json(FAST_SCHEMA).unwrap(),
+                Dialect::default(),
+                Limits::default(),
+            );
+            let mut validator = if fast { validator } else { validator.without_fast_checks() };
+            let mut start = 0;
+            for &cut in cuts {
+                validator.feed(&bytes[start..cut]);
+                start = cut;
+            }
+            validator.feed(&bytes[start..]);
+            let mut report = validator.finish();
+            report.elapsed_ms = 0.0;
+            report
+        };
+        let general = check(false, &[]);
+        prop_assert_eq!(&check(true, &[]), &general);
+        prop_assert_eq!(&check(true, &(0..bytes.len()).collect::<Vec<_>>()), &general);
     }
 
     #[test]
