@@ -233,7 +233,7 @@ impl Constraints {
     }
 
     /// [`Constraints::passes`] for text known to be UTF-8, in a field without bounds (text
-    /// has no order): the validator's fast path for strings.
+    /// has no order): the validator's fast path for strings. Keep the two in step.
     #[inline]
     pub fn passes_text(&self, cell: &[u8]) -> bool {
         debug_assert!(self.bounds.is_empty());

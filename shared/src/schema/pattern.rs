@@ -74,7 +74,8 @@ mod dense {
     /// also gets a two-bytes-a-step form.
     const PAIR_CLASSES: usize = 16;
 
-    type Transitions = Box<[u16; 1 << 16]>;
+    /// 256 entries a state, for the states found (a few KiB for most patterns).
+    type Transitions = Box<[u16]>;
 
     #[derive(Debug)]
     pub enum Matcher {
@@ -86,9 +87,8 @@ mod dense {
     }
 
     /// The DFA flattened: states are numbered in multiples of 256, so `state | byte` indexes a
-    /// row, and a `u16` index is always inside the 128 KiB table (no bounds checks; only the
-    /// states' rows are ever touched). The DFA's own walk maps each byte to its class and
-    /// checks for special states on every step.
+    /// row. One load a step (its bounds check is off the chain of loads), where the DFA's own
+    /// walk maps each byte to its class and checks for special states on every step.
     #[derive(Debug)]
     pub struct Table {
         /// `next[state | byte]`: the state after `byte`.
@@ -163,10 +163,11 @@ mod dense {
         fn build(dfa: &dense::DFA<Vec<u32>>, start: StateID) -> Option<Table> {
             let mut found = vec![start];
             let mut numbers = HashMap::from([(start, 0u16)]);
-            let mut next: Transitions = vec![0; 1 << 16].try_into().ok()?;
+            let mut next = Vec::new();
             let mut accepts = Box::new([false; TABLE_STATES]);
             let mut row = 0;
             while let Some(&state) = found.get(row) {
+                next.resize((row + 1) << 8, 0);
                 for byte in 0..=255u8 {
                     let target = dfa.next_state(state, byte);
                     let number = match numbers.get(&target) {
@@ -184,6 +185,7 @@ mod dense {
                 accepts[row] = dfa.is_match_state(dfa.next_eoi_state(state));
                 row += 1;
             }
+            let next = next.into_boxed_slice();
             let pairs = Pairs::build(&next, found.len());
             Some(Table {
                 next,
@@ -233,7 +235,7 @@ mod dense {
                     None => return None,
                 };
             }
-            let mut pairs: Transitions = vec![0; 1 << 16].try_into().ok()?;
+            let mut pairs = vec![0; states << 8].into_boxed_slice();
             for state in 0..states {
                 for (a, &(_, first)) in examples.iter().enumerate() {
                     let middle = next[state << 8 | first];

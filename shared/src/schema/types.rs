@@ -363,7 +363,8 @@ fn parse_long_int(negative: bool, digits: &[u8]) -> Option<i128> {
     if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    // i128 holds 38 digits, and some of 39; past that the value does not fit.
+    // i128 holds 38 significant digits, and some of 39; past that the value does not fit
+    // (leading zeros do not count).
     // Negative values build downwards: i128::MIN has no positive counterpart.
     let mut value: i128 = 0;
     for &b in digits {

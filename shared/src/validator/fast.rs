@@ -6,10 +6,12 @@
 //! common shapes of field (a plain integer with bounds, a date with a minimum, a text with a
 //! pattern) a check made for that shape says so in far fewer.
 //!
-//! A fast check only ever answers "valid" or "not sure". A cell it is not sure about (empty,
-//! unusual notation, or invalid) goes to the general path, which alone reports errors, so the
-//! two cannot disagree on a message. The property test at the end holds the fast path to the
-//! general one: it never passes a cell that the general path would reject.
+//! A fast check only ever answers "valid" (with the value, for an integer) or "not sure". A
+//! cell it is not sure about (empty, unusual notation, or invalid) goes to the general path,
+//! which alone reports errors, so the two cannot disagree on a message. The tests at the end
+//! hold each check to the general path: it never passes a cell that the general path would
+//! reject; `tests/properties.rs` and the fuzz target compare whole reports with and without
+//! the fast checks.
 
 use chrono::Datelike;
 
@@ -55,9 +57,9 @@ pub(super) enum Verdict {
 }
 
 impl FastCheck {
-    /// The fast check for `field`; `keyed` fields need their value for a key set, which only
-    /// the integer check gives.
-    pub(super) fn for_field(field: &Field, keyed: bool) -> FastCheck {
+    /// The fast check for `field`. `in_key`: the field is part of the primary key or a unique
+    /// key, and the row's key check needs its value, which only the integer check gives.
+    pub(super) fn for_field(field: &Field, in_key: bool) -> FastCheck {
         let constraints = &field.constraints;
         // The fast checks take an empty cell as the only missing value.
         if field.missing_values != [""] {
@@ -83,9 +85,16 @@ impl FastCheck {
                     };
                     match bound.kind {
                         BoundKind::Minimum => min = min.max(limit),
-                        BoundKind::ExclusiveMinimum => min = min.max(limit.saturating_add(1)),
+                        // At the ends of i128 there is no next integer: no fast check.
+                        BoundKind::ExclusiveMinimum => match limit.checked_add(1) {
+                            Some(next) => min = min.max(next),
+                            None => return FastCheck::General,
+                        },
                         BoundKind::Maximum => max = max.min(limit),
-                        BoundKind::ExclusiveMaximum => max = max.min(limit.saturating_sub(1)),
+                        BoundKind::ExclusiveMaximum => match limit.checked_sub(1) {
+                            Some(previous) => max = max.min(previous),
+                            None => return FastCheck::General,
+                        },
                     }
                 }
                 FastCheck::Integer { min, max }
@@ -125,7 +134,7 @@ impl FastCheck {
         // A key needs the value itself: only the integer check has it at hand.
         match check {
             FastCheck::Integer { .. } => check,
-            _ if keyed => FastCheck::General,
+            _ if in_key => FastCheck::General,
             _ => check,
         }
     }
@@ -339,6 +348,24 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// An exclusive bound at an end of i128 has no next integer to become inclusive: the
+    /// general path keeps such a field, and still rejects the bound itself.
+    #[test]
+    fn exclusive_bounds_at_the_ends_of_i128_have_no_fast_check() {
+        let schema = Schema::from_json(
+            r#"{"fields": [
+                {"name": "a", "type": "integer", "constraints": {"exclusiveMinimum": "170141183460469231731687303715884105727"}},
+                {"name": "b", "type": "integer", "constraints": {"exclusiveMaximum": "-170141183460469231731687303715884105728"}}
+            ]}"#,
+        )
+        .unwrap();
+        for (field, cell) in schema.fields.iter().zip([i128::MAX, i128::MIN]) {
+            let check = FastCheck::for_field(field, false);
+            assert!(matches!(check, FastCheck::General), "{}", field.name);
+            assert!(!general_passes(field, &cell.to_string()), "{}", field.name);
         }
     }
 

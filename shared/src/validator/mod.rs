@@ -206,8 +206,12 @@ impl Checker {
         let fast_checks = schema
             .fields
             .iter()
-            .zip(&plans)
-            .map(|(field, plan)| FastCheck::for_field(field, plan.keyed))
+            .enumerate()
+            .map(|(i, field)| match unique_field_sets[i] {
+                // Its own unique set takes the value's canonical bytes: the general path.
+                Some(_) => FastCheck::General,
+                None => FastCheck::for_field(field, in_key[i]),
+            })
             .collect();
         Checker {
             plans,
@@ -526,12 +530,12 @@ impl Checker {
         };
         match verdict {
             Verdict::Valid => {}
-            Verdict::ValidInteger(_) if !self.plans[field_index].keyed || self.unique_stopped => {}
-            // Only a key uses it (the usual integer id): kept for the row's key check.
-            Verdict::ValidInteger(value) if self.unique_field_sets[field_index].is_none() => {
+            Verdict::ValidInteger(_) if !self.in_key[field_index] || self.unique_stopped => {}
+            // Kept for the row's key check (a field with its own unique set has no fast check).
+            Verdict::ValidInteger(value) => {
                 self.key_values[field_index] = Some(KeyPart::Integer(value));
             }
-            Verdict::ValidInteger(_) | Verdict::Unsure => {
+            Verdict::Unsure => {
                 let mut scratch = std::mem::take(&mut self.cell_scratch);
                 let cell = record.cell_in(column, &mut scratch);
                 let plan = self.plans[field_index];
@@ -585,7 +589,7 @@ impl Checker {
         }
         if plan.keyed && !self.unique_stopped {
             let place = CellPlace::new(record, field_index, column);
-            self.key_cell(&place, cell.as_bytes(), value);
+            self.key_cell(&place, cell, value);
         }
     }
 
@@ -603,7 +607,7 @@ impl Checker {
 
     /// A valid value of a field in a unique constraint or a key: into its set, or kept for
     /// the row's keys.
-    fn key_cell(&mut self, place: &CellPlace, cell: &[u8], value: Value<'_>) {
+    fn key_cell(&mut self, place: &CellPlace, cell: &str, value: Value<'_>) {
         let field_index = place.field_index;
         let (mut stop_unique, mut duplicate) = (false, false);
         let mut canonical = std::mem::take(&mut self.scratch);
@@ -640,7 +644,7 @@ impl Checker {
         if duplicate {
             self.cell_error(
                 place,
-                &String::from_utf8_lossy(cell),
+                cell,
                 ErrorCode::UniqueError,
                 Some("unique"),
                 |_, shown| format!("'{shown}' is not unique (an earlier row has the same value)"),

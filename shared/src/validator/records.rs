@@ -35,8 +35,10 @@ pub struct Record<'a> {
     pub encoding_error: Option<u64>,
     /// The record's bytes: as read (fast path) or unquoted by csv-core.
     bytes: &'a [u8],
-    /// Every byte of the input so far is UTF-8, so this record's are: its cells need no
-    /// check of their own on the fast path.
+    /// No bad UTF-8 so far: the stream's check has covered every byte fed (all but an
+    /// incomplete character at the end of the chunk, which no complete record reaches), so
+    /// this record's cells need no check of their own on the fast path. After the first bad
+    /// byte, every record takes the general path, which checks its cells one by one.
     known_utf8: bool,
     /// Where each cell's text is in `bytes`.
     spans: &'a [Span],

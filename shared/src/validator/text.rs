@@ -75,7 +75,9 @@ impl LineCounter {
     /// line end `end` (a `\r` may still pair with a `\n` in the next bytes).
     pub fn feed_record(&mut self, line_breaks_in_cells: u64, end: u8) {
         if std::mem::take(&mut self.pending_cr) {
-            self.breaks += 1; // the record's first byte is not the `\n` of a `\r\n`
+            // The record's first byte is not the `\n` of a `\r\n`. (The reader has usually
+            // settled a pending `\r` already, when it saw that byte between records.)
+            self.breaks += 1;
         }
         self.breaks += line_breaks_in_cells;
         match end {
