@@ -414,7 +414,7 @@ fn parse_number(cell: &str, format: &NumberFormat) -> Option<f64> {
 /// parser: the digits and the power of ten are both exact in an `f64`, so one division gives
 /// the correctly rounded value, the same one `str::parse` gives. `None`: use the general path.
 #[inline]
-pub(crate) fn parse_short_decimal(text: &[u8]) -> Option<f64> {
+fn parse_short_decimal(text: &[u8]) -> Option<f64> {
     short_decimal(text).map(ShortDecimal::to_f64)
 }
 
@@ -511,21 +511,26 @@ fn is_decimal_notation(text: &str) -> bool {
 #[inline]
 fn parse_date(cell: &str, format: &TemporalFormat) -> Option<NaiveDate> {
     match format {
-        TemporalFormat::Iso => parse_iso_date(cell.as_bytes()),
+        TemporalFormat::Iso => {
+            let (year, month, day) = iso_date_parts(cell.as_bytes())?;
+            NaiveDate::from_ymd_opt(year as i32, month, day)
+        }
         TemporalFormat::Pattern(pattern) => NaiveDate::parse_from_str(cell, pattern).ok(),
     }
 }
 
-/// YYYY-MM-DD, the one ISO form a date cell takes.
+/// The year, month and day of `YYYY-MM-DD` (the one ISO form a date cell takes), as written:
+/// whether they make a date is the caller's question.
 #[inline]
-pub(crate) fn parse_iso_date(b: &[u8]) -> Option<NaiveDate> {
-    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-        let year = digits(&b[0..4])?;
-        let month = digits(&b[5..7])?;
-        let day = digits(&b[8..10])?;
-        return NaiveDate::from_ymd_opt(year as i32, month, day);
-    }
-    None
+pub(crate) fn iso_date_parts(b: &[u8]) -> Option<(u32, u32, u32)> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
+        return None;
+    };
+    let digit = |b: u8| b.is_ascii_digit().then(|| u32::from(b - b'0'));
+    let year = digit(y0)? * 1000 + digit(y1)? * 100 + digit(y2)? * 10 + digit(y3)?;
+    let month = digit(m0)? * 10 + digit(m1)?;
+    let day = digit(d0)? * 10 + digit(d1)?;
+    Some((year, month, day))
 }
 
 #[inline]

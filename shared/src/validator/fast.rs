@@ -17,8 +17,8 @@ use chrono::Datelike;
 
 use crate::schema::short_eq;
 use crate::schema::types::{
-    parse_plain_int_bytes, short_decimal, FieldType, NumberFormat, StringFormat, TemporalFormat,
-    Value,
+    iso_date_parts, parse_plain_int_bytes, short_decimal, FieldType, NumberFormat, StringFormat,
+    TemporalFormat, Value,
 };
 use crate::schema::{BoundKind, Field};
 
@@ -198,13 +198,7 @@ impl FastCheck {
 /// (proleptic Gregorian, years 0 to 9999 in this form).
 #[inline]
 fn iso_date(b: &[u8]) -> Option<u32> {
-    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
-        return None;
-    };
-    let digit = |b: u8| b.is_ascii_digit().then(|| u32::from(b - b'0'));
-    let year = digit(y0)? * 1000 + digit(y1)? * 100 + digit(y2)? * 10 + digit(y3)?;
-    let month = digit(m0)? * 10 + digit(m1)?;
-    let day = digit(d0)? * 10 + digit(d1)?;
+    let (year, month, day) = iso_date_parts(b)?;
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let days = match month {
         2 if leap => 29,

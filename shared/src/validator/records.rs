@@ -79,15 +79,20 @@ impl<'a> Record<'a> {
         if !span.doubled_quotes {
             return Some(bytes);
         }
-        // Keep the first quote of each pair: in a quoted cell every quote is doubled.
-        scratch.clear();
+        self.undouble_quotes(bytes, scratch);
+        Some(scratch)
+    }
+
+    /// `bytes` into `out` with each doubled quote made single: in a quoted cell every quote
+    /// is doubled.
+    fn undouble_quotes(&self, bytes: &[u8], out: &mut Vec<u8>) {
+        out.clear();
         let mut rest = bytes;
         while let Some(at) = memchr::memchr(self.quote, rest) {
-            scratch.extend_from_slice(&rest[..=at]);
+            out.extend_from_slice(&rest[..=at]);
             rest = rest.get(at + 2..).unwrap_or_default();
         }
-        scratch.extend_from_slice(rest);
-        Some(scratch)
+        out.extend_from_slice(rest);
     }
 
     /// Cell `i` as text, borrowed from the record where it can be, else built in `scratch`
@@ -113,22 +118,18 @@ impl<'a> Record<'a> {
         Cow::Owned(cell)
     }
 
+    /// Quotes undone, then bytes that are not UTF-8 replaced (a quote is ASCII, so undoing
+    /// first replaces the same bytes).
     #[cold]
     fn write_cell(&self, span: Span, out: &mut String) {
+        let mut undoubled = Vec::new();
+        let mut bytes = &self.bytes[span.start..span.end];
+        if span.doubled_quotes {
+            self.undouble_quotes(bytes, &mut undoubled);
+            bytes = &undoubled;
+        }
         out.clear();
-        let text = String::from_utf8_lossy(&self.bytes[span.start..span.end]);
-        if !span.doubled_quotes {
-            out.push_str(&text);
-            return;
-        }
-        // Keep the first quote of each pair: in a quoted cell every quote is doubled.
-        let quote = char::from(self.quote);
-        let mut rest: &str = &text;
-        while let Some(at) = rest.find(quote) {
-            out.push_str(&rest[..=at]);
-            rest = rest.get(at + 2..).unwrap_or_default();
-        }
-        out.push_str(rest);
+        out.push_str(&String::from_utf8_lossy(bytes));
     }
 
     pub fn cells(&self) -> impl Iterator<Item = Cow<'a, str>> + '_ {

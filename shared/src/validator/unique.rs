@@ -152,7 +152,7 @@ impl Integers {
     fn flush_run(&mut self) {
         if let Some((start, end)) = self.run.take() {
             self.bitmap.insert_range(start..=end);
-            self.bitmap_max = Some(self.bitmap_max.map_or(end, |max| max.max(end)));
+            self.bitmap_max = Some(end); // the run was above everything in the bitmap
         }
     }
 }
