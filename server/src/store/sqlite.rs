@@ -108,11 +108,19 @@ impl SqliteStore {
     }
 }
 
+/// A transaction that will write: it takes the write lock at BEGIN, waiting (busy timeout) for
+/// another process such as `token create`. A deferred one that reads first and writes after
+/// gets "database is locked" at once when another process wrote meanwhile, since SQLite
+/// cannot wait there without risking a deadlock.
+fn write_transaction(connection: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 /// Bring the file up to the latest schema. The version is read inside an IMMEDIATE
 /// transaction, so two processes opening a fresh file (`serve` and `token create`) take turns
 /// instead of both creating the tables.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = write_transaction(connection)?;
     let version: usize = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     for (i, migration) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(migration)?;
@@ -167,7 +175,7 @@ impl SqliteStore {
     /// and the number goes back unused, when no row was written.
     fn write_job(&self, owner: &OwnerId, job: &Job, create: bool) -> StoreResult<Option<u64>> {
         self.with(|connection| {
-            let tx = connection.transaction()?;
+            let tx = write_transaction(connection)?;
             let seq = next_seq(&tx, owner)?;
             let counts = serde_json::to_string(&job.error_counts).expect("error counts serialize");
             let (seq, bytes_done) = (seq as i64, job.progress.bytes_done as i64);
@@ -239,7 +247,7 @@ impl JobStore for SqliteStore {
 
     fn delete_job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<u64>> {
         self.with(|connection| {
-            let tx = connection.transaction()?;
+            let tx = write_transaction(connection)?;
             let removed = tx.execute(
                 "DELETE FROM jobs WHERE id = ?1 AND owner_id = ?2",
                 params![id, owner.as_str()],
@@ -318,7 +326,7 @@ impl JobStore for SqliteStore {
 
     fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
         self.with(|connection| {
-            let tx = connection.transaction()?;
+            let tx = write_transaction(connection)?;
             // One process per file: every unfinished job another process held is orphaned.
             let orphaned = format!("{UNFINISHED} AND (node_id IS NULL OR node_id <> ?1)");
             let jobs = {
