@@ -171,7 +171,10 @@ fn ensure_wasm_bindgen() -> Result<(), String> {
         .current_dir(&copy))?;
     run(Command::new(&cargo)
         .args(["install", "--locked", "--force", "--path"])
-        .arg(&copy))
+        .arg(&copy))?;
+    // Its build stayed in the copy's target/: hundreds of MB nothing uses again.
+    let _ = std::fs::remove_dir_all(&copy);
+    Ok(())
 }
 
 /// Chromium and chromedriver for the dashboard tests, PostgreSQL and Redis for the store and
