@@ -20,15 +20,17 @@ use crate::schema::types::{
     iso_date_parts, parse_plain_int_bytes, short_decimal, FieldType, NumberFormat, StringFormat,
     TemporalFormat, Value,
 };
-use crate::schema::{BoundKind, Field};
+use crate::schema::{BoundKind, Constraints, Field};
 
 /// One field's fast check.
 #[derive(Debug, Clone)]
 pub(super) enum FastCheck {
-    /// A plain string or `any`: every value is text, so only the constraints are left.
-    Text { value_checks: bool },
-    /// A plain integer (no group character, bare) within `min..=max`.
-    Integer { min: i128, max: i128 },
+    /// A plain string or `any`: every value is text, so only the constraints are left (a
+    /// copy of the field's: the check needs nothing else from the field).
+    Text { checks: Option<Box<Constraints>> },
+    /// A plain integer (no group character, bare) within `min..=max`; `key`: the field is
+    /// part of a key, and the value is kept.
+    Integer { min: i128, max: i128, key: bool },
     /// A plain decimal number within its bounds. When every bound is a small whole number,
     /// they are also kept as integers scaled by each power of ten a cell's fraction can have,
     /// to compare with the cell's digits exactly, without the division that makes its `f64`
@@ -40,8 +42,8 @@ pub(super) enum FastCheck {
     /// An ISO date within its bounds, dates packed as `year << 9 | month << 5 | day` (which
     /// orders them as dates).
     Date { bounds: Box<[(BoundKind, u32)]> },
-    /// A boolean without constraints on its value.
-    Boolean,
+    /// A boolean without constraints on its value: one of these words.
+    Boolean { values: Box<[String]> },
     /// No fast check: every cell takes the general path.
     General,
 }
@@ -74,7 +76,9 @@ impl FastCheck {
                 if constraints.bounds.is_empty() =>
             {
                 FastCheck::Text {
-                    value_checks: constraints.has_value_checks(),
+                    checks: constraints
+                        .has_value_checks()
+                        .then(|| Box::new(constraints.clone())),
                 }
             }
             FieldType::Integer(format) if only_bounds && is_plain(format) => {
@@ -97,7 +101,11 @@ impl FastCheck {
                         },
                     }
                 }
-                FastCheck::Integer { min, max }
+                FastCheck::Integer {
+                    min,
+                    max,
+                    key: in_key,
+                }
             }
             FieldType::Number(format) if only_bounds && is_plain(format) => {
                 let bounds = constraints.bounds.iter().map(|bound| match bound.value {
@@ -128,7 +136,12 @@ impl FastCheck {
                     None => FastCheck::General,
                 }
             }
-            FieldType::Boolean { .. } if !constraints.has_value_checks() => FastCheck::Boolean,
+            FieldType::Boolean {
+                true_values,
+                false_values,
+            } if !constraints.has_value_checks() => FastCheck::Boolean {
+                values: true_values.iter().chain(false_values).cloned().collect(),
+            },
             _ => FastCheck::General,
         };
         // A key needs the value itself: only the integer check has it at hand.
@@ -139,21 +152,21 @@ impl FastCheck {
         }
     }
 
-    /// Whether `cell` (of `field`, the one this check was made for) is surely valid. The
-    /// cell's bytes are known to be UTF-8: they are read without another check.
+    /// Whether `cell` (of the field this check was made for) is surely valid. The cell's
+    /// bytes are known to be UTF-8: they are read without another check.
     #[inline]
-    pub(super) fn verdict(&self, field: &Field, cell: &[u8]) -> Verdict {
+    pub(super) fn verdict(&self, cell: &[u8]) -> Verdict {
         if cell.is_empty() {
             return Verdict::Unsure; // missing: required or not is the general path's call
         }
         let valid = match self {
-            FastCheck::Text { value_checks } => {
-                !*value_checks || field.constraints.passes_text(cell)
-            }
-            FastCheck::Integer { min, max } => {
+            FastCheck::Text { checks } => checks.as_ref().is_none_or(|c| c.passes_text(cell)),
+            FastCheck::Integer { min, max, key } => {
                 return match parse_plain_int_bytes(cell) {
-                    Some(value) if (*min..=*max).contains(&value) => Verdict::ValidInteger(value),
-                    _ => Verdict::Unsure,
+                    Some(value) if !(*min..=*max).contains(&value) => Verdict::Unsure,
+                    Some(value) if *key => Verdict::ValidInteger(value),
+                    Some(_) => Verdict::Valid,
+                    None => Verdict::Unsure,
                 };
             }
             FastCheck::Number {
@@ -174,16 +187,9 @@ impl FastCheck {
                 (Some(decimal), None) => within(decimal.to_f64(), bounds),
             },
             FastCheck::Date { bounds } => iso_date(cell).is_some_and(|value| within(value, bounds)),
-            FastCheck::Boolean => match &field.field_type {
-                FieldType::Boolean {
-                    true_values,
-                    false_values,
-                } => true_values
-                    .iter()
-                    .chain(false_values)
-                    .any(|value| short_eq(value.as_bytes(), cell)),
-                _ => false,
-            },
+            FastCheck::Boolean { values } => {
+                values.iter().any(|value| short_eq(value.as_bytes(), cell))
+            }
             FastCheck::General => false,
         };
         if valid {
@@ -315,11 +321,18 @@ mod tests {
             let check = FastCheck::for_field(field, false);
             let expected = match field.name.as_str() {
                 "grouped" => Verdict::Unsure, // no fast check for group characters
-                "int" | "age" | "positive" => Verdict::ValidInteger(cell.parse().unwrap()),
+                "int" | "age" | "positive" => {
+                    // The value itself only for a key field.
+                    assert_eq!(
+                        FastCheck::for_field(field, true).verdict(cell.as_bytes()),
+                        Verdict::ValidInteger(cell.parse().unwrap())
+                    );
+                    Verdict::Valid
+                }
                 _ => Verdict::Valid,
             };
             assert_eq!(
-                check.verdict(field, cell.as_bytes()),
+                check.verdict(cell.as_bytes()),
                 expected,
                 "{} {cell:?}",
                 field.name
@@ -388,7 +401,7 @@ mod tests {
             for field in &fields() {
                 for keyed in [false, true] {
                     let check = FastCheck::for_field(field, keyed);
-                    match check.verdict(field, cell.as_bytes()) {
+                    match check.verdict(cell.as_bytes()) {
                         Verdict::Unsure => {}
                         Verdict::Valid => prop_assert!(general_passes(field, &cell), "{} {cell:?}", field.name),
                         Verdict::ValidInteger(value) => {

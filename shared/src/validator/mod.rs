@@ -469,9 +469,18 @@ impl Checker {
         if record.len() != width {
             self.width_errors(record, width);
         }
-        for field_index in 0..self.fast_checks.len() {
-            self.check_cell(record, field_index);
+        // Out of `self` for the loop, so that they stay in registers instead of being
+        // reloaded through `self` around every cell (the general path takes `&mut self`).
+        let checks = std::mem::take(&mut self.fast_checks);
+        let columns = std::mem::take(&mut self.columns);
+        for (field_index, (check, column)) in checks.iter().zip(&columns).enumerate() {
+            match column.filter(|c| *c < record.len()) {
+                Some(column) => self.check_cell(record, field_index, column, check),
+                None => self.key_values[field_index] = None,
+            }
         }
+        self.fast_checks = checks;
+        self.columns = columns;
         if !self.key_sets.is_empty() && !self.unique_stopped {
             self.check_keys(row, line, offset);
         }
@@ -517,32 +526,38 @@ impl Checker {
 
     /// The fast check first; the general path when it is not sure.
     #[inline]
-    fn check_cell(&mut self, record: &Record<'_>, field_index: usize) {
-        let Some(column) = self.columns[field_index].filter(|c| *c < record.len()) else {
-            self.key_values[field_index] = None;
-            return;
-        };
+    fn check_cell(
+        &mut self,
+        record: &Record<'_>,
+        field_index: usize,
+        column: usize,
+        check: &FastCheck,
+    ) {
         let verdict = match record.utf8_cell_bytes(column, &mut self.cell_byte_scratch) {
-            Some(bytes) => {
-                self.fast_checks[field_index].verdict(&self.schema.fields[field_index], bytes)
-            }
+            Some(bytes) => check.verdict(bytes),
             None => Verdict::Unsure,
         };
         match verdict {
             Verdict::Valid => {}
-            Verdict::ValidInteger(_) if !self.in_key[field_index] || self.unique_stopped => {}
             // Kept for the row's key check (a field with its own unique set has no fast check).
             Verdict::ValidInteger(value) => {
-                self.key_values[field_index] = Some(KeyPart::Integer(value));
+                if !self.unique_stopped {
+                    self.key_values[field_index] = Some(KeyPart::Integer(value));
+                }
             }
-            Verdict::Unsure => {
-                let mut scratch = std::mem::take(&mut self.cell_scratch);
-                let cell = record.cell_in(column, &mut scratch);
-                let plan = self.plans[field_index];
-                self.check_value(record, field_index, column, plan, cell);
-                self.cell_scratch = scratch;
-            }
+            Verdict::Unsure => self.check_cell_in_general(record, field_index, column),
         }
+    }
+
+    /// The general path for one cell. Out of line: the per-cell loop keeps its registers
+    /// (inlined, its size made the compiler keep the loop's pointers on the stack).
+    #[inline(never)]
+    fn check_cell_in_general(&mut self, record: &Record<'_>, field_index: usize, column: usize) {
+        let mut scratch = std::mem::take(&mut self.cell_scratch);
+        let cell = record.cell_in(column, &mut scratch);
+        let plan = self.plans[field_index];
+        self.check_value(record, field_index, column, plan, cell);
+        self.cell_scratch = scratch;
     }
 
     #[inline]
