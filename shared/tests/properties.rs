@@ -29,7 +29,8 @@ const FAST_SCHEMA: &str = r#"{
     {"name": "ok", "type": "boolean"},
     {"name": "code", "constraints": {"pattern": "[a-z\"é]*", "maxLength": 3, "required": true}},
     {"name": "kind", "constraints": {"enum": ["a", "\"b\""]}},
-    {"name": "n", "type": "integer", "constraints": {"unique": true}}
+    {"name": "n", "type": "integer", "constraints": {"unique": true}},
+    {"name": "count", "type": "integer", "constraints": {"minimum": -1, "maximum": 120}}
   ],
   "primaryKey": "id"
 }"#;
@@ -138,9 +139,9 @@ fn typed_csv() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|s| s.as_bytes().to_vec()),
         "[0-9]{1,4}".prop_map(|s| s.into_bytes()),
     ];
-    let row = prop::collection::vec(cell, 6..10).prop_map(|cells| cells.join(&b","[..]));
+    let row = prop::collection::vec(cell, 6..11).prop_map(|cells| cells.join(&b","[..]));
     prop::collection::vec(row, 0..12).prop_map(|rows| {
-        let mut csv = b"id,score,ratio,when,ok,code,kind,n\n".to_vec();
+        let mut csv = b"id,score,ratio,when,ok,code,kind,n,count\n".to_vec();
         for row in rows {
             csv.extend_from_slice(&row);
             csv.push(b'\n');

@@ -6,7 +6,7 @@
 //! common shapes of field (a plain integer with bounds, a date with a minimum, a text with a
 //! pattern) a check made for that shape says so in far fewer.
 //!
-//! A fast check only ever answers "valid" (with the value, for an integer) or "not sure". A
+//! A fast check only ever answers "valid" (with the value, for a key's integer) or "not sure". A
 //! cell it is not sure about (empty, unusual notation, or invalid) goes to the general path,
 //! which alone reports errors, so the two cannot disagree on a message. The tests at the end
 //! hold each check to the general path: it never passes a cell that the general path would
@@ -381,7 +381,11 @@ mod tests {
         let fields = fields();
         assert!(matches!(
             FastCheck::for_field(&fields[0], true),
-            FastCheck::Integer { .. }
+            FastCheck::Integer { key: true, .. }
+        ));
+        assert!(matches!(
+            FastCheck::for_field(&fields[0], false),
+            FastCheck::Integer { key: false, .. }
         ));
         for field in &fields[3..] {
             assert!(matches!(

@@ -119,7 +119,8 @@ struct Checker {
     last_header_row: u64,
     /// Header labels, built up over `headerRows`.
     labels: Vec<String>,
-    /// For each schema field, the column it is read from (if the data has it).
+    /// For each schema field, the column it is read from (if the data has it). Taken out of
+    /// `self` (so empty) while `data_record` checks a row's cells.
     columns: Vec<Option<usize>>,
     /// How many cells every row should have; known after the header (or first row).
     width: Option<usize>,
@@ -134,7 +135,8 @@ struct Checker {
     key_values: Vec<Option<KeyPart>>,
     in_key: Vec<bool>,
     plans: Vec<CellPlan>,
-    /// Each field's fast check, tried before the general path (`check_value`).
+    /// Each field's fast check, tried before the general path (`check_value`). Taken out of
+    /// `self` (so empty) while `data_record` checks a row's cells.
     fast_checks: Vec<FastCheck>,
     encoding_reported: bool,
     /// The file's first bytes, to name a binary format in an encoding error.
