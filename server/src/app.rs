@@ -45,7 +45,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot create the session key: {e}"))?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
-    let hub = HubHandle::start(config.ws_queue_len, config.max_connections_per_owner);
+    let hub = HubHandle::new(config.ws_queue_len, config.max_connections_per_owner);
     let (bus, cancel_requests): (Arc<dyn EventBus>, _) = match &config.redis_url {
         Some(url) => {
             let (bus, cancel_requests) = RedisBus::start(url, hub.clone()).await?;

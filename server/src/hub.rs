@@ -1,5 +1,6 @@
-//! The push hub: one task owns every WebSocket connection's queue, grouped by owner, and fans
-//! each owner's events out to all of that owner's connections (every open tab).
+//! The push hub: every WebSocket connection's queue, grouped by owner. Each owner's events fan
+//! out to all of that owner's connections (every open tab), straight from the thread that
+//! publishes them.
 //!
 //! Handlers and sessions talk to it through the cloneable [`HubHandle`]. Events reach it
 //! through an [`EventBus`]: in-process by default, or Redis pub/sub between server nodes
@@ -20,10 +21,10 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use datavista_shared::protocol::ServerMessage;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, Notify};
 
 use crate::identity::OwnerId;
 
@@ -83,38 +84,18 @@ pub struct Subscription {
     pub notify: Arc<Notify>,
 }
 
-enum Command {
-    Subscribe {
-        owner: OwnerId,
-        /// `None`: the owner already has as many connections as allowed.
-        reply: oneshot::Sender<Option<Subscription>>,
-    },
-    Unsubscribe {
-        owner: OwnerId,
-        id: u64,
-    },
-    Deliver(OwnerEvent),
-    History {
-        owner: OwnerId,
-        after: u64,
-        reply: oneshot::Sender<Option<Vec<SharedMessage>>>,
-    },
-    Connections {
-        reply: oneshot::Sender<usize>,
-    },
-    ResyncAll,
-}
-
+/// The hub's state behind a lock: a publisher hands each message straight to the queues of the
+/// owner's tabs, on its own thread. No hub task sits in between: under load every hop from
+/// one thread to another waits for a core, and that wait was most of a push's delay.
 #[derive(Clone)]
 pub struct HubHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    hub: Arc<Mutex<Hub>>,
 }
 
 impl HubHandle {
-    /// Start the hub task; each connection's queue holds `queue_len` messages, and an owner
-    /// may hold `max_per_owner` connections at once.
-    pub fn start(queue_len: usize, max_per_owner: usize) -> HubHandle {
-        let (commands, receiver) = mpsc::unbounded_channel();
+    /// Each connection's queue holds `queue_len` messages, and an owner may hold
+    /// `max_per_owner` connections at once.
+    pub fn new(queue_len: usize, max_per_owner: usize) -> HubHandle {
         let hub = Hub {
             owners: HashMap::new(),
             next_id: 0,
@@ -122,53 +103,53 @@ impl HubHandle {
             max_per_owner: max_per_owner.max(1),
             deliveries: 0,
         };
-        tokio::spawn(hub.run(receiver));
-        HubHandle { commands }
+        HubHandle {
+            hub: Arc::new(Mutex::new(hub)),
+        }
     }
 
-    pub async fn subscribe(&self, owner: OwnerId) -> Result<Subscription, Refused> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::Subscribe { owner, reply })
-            .map_err(|_| Refused::Stopped)?;
-        answer
-            .await
-            .map_err(|_| Refused::Stopped)?
-            .ok_or(Refused::AtLimit)
+    /// Held only for a few map and queue operations, never across an await or I/O.
+    fn hub(&self) -> MutexGuard<'_, Hub> {
+        self.hub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Refused` when the owner already has as many connections as allowed.
+    pub fn subscribe(&self, owner: OwnerId) -> Result<Subscription, Refused> {
+        self.hub().subscribe(owner)
     }
 
     pub fn unsubscribe(&self, owner: OwnerId, id: u64) {
-        let _ = self.commands.send(Command::Unsubscribe { owner, id });
+        self.hub().unsubscribe(owner, id);
     }
 
     pub fn deliver(&self, event: OwnerEvent) {
-        let _ = self.commands.send(Command::Deliver(event));
+        self.hub().deliver(event);
     }
 
     /// Messages after `after`, if the hub still has all of them; `None` means "send a snapshot".
-    pub async fn history(&self, owner: OwnerId, after: u64) -> Option<Vec<SharedMessage>> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .send(Command::History {
-                owner,
-                after,
-                reply,
-            })
-            .ok()?;
-        answer.await.ok().flatten()
+    pub fn history(&self, owner: &OwnerId, after: u64) -> Option<Vec<SharedMessage>> {
+        self.hub()
+            .owners
+            .get(owner)
+            .and_then(|channel| history_after(&channel.history, after))
     }
 
     /// Every tab starts again from a snapshot: events may have been lost on the way here.
     pub fn resync_all(&self) {
-        let _ = self.commands.send(Command::ResyncAll);
+        self.hub()
+            .owners
+            .values_mut()
+            .for_each(OwnerChannel::resync);
     }
 
-    pub async fn connections(&self) -> usize {
-        let (reply, answer) = oneshot::channel();
-        if self.commands.send(Command::Connections { reply }).is_err() {
-            return 0;
-        }
-        answer.await.unwrap_or(0)
+    pub fn connections(&self) -> usize {
+        self.hub()
+            .owners
+            .values()
+            .map(|c| c.connections.len())
+            .sum()
     }
 }
 
@@ -199,14 +180,10 @@ impl Default for OwnerChannel {
     }
 }
 
-/// Why the hub did not register a connection.
+/// The hub did not register a connection: the owner already holds the most connections
+/// allowed (a tab loop, or a script).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// The owner already holds the most connections allowed (a tab loop, or a script).
-    AtLimit,
-    /// The server is shutting down.
-    Stopped,
-}
+pub struct Refused;
 
 struct Hub {
     owners: HashMap<OwnerId, OwnerChannel>,
@@ -217,62 +194,40 @@ struct Hub {
 }
 
 impl Hub {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        while let Some(command) = commands.recv().await {
-            match command {
-                Command::Subscribe { owner, reply } => {
-                    let open = self.owners.get(&owner).map_or(0, |c| c.connections.len());
-                    if open >= self.max_per_owner {
-                        let _ = reply.send(None);
-                        continue;
-                    }
-                    self.next_id += 1;
-                    let (queue, messages) = mpsc::channel(self.queue_len);
-                    let lagged = Arc::new(AtomicBool::new(false));
-                    let notify = Arc::new(Notify::new());
-                    let connection = Connection {
-                        id: self.next_id,
-                        queue,
-                        lagged: lagged.clone(),
-                        notify: notify.clone(),
-                    };
-                    let channel = self.owners.entry(owner).or_default();
-                    channel.connections.push(connection);
-                    channel.idle_since = None;
-                    let _ = reply.send(Some(Subscription {
-                        id: self.next_id,
-                        messages,
-                        lagged,
-                        notify,
-                    }));
-                }
-                Command::Unsubscribe { owner, id } => {
-                    if let Some(channel) = self.owners.get_mut(&owner) {
-                        channel.connections.retain(|c| c.id != id);
-                        if channel.connections.is_empty() {
-                            channel.idle_since = Some(std::time::Instant::now());
-                        }
-                    }
-                    self.forget_idle_owners();
-                }
-                Command::Deliver(event) => self.deliver(event),
-                Command::History {
-                    owner,
-                    after,
-                    reply,
-                } => {
-                    let _ = reply.send(
-                        self.owners
-                            .get(&owner)
-                            .and_then(|channel| history_after(&channel.history, after)),
-                    );
-                }
-                Command::Connections { reply } => {
-                    let _ = reply.send(self.owners.values().map(|c| c.connections.len()).sum());
-                }
-                Command::ResyncAll => self.owners.values_mut().for_each(OwnerChannel::resync),
+    fn subscribe(&mut self, owner: OwnerId) -> Result<Subscription, Refused> {
+        let open = self.owners.get(&owner).map_or(0, |c| c.connections.len());
+        if open >= self.max_per_owner {
+            return Err(Refused);
+        }
+        self.next_id += 1;
+        let (queue, messages) = mpsc::channel(self.queue_len);
+        let lagged = Arc::new(AtomicBool::new(false));
+        let notify = Arc::new(Notify::new());
+        let connection = Connection {
+            id: self.next_id,
+            queue,
+            lagged: lagged.clone(),
+            notify: notify.clone(),
+        };
+        let channel = self.owners.entry(owner).or_default();
+        channel.connections.push(connection);
+        channel.idle_since = None;
+        Ok(Subscription {
+            id: self.next_id,
+            messages,
+            lagged,
+            notify,
+        })
+    }
+
+    fn unsubscribe(&mut self, owner: OwnerId, id: u64) {
+        if let Some(channel) = self.owners.get_mut(&owner) {
+            channel.connections.retain(|c| c.id != id);
+            if channel.connections.is_empty() {
+                channel.idle_since = Some(std::time::Instant::now());
             }
         }
+        self.forget_idle_owners();
     }
 
     /// Memory stays proportional to owners with open tabs, not to every owner ever seen.
@@ -397,9 +352,9 @@ mod tests {
 
     #[tokio::test]
     async fn events_that_cross_send_a_snapshot_and_gaps_are_not_replayed() {
-        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
         let ada = OwnerId::random();
-        let mut tab = hub.subscribe(ada.clone()).await.unwrap();
+        let mut tab = hub.subscribe(ada.clone()).unwrap();
         let event = |seq| OwnerEvent {
             owner: ada.clone(),
             message: removed(seq),
@@ -408,37 +363,32 @@ mod tests {
         hub.deliver(event(3)); // 2 is still on its way from another node
         assert_eq!(tab.messages.recv().await, Some(shared(1)));
         assert_eq!(tab.messages.recv().await, Some(shared(3)));
-        assert_eq!(
-            hub.history(ada.clone(), 1).await,
-            None,
-            "no replay across the gap"
-        );
+        assert_eq!(hub.history(&ada, 1), None, "no replay across the gap");
         assert!(!tab.lagged.load(Ordering::Acquire));
         hub.deliver(event(2)); // arrives after 3: the tab must start again from the store
-        assert_eq!(hub.connections().await, 1); // the hub has handled it
         assert!(tab.lagged.load(Ordering::Acquire), "a snapshot is due");
         assert!(tab.messages.try_recv().is_err(), "2 is not sent after 3");
     }
 
     #[tokio::test]
     async fn resync_all_sends_every_tab_a_snapshot() {
-        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
         let tabs = [
-            hub.subscribe(OwnerId::random()).await.unwrap(),
-            hub.subscribe(OwnerId::random()).await.unwrap(),
+            hub.subscribe(OwnerId::random()).unwrap(),
+            hub.subscribe(OwnerId::random()).unwrap(),
         ];
         hub.resync_all();
-        assert_eq!(hub.connections().await, 2);
+        assert_eq!(hub.connections(), 2);
         assert!(tabs.iter().all(|t| t.lagged.load(Ordering::Acquire)));
     }
 
     #[tokio::test]
     async fn every_connection_of_an_owner_gets_each_event_and_others_none() {
-        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
-        let mut tab1 = hub.subscribe(ada.clone()).await.unwrap();
-        let mut tab2 = hub.subscribe(ada.clone()).await.unwrap();
-        let mut other = hub.subscribe(bob).await.unwrap();
+        let mut tab1 = hub.subscribe(ada.clone()).unwrap();
+        let mut tab2 = hub.subscribe(ada.clone()).unwrap();
+        let mut other = hub.subscribe(bob).unwrap();
         hub.deliver(OwnerEvent {
             owner: ada,
             message: removed(1),
@@ -450,10 +400,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_marks_the_connection_lagged_without_blocking_others() {
-        let hub = HubHandle::start(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
         let owner = OwnerId::random();
-        let slow = hub.subscribe(owner.clone()).await.unwrap();
-        let mut fast = hub.subscribe(owner.clone()).await.unwrap();
+        let slow = hub.subscribe(owner.clone()).unwrap();
+        let mut fast = hub.subscribe(owner.clone()).unwrap();
         for seq in 1..=(CONNECTION_QUEUE as u64 + 10) {
             hub.deliver(OwnerEvent {
                 owner: owner.clone(),
@@ -462,21 +412,18 @@ mod tests {
             assert_eq!(fast.messages.recv().await.map(|m| m.seq()), Some(seq));
         }
         assert!(slow.lagged.load(Ordering::Acquire));
-        assert_eq!(hub.connections().await, 2);
+        assert_eq!(hub.connections(), 2);
     }
 
     #[tokio::test]
     async fn an_owner_at_the_connection_limit_is_refused_until_one_closes() {
-        let hub = HubHandle::start(CONNECTION_QUEUE, 2);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 2);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
-        let first = hub.subscribe(ada.clone()).await.unwrap();
-        let _second = hub.subscribe(ada.clone()).await.unwrap();
-        assert_eq!(
-            hub.subscribe(ada.clone()).await.err(),
-            Some(Refused::AtLimit)
-        );
-        assert!(hub.subscribe(bob).await.is_ok(), "the limit is per owner");
+        let first = hub.subscribe(ada.clone()).unwrap();
+        let _second = hub.subscribe(ada.clone()).unwrap();
+        assert_eq!(hub.subscribe(ada.clone()).err(), Some(Refused));
+        assert!(hub.subscribe(bob).is_ok(), "the limit is per owner");
         hub.unsubscribe(ada.clone(), first.id);
-        assert!(hub.subscribe(ada).await.is_ok());
+        assert!(hub.subscribe(ada).is_ok());
     }
 }

@@ -947,7 +947,7 @@ mod tests {
             disk: LocalDisk::new(dir.path()).unwrap(),
             full_report_writes: AtomicUsize::new(2),
         });
-        let bus = Arc::new(InProcessBus(HubHandle::start(16, 8)));
+        let bus = Arc::new(InProcessBus(HubHandle::new(16, 8)));
         let publisher = Arc::new(Publisher::new(store, bus));
         let runner = Arc::new(JobRunner::new(
             storage.clone(),

@@ -40,7 +40,7 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .metrics
         .connections
-        .set(state.hub.connections().await as i64);
+        .set(state.hub.connections() as i64);
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(state.metrics.render()))

@@ -71,18 +71,18 @@ pub async fn connect(
 ) -> Result<HttpResponse, actix_web::Error> {
     // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
     crate::identity::check_origin(&req, &state.config.allowed_origins)?;
+    if *state.shutdown.borrow() {
+        return Err(ApiError::Unavailable("the server is shutting down".into()).into());
+    }
     // Registered before the upgrade, so an owner at the limit gets a plain 429.
-    let subscription = match state.hub.subscribe(owner.0.clone()).await {
+    let subscription = match state.hub.subscribe(owner.0.clone()) {
         Ok(subscription) => subscription,
-        Err(Refused::AtLimit) => {
+        Err(Refused) => {
             return Err(ApiError::TooManyConnections(format!(
                 "at most {} live connections per user; close a dashboard tab and try again",
                 state.config.max_connections_per_owner
             ))
             .into())
-        }
-        Err(Refused::Stopped) => {
-            return Err(ApiError::Unavailable("the server is shutting down".into()).into())
         }
     };
     let (response, session, stream) = match actix_ws::handle(&req, body) {
@@ -146,8 +146,7 @@ async fn greet(
     let missed = match last_seq {
         Some(after) => state
             .hub
-            .history(owner.clone(), after)
-            .await
+            .history(owner, after)
             .map(|missed| (missed.last().map_or(after, |m| m.seq()), missed)),
         None => None,
     };
@@ -322,7 +321,7 @@ async fn handle_client(
         }
         ClientMessage::Resume { last_seq } => {
             if let Some(after) = last_seq {
-                if let Some(missed) = state.hub.history(owner.clone(), after).await {
+                if let Some(missed) = state.hub.history(owner, after) {
                     for message in &missed {
                         send(session, message).await?;
                     }
