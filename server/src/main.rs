@@ -6,7 +6,7 @@
 //! - [`routes`] — HTTP and WebSocket endpoints, one module per resource.
 //! - [`jobs`] — uploads streaming to storage while the shared validator follows them, the
 //!   bounded worker pool, cancel, recovery; [`jobs::Publisher`] stores then pushes changes.
-//! - [`hub`] — the push hub task owning every WebSocket queue, behind an event-bus trait.
+//! - [`hub`] — the push hub: the registry of every WebSocket queue, behind an event-bus trait.
 //! - [`store`] — the job store trait, on SQLite or PostgreSQL.
 //! - [`storage`] — where files and reports live: a local directory, or an S3-compatible
 //!   object store, behind a trait.
