@@ -299,6 +299,16 @@ impl Constraints {
         }
     }
 
+    /// The maximum length, when it is the only check on the value (not counting required and
+    /// unique).
+    pub fn only_max_length(&self) -> Option<usize> {
+        let only = self.min_length.is_none()
+            && self.bounds.is_empty()
+            && self.pattern.is_none()
+            && self.enum_values.is_none();
+        self.max_length.filter(|_| only)
+    }
+
     pub fn has_value_checks(&self) -> bool {
         self.min_length.is_some()
             || self.max_length.is_some()

@@ -535,8 +535,14 @@ impl Checker {
         column: usize,
         check: &FastCheck,
     ) {
-        let verdict = match record.utf8_cell_bytes(column, &mut self.cell_byte_scratch) {
-            Some(bytes) => check.verdict(bytes),
+        let verdict = match record.utf8_raw_cell(column) {
+            Some(cell) if !cell.doubled_quotes => check.verdict(cell.bytes),
+            Some(cell) => match check.verdict_with_doubled_quotes(cell.bytes) {
+                Verdict::Unsure => {
+                    check.verdict(record.undoubled(cell, &mut self.cell_byte_scratch))
+                }
+                verdict => verdict,
+            },
             None => Verdict::Unsure,
         };
         match verdict {

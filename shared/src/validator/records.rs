@@ -66,21 +66,25 @@ impl<'a> Record<'a> {
         }
     }
 
-    /// Cell `i`'s text as bytes known to be UTF-8 (`None`: not known), borrowed from the
-    /// record or, with doubled quotes undone, built in `scratch`: the validator's fast path,
-    /// which reads them without another UTF-8 check.
+    /// Cell `i`'s bytes as they are in the input, known to be UTF-8 (`None`: not known), and
+    /// whether they still hold doubled quotes: the validator's fast path, which reads them
+    /// without another UTF-8 check and undoubles them only when it must.
     #[inline]
-    pub fn utf8_cell_bytes<'s>(&'s self, i: usize, scratch: &'s mut Vec<u8>) -> Option<&'s [u8]> {
+    pub fn utf8_raw_cell(&self, i: usize) -> Option<RawCell<'a>> {
         if !self.known_utf8 {
             return None;
         }
         let span = self.spans[i];
-        let bytes = &self.bytes[span.start..span.end];
-        if !span.doubled_quotes {
-            return Some(bytes);
-        }
-        self.undouble_quotes(bytes, scratch);
-        Some(scratch)
+        Some(RawCell {
+            bytes: &self.bytes[span.start..span.end],
+            doubled_quotes: span.doubled_quotes,
+        })
+    }
+
+    /// A cell's text with its doubled quotes made single, built in `scratch`.
+    pub fn undoubled<'s>(&self, cell: RawCell<'_>, scratch: &'s mut Vec<u8>) -> &'s [u8] {
+        self.undouble_quotes(cell.bytes, scratch);
+        scratch
     }
 
     /// `bytes` into `out` with each doubled quote made single: in a quoted cell every quote
@@ -140,6 +144,15 @@ impl<'a> Record<'a> {
     pub fn is_blank(&self) -> bool {
         self.spans.iter().all(|span| span.start == span.end)
     }
+}
+
+/// A cell's bytes as they are in the input: its text, except that in a quoted cell with
+/// `doubled_quotes` each quote is still written twice. A cell's text is never longer, so a
+/// check on the length alone can pass it without undoubling.
+#[derive(Debug, Clone, Copy)]
+pub struct RawCell<'a> {
+    pub bytes: &'a [u8],
+    pub doubled_quotes: bool,
 }
 
 /// What the reader hands to its caller.
