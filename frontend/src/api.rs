@@ -1,6 +1,6 @@
 //! Calls to the server's HTTP API (the session cookie goes along by itself).
 
-use datavista_shared::ValidationError;
+use datavista_shared::{Schema, ValidationError};
 use gloo_net::http::Request;
 use serde::Deserialize;
 
@@ -54,7 +54,7 @@ pub async fn schemas() -> Result<Vec<SchemaInfo>, String> {
         .map_err(|e| e.to_string())
 }
 
-pub async fn schema_body(id: &str) -> Result<String, String> {
+async fn schema_body(id: &str) -> Result<String, String> {
     let response = Request::get(&format!("/api/schemas/{id}"))
         .send()
         .await
@@ -63,6 +63,35 @@ pub async fn schema_body(id: &str) -> Result<String, String> {
         return Err(failure(response).await);
     }
     response.text().await.map_err(|e| e.to_string())
+}
+
+/// A schema ready to check files with: its JSON, with its `pattern` constraints loaded as the
+/// DFAs the server compiled (the browser has no regex compiler). Should the patterns not
+/// load, the schema still checks everything else, and `Schema::patterns_not_checked_here`
+/// names what it leaves to the server.
+pub async fn schema(id: &str) -> Result<Schema, String> {
+    let schema = Schema::from_json(&schema_body(id).await?).map_err(|e| e.to_string())?;
+    if schema
+        .fields
+        .iter()
+        .any(|f| f.constraints.pattern.is_some())
+    {
+        if let Ok(compiled) = schema_patterns(id).await {
+            let _ = schema.load_compiled_patterns(&compiled);
+        }
+    }
+    Ok(schema)
+}
+
+async fn schema_patterns(id: &str) -> Result<Vec<u8>, String> {
+    let response = Request::get(&format!("/api/schemas/{id}/patterns"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(failure(response).await);
+    }
+    response.binary().await.map_err(|e| e.to_string())
 }
 
 /// Add a schema; the error is the server's reason (the shared crate's, as in the browser).

@@ -169,17 +169,15 @@ impl Dashboard {
         }
         self.schema_id.set(Some(id.clone()));
         spawn_local(async move {
-            match api::schema_body(&id)
-                .await
-                .and_then(|body| Schema::from_json(&body).map_err(|e| e.to_string()))
-            {
+            match api::schema(&id).await {
                 Ok(schema) => self.schema.set_value(Some(schema)),
                 Err(e) => self.schema_problem.set(Some(e)),
             }
         });
     }
 
-    /// Add a user's schema (checked here by the shared crate first) and select it.
+    /// Add a user's schema (checked here by the shared crate first, all but its patterns'
+    /// syntax, which only the server can compile) and select it.
     fn add_schema(self, body: String, on_added: impl FnOnce() + 'static) {
         if let Err(e) = Schema::from_json(&body) {
             self.schema_problem
@@ -586,12 +584,12 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
         spawn_local(async move {
             let schema = match schema_id {
                 None => Ok(Schema::structural_only()),
-                Some(id) => api::schema_body(&id)
-                    .await
-                    .and_then(|b| Schema::from_json(&b).map_err(|e| e.to_string())),
+                Some(id) => api::schema(&id).await,
             };
+            let mut left_to_server = String::new();
             let outcome = match schema {
                 Ok(schema) => {
+                    left_to_server = crate::precheck::left_to_server(&schema);
                     check_in_browser(&file, schema, |done, total| {
                         local_check.set(Some((done, total, None)))
                     })
@@ -601,12 +599,12 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
             };
             let verdict = match outcome {
                 Ok(report) if report.valid => format!(
-                    "valid in your browser too ({} rows, {:.1} s)",
+                    "valid in your browser too ({} rows, {:.1} s){left_to_server}",
                     group(report.rows),
                     report.elapsed_ms / 1000.0
                 ),
                 Ok(report) => format!(
-                    "{} errors found in your browser too ({:.1} s)",
+                    "{} errors found in your browser too ({:.1} s){left_to_server}",
                     group(report.error_total),
                     report.elapsed_ms / 1000.0
                 ),

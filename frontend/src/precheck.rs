@@ -63,7 +63,20 @@ pub fn precheck(bytes: &[u8], schema: &Schema, complete: bool) -> Precheck {
     Precheck {
         header_mismatch: header_error.is_some(),
         errors: report.error_total,
-        verdict,
+        verdict: verdict + &left_to_server(schema),
+    }
+}
+
+/// What a check here did not cover, for the end of its verdict: the patterns whose compiled
+/// form the browser does not have (too big for a DFA, or not loaded). Empty when none.
+pub fn left_to_server(schema: &Schema) -> String {
+    match schema.patterns_not_checked_here()[..] {
+        [] => String::new(),
+        [field] => format!(" (the pattern of '{field}' is checked by the server only)"),
+        ref fields => format!(
+            " (the patterns of '{}' are checked by the server only)",
+            fields.join("', '")
+        ),
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 use support::{create_token, created_id, revoke_token, Auth, Client, TestServer};
 
 /// Every API endpoint; `{job}` and `{schema}` are filled with the victim's ids.
-const ENDPOINTS: [(&str, &str); 10] = [
+const ENDPOINTS: [(&str, &str); 11] = [
     ("GET", "/api/uploads"),
     ("POST", "/api/uploads"),
     ("GET", "/api/uploads/{job}"),
@@ -21,6 +21,7 @@ const ENDPOINTS: [(&str, &str); 10] = [
     ("GET", "/api/schemas"),
     ("POST", "/api/schemas"),
     ("GET", "/api/schemas/{schema}"),
+    ("GET", "/api/schemas/{schema}/patterns"),
 ];
 
 const SCHEMA: &str = r#"{"fields": [{"name": "a", "type": "integer"}]}"#;

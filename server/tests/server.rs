@@ -714,11 +714,13 @@ async fn schemas_can_be_listed_added_and_used() {
         "field 'a': type 'geojson' is not supported"
     );
 
+    const SCORES: &str = r#"{"fields": [
+        {"name": "score", "type": "integer", "constraints": {"maximum": 10}},
+        {"name": "player", "constraints": {"pattern": "P-[0-9]{3}"}}
+    ]}"#;
     let added = ada
         .request(reqwest::Method::POST, "/api/schemas?name=Scores")
-        .body(
-            r#"{"fields": [{"name": "score", "type": "integer", "constraints": {"maximum": 10}}]}"#,
-        )
+        .body(SCORES)
         .send()
         .await
         .unwrap();
@@ -741,16 +743,46 @@ async fn schemas_can_be_listed_added_and_used() {
         bob.get(&format!("/api/schemas/{schema_id}")).await.status(),
         404
     );
+
+    // The patterns, compiled for the dashboard: a schema parsed apart from the server's
+    // matches with them.
+    let patterns = ada.get(&format!("/api/schemas/{schema_id}/patterns")).await;
+    assert_eq!(patterns.status(), 200);
+    assert_eq!(
+        patterns.headers()["content-type"],
+        "application/octet-stream"
+    );
+    let patterns = patterns.bytes().await.unwrap();
+    let browser_copy = datavista_shared::schema::Schema::from_json(SCORES).unwrap();
+    assert_eq!(browser_copy.load_compiled_patterns(&patterns), Ok(1));
+    let player = browser_copy.fields[1].constraints.pattern.as_ref().unwrap();
+    assert!(player.is_match("P-123") && !player.is_match("P-12"));
+    for stranger in [
+        bob.get(&format!("/api/schemas/{schema_id}/patterns")).await,
+        ada.get("/api/schemas/no-such-schema/patterns").await,
+    ] {
+        assert_eq!(stranger.status(), 404);
+    }
+
     let id = created_id(
-        ada.upload(Some(&schema_id), &[("s.csv", b"score\n5\n11\n".to_vec())])
-            .await,
+        ada.upload(
+            Some(&schema_id),
+            &[(
+                "s.csv",
+                b"score,player\n5,P-001\n11,P-002\n7,P-3\n".to_vec(),
+            )],
+        )
+        .await,
     )
     .await;
     let job = ada.wait_final(&id).await;
-    assert_eq!((job.state, job.progress.errors), (JobState::Invalid, 1));
+    assert_eq!((job.state, job.progress.errors), (JobState::Invalid, 2));
 
     let response = bob
-        .upload(Some(&schema_id), &[("s.csv", b"score\n5\n".to_vec())])
+        .upload(
+            Some(&schema_id),
+            &[("s.csv", b"score,player\n5,P-001\n".to_vec())],
+        )
         .await;
     assert_eq!(response.status(), 400, "Ada's schema is hers");
     assert!(!bob

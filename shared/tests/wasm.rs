@@ -2,6 +2,10 @@
 //! on the server, whatever the chunking (the dashboard feeds `Blob.slice()` chunks).
 #![cfg(target_arch = "wasm32")]
 
+#[path = "../benches/support/data.rs"]
+#[allow(dead_code)]
+mod data;
+
 use datavista_shared::{Dialect, ErrorCode, Limits, Report, Schema, Validator};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -53,4 +57,37 @@ fn chunking_does_not_change_the_verdict_in_the_browser() {
         whole.elapsed_ms = 0.0;
         assert_eq!(chunked, whole, "chunks of {chunk}");
     }
+}
+
+/// The browser has no regex compiler: a pattern is checked once its compiled DFA (here the
+/// server's bytes, checked in) is loaded, and until then the schema says it is not.
+#[wasm_bindgen_test]
+fn patterns_are_checked_with_the_servers_dfas() {
+    let csv = b"id,email,status,joined,score,age,member,country,note,amount\n\
+        1,ada@example.org,active,2024-01-31,5,30,true,DE,,1.5\n\
+        2,ADA@example.org,active,2024-01-31,5,30,true,DE,,1.5\n";
+    let check = |schema: &Schema| {
+        let mut validator = Validator::new(schema.clone(), Dialect::default(), Limits::default());
+        validator.feed(csv);
+        validator.finish()
+    };
+    let schema = Schema::from_json(data::SCHEMA).unwrap();
+    assert_eq!(schema.patterns_not_checked_here(), ["email"]);
+    assert!(
+        check(&schema).valid,
+        "an unloaded pattern passes every cell"
+    );
+
+    let compiled = include_bytes!("fixtures/bench_patterns.bin");
+    assert_eq!(schema.load_compiled_patterns(compiled), Ok(1));
+    assert!(schema.patterns_not_checked_here().is_empty());
+    let report = check(&schema);
+    let messages: Vec<&str> = report.errors.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["row 3, field 'email': 'ADA@example.org' does not match the pattern '[a-z0-9.]+@[a-z]+\\.(org|com|net)'"]
+    );
+    assert!(schema
+        .load_compiled_patterns(&compiled[..compiled.len() - 1])
+        .is_err());
 }

@@ -19,7 +19,8 @@ pub fn routes(config: &mut web::ServiceConfig) {
                 .route(web::get().to(list))
                 .route(web::post().to(add)),
         )
-        .route("/api/schemas/{id}", web::get().to(get));
+        .route("/api/schemas/{id}", web::get().to(get))
+        .route("/api/schemas/{id}/patterns", web::get().to(patterns));
 }
 
 async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
@@ -43,6 +44,28 @@ async fn get(
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .body(body))
+}
+
+/// `GET /api/schemas/{id}/patterns`: the schema's `pattern` constraints compiled to DFAs, so
+/// the dashboard checks them without a regex compiler of its own (format: shared crate,
+/// `schema::compiled`).
+async fn patterns(
+    state: web::Data<AppState>,
+    owner: Owner,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let state2 = state.clone();
+    let id = id.into_inner();
+    // Compiling a DFA takes up to tens of milliseconds: off the async threads.
+    let compiled = web::block(move || {
+        let schema = state2.schemas.find(state2.store.as_ref(), &owner.0, &id)?;
+        crate::store::StoreResult::Ok(schema.map(|schema| schema.compiled_patterns()))
+    })
+    .await??;
+    let compiled = compiled.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/octet-stream")
+        .body(compiled))
 }
 
 #[derive(Deserialize)]

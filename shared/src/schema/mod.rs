@@ -4,6 +4,7 @@
 //! foreign keys) is a [`SchemaError`] naming the field and the property: a schema is never
 //! half-applied.
 
+mod compiled;
 mod constraints;
 mod pattern;
 pub mod types;

@@ -1,50 +1,94 @@
 //! A field's `pattern` constraint: compiled once, matched against the whole cell.
+//!
+//! The server compiles a pattern with `regex` and, where it fits, a dense DFA. The browser
+//! has no regex compiler: its parser, engines and Unicode tables were half of the dashboard's
+//! download. It loads the DFAs the server built instead ([`Pattern::to_dfa_bytes`], sent as
+//! `Schema::compiled_patterns`), so both sides walk the same automaton.
 
+use std::sync::{Arc, OnceLock};
+
+#[cfg(not(target_arch = "wasm32"))]
 use regex::Regex;
+
+pub(super) use dense::Matcher;
 
 /// A compiled `pattern`: matched against the whole cell.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     pub source: String,
-    regex: Regex,
-    /// The same language as a dense DFA, when it is small enough to build: walking its table
-    /// costs a few instructions a byte, where `Regex::is_match` spends hundreds per call on
-    /// setup. Built on the first match, so loading a schema (every API call that reads one)
-    /// never pays for it; shared by clones. Not in the browser build, where the DFA builder
-    /// would add to the download.
+    /// The server's general matcher, for patterns too big for a dense DFA.
     #[cfg(not(target_arch = "wasm32"))]
-    dense: std::sync::Arc<std::sync::OnceLock<Option<dense::Matcher>>>,
+    regex: Regex,
+    /// The same language as a dense DFA: walking its table costs a few instructions a byte,
+    /// where `Regex::is_match` spends hundreds per call on setup. On the server it is built
+    /// on the first match, so loading a schema (every API call that reads one) never pays for
+    /// it; in the browser it is loaded from the server's bytes. Shared by clones.
+    dense: Arc<OnceLock<Option<dense::Matcher>>>,
 }
 
 impl Pattern {
-    pub(super) fn new(source: &str) -> Result<Pattern, regex::Error> {
-        // Anchored: Table Schema patterns match the whole value. The regex crate runs in linear
-        // time, so a hostile pattern cannot stall validation.
+    /// On the server a pattern that does not compile is an error. The browser cannot tell
+    /// (it has no regex parser): it takes the source as it is, the server having checked it.
+    pub(super) fn new(source: &str) -> Result<Pattern, String> {
         Ok(Pattern {
-            regex: Regex::new(&format!("^(?:{source})$"))?,
-            source: source.to_owned(),
+            // Anchored: Table Schema patterns match the whole value. The regex crate runs in
+            // linear time, so a hostile pattern cannot stall validation.
             #[cfg(not(target_arch = "wasm32"))]
+            regex: Regex::new(&anchored(source)).map_err(|e| e.to_string())?,
+            source: source.to_owned(),
             dense: Default::default(),
         })
     }
 
-    /// Whether the whole cell matches.
+    /// Whether the whole cell matches. In the browser, a pattern whose DFA was not loaded
+    /// passes every cell: see [`Pattern::is_checked_here`].
     pub fn is_match(&self, cell: &str) -> bool {
         #[cfg(not(target_arch = "wasm32"))]
-        if let Some(dense) = self.dense() {
-            return dense.is_match(cell.as_bytes());
+        if self.dense().is_none() {
+            return self.regex.is_match(cell);
         }
-        self.regex.is_match(cell)
+        self.is_match_utf8(cell.as_bytes())
     }
 
     /// [`Pattern::is_match`] on the bytes of a cell that is known to be UTF-8.
     #[inline]
     pub fn is_match_utf8(&self, cell: &[u8]) -> bool {
-        #[cfg(not(target_arch = "wasm32"))]
-        if let Some(dense) = self.dense() {
-            return dense.is_match(cell);
+        match self.dense() {
+            Some(dense) => dense.is_match(cell),
+            #[cfg(not(target_arch = "wasm32"))]
+            None => std::str::from_utf8(cell).is_ok_and(|cell| self.regex.is_match(cell)),
+            #[cfg(target_arch = "wasm32")]
+            None => true,
         }
-        std::str::from_utf8(cell).is_ok_and(|cell| self.regex.is_match(cell))
+    }
+
+    /// Whether cells are really held to this pattern here: always on the server; in the
+    /// browser once its DFA is loaded (the server sends none for a pattern too big for one).
+    pub fn is_checked_here(&self) -> bool {
+        #[cfg(not(target_arch = "wasm32"))]
+        return true;
+        #[cfg(target_arch = "wasm32")]
+        return self.dense().is_some();
+    }
+
+    /// The pattern's dense DFA in regex-automata's little-endian wire form, for the browser;
+    /// `None` when the pattern is too big for one (or uses Unicode `\b`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn to_dfa_bytes(&self) -> Option<Vec<u8>> {
+        let (bytes, padding) = dense::build_dfa(self.regex.as_str())?.to_bytes_little_endian();
+        Some(bytes[padding..].to_vec())
+    }
+
+    /// Match with `matcher` from now on, in this pattern and its clones. Ignored when a
+    /// matcher is already in place.
+    pub(super) fn use_matcher(&self, matcher: Matcher) {
+        let _ = self.dense.set(Some(matcher));
+    }
+
+    /// Whether a dense matcher is in place (built here or loaded).
+    #[cfg(test)]
+    pub(super) fn has_dense_matcher(&self) -> bool {
+        self.dense.get().is_some_and(Option::is_some)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -53,18 +97,28 @@ impl Pattern {
             .get_or_init(|| dense::Matcher::build(self.regex.as_str()))
             .as_ref()
     }
+
+    #[cfg(target_arch = "wasm32")]
+    fn dense(&self) -> Option<&dense::Matcher> {
+        self.dense.get().and_then(Option::as_ref)
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+fn anchored(source: &str) -> String {
+    format!("^(?:{source})$")
+}
+
 mod dense {
     use std::collections::HashMap;
 
-    use regex_automata::dfa::{dense, Automaton, StartKind};
+    use regex_automata::dfa::{dense, Automaton};
     use regex_automata::util::{primitives::StateID, start};
-    use regex_automata::{Anchored, MatchKind};
+    use regex_automata::Anchored;
 
     /// Past this a pattern stays with `Regex`'s lazy DFA, which bounds its own memory. It also
     /// bounds the time spent trying: ~40 ms for a pattern that turns out too big.
+    #[cfg(not(target_arch = "wasm32"))]
     const SIZE_LIMIT: usize = 1 << 19;
 
     /// Up to this many states the DFA is flattened into one table of 256 entries a state.
@@ -109,17 +163,29 @@ mod dense {
 
     impl Matcher {
         /// `None` when the DFA would be too big or uses what a DFA cannot (Unicode `\b`).
+        #[cfg(not(target_arch = "wasm32"))]
         pub fn build(anchored_pattern: &str) -> Option<Matcher> {
-            let config = dense::Config::new()
-                // "Is there any match", with no leftmost-first pruning of other threads.
-                .match_kind(MatchKind::All)
-                .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(SIZE_LIMIT))
-                .determinize_size_limit(Some(SIZE_LIMIT));
-            let dfa = dense::Builder::new()
-                .configure(config)
-                .build(anchored_pattern)
-                .ok()?;
+            Matcher::from_dfa(build_dfa(anchored_pattern)?)
+        }
+
+        /// A DFA in regex-automata's wire form, as [`build_dfa`]'s DFA serializes.
+        pub fn from_bytes(bytes: &[u8]) -> Result<Matcher, String> {
+            // The wire form is read in place as `u32`s, so it must start on a 4-byte
+            // boundary; regex-automata skips up to 7 leading zero bytes, which is how it is
+            // shifted there without `unsafe`.
+            let mut aligned = vec![0u8; bytes.len() + 3];
+            let padding = aligned.as_ptr().align_offset(4);
+            if padding > 3 {
+                return Err("cannot align the pattern's DFA".into());
+            }
+            aligned[padding..padding + bytes.len()].copy_from_slice(bytes);
+            let (dfa, _) = dense::DFA::from_bytes(&aligned[..padding + bytes.len()])
+                .map_err(|e| format!("the pattern's DFA is damaged: {e}"))?;
+            Matcher::from_dfa(dfa.to_owned())
+                .ok_or_else(|| "the pattern's DFA has no anchored start".into())
+        }
+
+        fn from_dfa(dfa: dense::DFA<Vec<u32>>) -> Option<Matcher> {
             let start = dfa
                 .start_state(&start::Config::new().anchored(Anchored::Yes))
                 .ok()?;
@@ -155,6 +221,23 @@ mod dense {
         pub fn has_pairs(&self) -> bool {
             matches!(self, Matcher::Table(table) if table.pairs.is_some())
         }
+    }
+
+    /// The dense DFA of an anchored pattern; `None` past `SIZE_LIMIT` or when the pattern uses
+    /// what a DFA cannot (Unicode `\b`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn build_dfa(anchored_pattern: &str) -> Option<dense::DFA<Vec<u32>>> {
+        use regex_automata::{dfa::StartKind, MatchKind};
+        let config = dense::Config::new()
+            // "Is there any match", with no leftmost-first pruning of other threads.
+            .match_kind(MatchKind::All)
+            .start_kind(StartKind::Anchored)
+            .dfa_size_limit(Some(SIZE_LIMIT))
+            .determinize_size_limit(Some(SIZE_LIMIT));
+        dense::Builder::new()
+            .configure(config)
+            .build(anchored_pattern)
+            .ok()
     }
 
     impl Table {
@@ -250,12 +333,11 @@ mod dense {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::Pattern;
 
     /// The dense DFA must give `Regex`'s answer for every pattern it is built for.
-    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn the_dense_matcher_agrees_with_regex() {
         let patterns = [
@@ -318,7 +400,6 @@ mod tests {
             .has_pairs());
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         /// Random cells, odd and even lengths, through every kind of matcher.
         #[test]
