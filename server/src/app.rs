@@ -54,13 +54,16 @@ pub async fn serve(config: Config) -> Result<(), String> {
         None => (Arc::new(InProcessBus(hub.clone())), None),
     };
     let publisher = Arc::new(Publisher::new(store.clone(), bus));
-    let jobs = Arc::new(JobRunner::new(
-        storage,
-        publisher,
-        metrics.clone(),
-        config.workers(),
-        config.max_uploads_per_owner,
-    ));
+    let jobs = Arc::new(
+        JobRunner::new(
+            storage,
+            publisher,
+            metrics.clone(),
+            config.workers(),
+            config.max_uploads_per_owner,
+        )
+        .map_err(|e| format!("cannot start the validator threads: {e}"))?,
+    );
     if let Some(requests) = cancel_requests {
         tokio::spawn(cancel_on_request(jobs.clone(), requests));
     }

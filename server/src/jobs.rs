@@ -8,6 +8,10 @@
 //! never ties up a worker or a thread while it trickles in, and jobs waiting for a worker
 //! show as `queued`.
 //!
+//! Validation beyond a job's first few MiB runs at idle CPU priority ([`ValidatorThreads`]),
+//! so pushes and requests never wait for a core behind it; the job's end (report, final
+//! state, push) runs at normal priority.
+//!
 //! Every change goes through [`Publisher`]: stored first (which assigns the owner's next
 //! sequence number), then pushed. Progress is coalesced to at most ten updates a second, and
 //! once a job has ended only its final state is ever stored.
@@ -28,6 +32,7 @@ use crate::identity::OwnerId;
 use crate::metrics::Metrics;
 use crate::storage::{Storage, UploadWriter};
 use crate::store::{JobStore, StoreResult};
+use crate::validator_threads::{CpuShare, ValidatorThreads};
 
 /// Progress is published at most this often per job.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -35,6 +40,9 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 const READ_CHUNK: usize = 1 << 20;
 /// A validation gives its worker back after this many bytes, so queued jobs get turns.
 const TURN_BYTES: u64 = 64 << 20;
+/// A job's first bytes are validated at normal priority: a small file's whole validation is
+/// a blip, and it should not wait behind big ones on the idle-priority threads.
+const NORMAL_PRIORITY_HEAD: u64 = 4 << 20;
 /// How often a report that met a full disk tries again.
 const REPORT_RETRY: Duration = Duration::from_secs(2);
 
@@ -286,16 +294,48 @@ struct Work {
     read: u64,
     buffer: Vec<u8>,
     started: Instant,
+    /// Bytes validated since the job last took a worker.
+    turn_bytes: u64,
+    /// A turn at idle priority got too little CPU: the rest of this worker's turn runs at
+    /// normal priority.
+    starved: bool,
+}
+
+impl Work {
+    fn priority(&self) -> Priority {
+        if self.read < NORMAL_PRIORITY_HEAD || self.starved {
+            Priority::Normal
+        } else {
+            Priority::Idle
+        }
+    }
+}
+
+/// Where a turn runs: tokio's blocking pool, or the [`ValidatorThreads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    Normal,
+    Idle,
 }
 
 /// How a turn on a worker ended.
 enum Turn {
     /// Caught up with the upload (or used the turn): wait, then go on.
     Continue(Box<Work>),
-    /// The job ended (finished, cancelled, failed or re-queued for shutdown).
+    /// Go on at once at the other priority, keeping the worker.
+    Switch(Box<Work>),
+    /// The job ended (cancelled, taken by another node, or re-queued for shutdown).
     Ended,
-    /// The verdict is known but the disk was full: store the report once there is room.
-    ReportWaiting(Report),
+    /// The job ends this way. Left to a normal-priority thread, so its final push never
+    /// waits behind validations on the idle-priority validator threads.
+    End(Ending),
+}
+
+enum Ending {
+    /// Validated to the end: store the report, then the verdict.
+    Verdict(Report),
+    /// Stopped early in this state, for this reason.
+    Stopped(JobState, String),
 }
 
 pub struct JobRunner {
@@ -304,6 +344,7 @@ pub struct JobRunner {
     metrics: Arc<Metrics>,
     pool: Arc<Semaphore>,
     workers: usize,
+    validator_threads: ValidatorThreads,
     running: Mutex<HashMap<String, Arc<JobControl>>>,
     uploads_per_owner: Mutex<HashMap<OwnerId, usize>>,
     max_uploads_per_owner: usize,
@@ -317,18 +358,19 @@ impl JobRunner {
         metrics: Arc<Metrics>,
         workers: usize,
         max_uploads_per_owner: usize,
-    ) -> JobRunner {
-        JobRunner {
+    ) -> std::io::Result<JobRunner> {
+        Ok(JobRunner {
             storage,
             publisher,
             metrics,
             pool: Arc::new(Semaphore::new(workers)),
             workers,
+            validator_threads: ValidatorThreads::new(workers)?,
             running: Mutex::new(HashMap::new()),
             uploads_per_owner: Mutex::new(HashMap::new()),
             max_uploads_per_owner,
             shutting_down: AtomicBool::new(false),
-        }
+        })
     }
 
     pub fn publisher(&self) -> &Arc<Publisher> {
@@ -536,6 +578,8 @@ impl JobRunner {
             read: 0,
             buffer: vec![0; READ_CHUNK],
             started: Instant::now(),
+            turn_bytes: 0,
+            starved: false,
         };
         loop {
             if !self.wait_for_work(&control, work.read).await {
@@ -548,27 +592,74 @@ impl JobRunner {
             let Ok(permit) = permit else {
                 return;
             };
-            let (runner, turn_control) = (self.clone(), control.clone());
-            let turn = tokio::task::spawn_blocking(move || {
-                std::panic::catch_unwind(AssertUnwindSafe(|| runner.take_turn(&turn_control, work)))
-            })
-            .await;
+            work.turn_bytes = 0;
+            let turn = loop {
+                match self.take_turn_at_its_priority(&control, work).await {
+                    Ok(Ok(Turn::Switch(next))) => work = *next,
+                    other => break other,
+                }
+            };
             drop(permit);
             match turn {
                 Ok(Ok(Turn::Continue(next))) => work = *next,
                 Ok(Ok(Turn::Ended)) => return,
-                Ok(Ok(Turn::ReportWaiting(report))) => {
-                    return self.store_report_later(control, report).await
-                }
-                _ => {
+                Ok(Ok(Turn::End(ending))) => return self.end(control, ending).await,
+                Ok(Ok(Turn::Switch(_))) | Ok(Err(_)) | Err(_) => {
+                    let reason = "internal error while validating".to_owned();
                     return self
-                        .finish_blocking(
-                            control,
-                            JobState::Failed,
-                            "internal error while validating".into(),
-                        )
-                        .await
+                        .end(control, Ending::Stopped(JobState::Failed, reason))
+                        .await;
                 }
+            }
+        }
+    }
+
+    /// Run a turn on the threads of the work's priority.
+    async fn take_turn_at_its_priority(
+        self: &Arc<Self>,
+        control: &Arc<JobControl>,
+        work: Work,
+    ) -> Result<std::thread::Result<Turn>, tokio::task::JoinError> {
+        let (runner, control, priority) = (self.clone(), control.clone(), work.priority());
+        let turn = move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                runner.take_turn(&control, work, priority)
+            }))
+        };
+        match priority {
+            Priority::Normal => tokio::task::spawn_blocking(turn).await,
+            Priority::Idle => self.validator_threads.run(turn).await,
+        }
+    }
+
+    /// End the job on a normal-priority blocking thread.
+    async fn end(self: Arc<Self>, control: Arc<JobControl>, ending: Ending) {
+        let (runner, ending_control) = (self.clone(), control.clone());
+        let report_waiting = tokio::task::spawn_blocking(move || match ending {
+            Ending::Verdict(report) => {
+                match runner.store_report_and_finish(&ending_control, &report) {
+                    Ok(()) => None,
+                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => Some(report),
+                    Err(e) => {
+                        let reason = format!("cannot store the report: {e}");
+                        runner.finish(&ending_control, JobState::Failed, Some(reason), None);
+                        None
+                    }
+                }
+            }
+            Ending::Stopped(state, reason) => {
+                runner.finish(&ending_control, state, Some(reason), None);
+                None
+            }
+        })
+        .await;
+        match report_waiting {
+            Ok(None) => {}
+            Ok(Some(report)) => self.store_report_later(control, report).await,
+            Err(_) => {
+                let reason = "internal error while storing the report".to_owned();
+                self.finish_blocking(control, JobState::Failed, reason)
+                    .await
             }
         }
     }
@@ -601,16 +692,23 @@ impl JobRunner {
         !control.is_finished()
     }
 
-    /// One turn on a worker thread: validate what has arrived, up to TURN_BYTES.
-    fn take_turn(&self, control: &JobControl, mut work: Work) -> Turn {
+    /// One turn on a worker thread: validate what has arrived, up to TURN_BYTES since the job
+    /// took the worker. At normal priority the job's head, or the rest of the worker's turn
+    /// after a starved one; at idle priority until it is starved of CPU.
+    fn take_turn(&self, control: &JobControl, mut work: Work, priority: Priority) -> Turn {
+        let mut changed = false;
         control.update(|view| {
+            changed = !view.validation_started || view.job.state == JobState::Queued;
             view.validation_started = true;
             if view.job.state == JobState::Queued {
                 view.job.state = JobState::Validating;
             }
         });
-        control.publish(&self.publisher, Publish::Change);
-        let mut this_turn = 0;
+        if changed {
+            control.publish(&self.publisher, Publish::Change);
+        }
+        let cpu_share = CpuShare::start();
+        let rescuing = priority == Priority::Normal && std::mem::take(&mut work.starved);
         loop {
             if control.is_finished() {
                 return Turn::Ended;
@@ -624,8 +722,18 @@ impl JobRunner {
                 (self.readable(&arrival), arrival.end.clone())
             };
             if readable > work.read {
-                if this_turn >= TURN_BYTES {
+                if work.turn_bytes >= TURN_BYTES {
                     return Turn::Continue(Box::new(work)); // let queued jobs have a worker too
+                }
+                match priority {
+                    Priority::Normal if !rescuing && work.read >= NORMAL_PRIORITY_HEAD => {
+                        return Turn::Switch(Box::new(work)); // the rest at idle priority
+                    }
+                    Priority::Idle if cpu_share.starved() => {
+                        work.starved = true;
+                        return Turn::Switch(Box::new(work));
+                    }
+                    _ => {}
                 }
                 let reader = match work.reader.as_mut() {
                     Some(reader) => reader,
@@ -633,8 +741,7 @@ impl JobRunner {
                         Ok(reader) => work.reader.insert(reader),
                         Err(e) => {
                             let reason = format!("cannot read the upload: {e}");
-                            self.finish(control, JobState::Failed, Some(reason), None);
-                            return Turn::Ended;
+                            return Turn::End(Ending::Stopped(JobState::Failed, reason));
                         }
                     },
                 };
@@ -644,7 +751,7 @@ impl JobRunner {
                     Ok(n) => {
                         work.validator.feed(&work.buffer[..n]);
                         work.read += n as u64;
-                        this_turn += n as u64;
+                        work.turn_bytes += n as u64;
                         self.metrics.bytes_validated.inc_by(n as u64);
                         let progress = work.validator.progress();
                         let read = work.read;
@@ -658,13 +765,8 @@ impl JobRunner {
                         control.publish(&self.publisher, Publish::Progress);
                     }
                     Err(e) => {
-                        self.finish(
-                            control,
-                            JobState::Failed,
-                            Some(format!("cannot read the upload: {e}")),
-                            None,
-                        );
-                        return Turn::Ended;
+                        let reason = format!("cannot read the upload: {e}");
+                        return Turn::End(Ending::Stopped(JobState::Failed, reason));
                     }
                 }
                 continue;
@@ -672,25 +774,14 @@ impl JobRunner {
             match end {
                 UploadEnd::Open => return Turn::Continue(Box::new(work)),
                 UploadEnd::Aborted(state, reason) => {
-                    self.finish(control, state, Some(reason), None);
-                    return Turn::Ended;
+                    return Turn::End(Ending::Stopped(state, reason));
                 }
                 UploadEnd::Complete => {
                     let report = work.validator.finish();
                     self.metrics
                         .validation_seconds
                         .observe(work.started.elapsed().as_secs_f64());
-                    match self.store_report_and_finish(control, &report) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::StorageFull => {
-                            return Turn::ReportWaiting(report)
-                        }
-                        Err(e) => {
-                            let reason = format!("cannot store the report: {e}");
-                            self.finish(control, JobState::Failed, Some(reason), None);
-                        }
-                    }
-                    return Turn::Ended;
+                    return Turn::End(Ending::Verdict(report));
                 }
             }
         }
@@ -949,13 +1040,9 @@ mod tests {
         });
         let bus = Arc::new(InProcessBus(HubHandle::new(16, 8)));
         let publisher = Arc::new(Publisher::new(store, bus));
-        let runner = Arc::new(JobRunner::new(
-            storage.clone(),
-            publisher,
-            Arc::new(Metrics::new()),
-            1,
-            8,
-        ));
+        let runner = Arc::new(
+            JobRunner::new(storage.clone(), publisher, Arc::new(Metrics::new()), 1, 8).unwrap(),
+        );
         let rules = Rules {
             schema: Schema::structural_only(),
             dialect: Dialect::default(),

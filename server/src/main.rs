@@ -29,6 +29,7 @@ mod state;
 mod storage;
 mod store;
 mod validate_command;
+mod validator_threads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
