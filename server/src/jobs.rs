@@ -153,6 +153,8 @@ pub struct JobControl {
     finished: AtomicBool,
     /// Another node took the job over; this node no longer writes it.
     passed: AtomicBool,
+    /// A progress update is on its way to a normal-priority thread.
+    progress_queued: AtomicBool,
     arrival: Mutex<Arrival>,
     /// Wakes the job's task: bytes arrived, the upload ended, a cancel or shutdown.
     wake: Notify,
@@ -175,6 +177,7 @@ impl JobControl {
             cancelled: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             passed: AtomicBool::new(false),
+            progress_queued: AtomicBool::new(false),
             arrival: Mutex::new(arrival),
             wake: Notify::new(),
             view: Mutex::new(View {
@@ -183,6 +186,11 @@ impl JobControl {
                 validation_started: false,
             }),
         }
+    }
+
+    /// Whether a progress update would be published now (it is throttled).
+    fn progress_due(&self) -> bool {
+        !self.is_finished() && self.view().published.elapsed() >= PROGRESS_EVERY
     }
 
     fn arrival(&self) -> std::sync::MutexGuard<'_, Arrival> {
@@ -345,6 +353,8 @@ pub struct JobRunner {
     pool: Arc<Semaphore>,
     workers: usize,
     validator_threads: ValidatorThreads,
+    /// The server's runtime, whose blocking threads run at normal priority.
+    runtime: tokio::runtime::Handle,
     running: Mutex<HashMap<String, Arc<JobControl>>>,
     uploads_per_owner: Mutex<HashMap<OwnerId, usize>>,
     max_uploads_per_owner: usize,
@@ -366,6 +376,7 @@ impl JobRunner {
             pool: Arc::new(Semaphore::new(workers)),
             workers,
             validator_threads: ValidatorThreads::new(workers)?,
+            runtime: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
             running: Mutex::new(HashMap::new()),
             uploads_per_owner: Mutex::new(HashMap::new()),
             max_uploads_per_owner,
@@ -695,7 +706,7 @@ impl JobRunner {
     /// One turn on a worker thread: validate what has arrived, up to TURN_BYTES since the job
     /// took the worker. At normal priority the job's head, or the rest of the worker's turn
     /// after a starved one; at idle priority until it is starved of CPU.
-    fn take_turn(&self, control: &JobControl, mut work: Work, priority: Priority) -> Turn {
+    fn take_turn(&self, control: &Arc<JobControl>, mut work: Work, priority: Priority) -> Turn {
         let mut changed = false;
         control.update(|view| {
             changed = !view.validation_started || view.job.state == JobState::Queued;
@@ -762,7 +773,12 @@ impl JobRunner {
                                 view.job.progress.bytes_done = read;
                             }
                         });
-                        control.publish(&self.publisher, Publish::Progress);
+                        match priority {
+                            Priority::Normal => {
+                                control.publish(&self.publisher, Publish::Progress);
+                            }
+                            Priority::Idle => self.publish_progress_at_normal_priority(control),
+                        }
                     }
                     Err(e) => {
                         let reason = format!("cannot read the upload: {e}");
@@ -785,6 +801,20 @@ impl JobRunner {
                 }
             }
         }
+    }
+
+    /// Publish progress from a normal-priority thread. Storing and pushing hold the
+    /// publisher's order lock, and an idle-priority thread holding it can be preempted for
+    /// as long as the cores are busy, while another job's final state waits behind it.
+    fn publish_progress_at_normal_priority(&self, control: &Arc<JobControl>) {
+        if !control.progress_due() || control.progress_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (publisher, control) = (self.publisher.clone(), control.clone());
+        self.runtime.spawn_blocking(move || {
+            control.publish(&publisher, Publish::Progress);
+            control.progress_queued.store(false, Ordering::Release);
+        });
     }
 
     /// Store the report, then end the job with its verdict. Blocking.
