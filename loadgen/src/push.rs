@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use datavista_shared::protocol::ServerMessage;
+use datavista_shared::protocol::{Job, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -23,7 +23,9 @@ use crate::server::Server;
 use crate::stats::{now_ms, Summary};
 
 /// Big validations kept running: each task uploads a pre-generated 200 MB file with the
-/// `people` schema, again and again, until stopped. The file is written before the
+/// `people` schema, waits for its verdict, and uploads it again, until stopped. So exactly
+/// this many validations run at any time (with an upload burst before each), not a queue of
+/// uploads that grows while the validations fall behind. The file is written before the
 /// measurement, so making it costs the load generator nothing while the watchers measure.
 pub struct Background {
     stop: watch::Sender<bool>,
@@ -50,14 +52,24 @@ impl Background {
                 file.clone(),
                 stop_rx.clone(),
             );
+            let job_url = server.url("/api/uploads/");
             tasks.push(tokio::spawn(async move {
                 while !*stop.borrow() {
                     let Ok(body) = crate::csv::body(&file).await else {
                         break;
                     };
                     let part = reqwest::multipart::Part::stream(body);
+                    let validated = async {
+                        let id = upload(&http, &url, &cookie, part).await?;
+                        until_final(&http, &format!("{job_url}{id}"), &cookie).await
+                    };
                     tokio::select! {
-                        _ = upload(&http, &url, &cookie, part) => {}
+                        outcome = validated => {
+                            if let Err(e) = outcome {
+                                eprintln!("background validation: {e}");
+                                tokio::time::sleep(BACKGROUND_RETRY).await;
+                            }
+                        }
                         _ = stop.changed() => {}
                     }
                 }
@@ -76,6 +88,28 @@ impl Background {
             let _ = task.await;
         }
     }
+}
+
+/// Poll a job until it has ended; bounded by [`BACKGROUND_VERDICT_LIMIT`].
+async fn until_final(http: &reqwest::Client, url: &str, cookie: &str) -> Result<(), String> {
+    let polls = BACKGROUND_VERDICT_LIMIT.as_millis() / BACKGROUND_POLL.as_millis();
+    for _ in 0..polls {
+        tokio::time::sleep(BACKGROUND_POLL).await;
+        let response = http
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let job: Job = response
+            .json()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if job.state.is_final() {
+            return Ok(());
+        }
+    }
+    Err(format!("no verdict within {BACKGROUND_VERDICT_LIMIT:?}"))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +147,11 @@ struct Seen {
 
 const SMALL_FILE_BYTES: usize = 2_000;
 const BACKGROUND_FILE_BYTES: u64 = 200 << 20;
+/// How often a background task asks whether its validation has ended.
+const BACKGROUND_POLL: Duration = Duration::from_millis(50);
+const BACKGROUND_VERDICT_LIMIT: Duration = Duration::from_secs(600);
+/// Pause after a failed background upload, so a refusing server is not hammered.
+const BACKGROUND_RETRY: Duration = Duration::from_millis(500);
 /// Wait this long at most, after the last upload, for every watcher to see every final state.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
 
