@@ -27,9 +27,14 @@ use crate::stats::{now_ms, Summary};
 /// this many validations run at any time (with an upload burst before each), not a queue of
 /// uploads that grows while the validations fall behind. The file is written before the
 /// measurement, so making it costs the load generator nothing while the watchers measure.
+/// The uploads run on a runtime of their own: a user's dashboard does not share a thread
+/// with someone else's upload client, so the watchers' tasks must not queue behind the
+/// upload's writes either (the kernel's scheduler still shares the cores between them).
 pub struct Background {
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `None` only once stopped.
+    runtime: Option<tokio::runtime::Runtime>,
     _dir: tempfile::TempDir,
 }
 
@@ -42,8 +47,15 @@ impl Background {
         if validations > 0 {
             crate::csv::write_file(&file, BACKGROUND_FILE_BYTES).map_err(|e| e.to_string())?;
         }
+        let cookie = server.session(&reqwest::Client::new()).await?;
+        // Only the background runtime uses this client, so its connections live there.
         let http = reqwest::Client::new();
-        let cookie = server.session(&http).await?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("background-uploads")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
         for _ in 0..validations {
             let (http, url, cookie, file, mut stop) = (
                 http.clone(),
@@ -53,7 +65,7 @@ impl Background {
                 stop_rx.clone(),
             );
             let job_url = server.url("/api/uploads/");
-            tasks.push(tokio::spawn(async move {
+            tasks.push(runtime.spawn(async move {
                 while !*stop.borrow() {
                     let Ok(body) = crate::csv::body(&file).await else {
                         break;
@@ -78,14 +90,24 @@ impl Background {
         Ok(Background {
             stop,
             tasks,
+            runtime: Some(runtime),
             _dir: dir,
         })
     }
 
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background(); // a plain drop on an async thread would panic
         }
     }
 }
