@@ -645,33 +645,9 @@ impl JobRunner {
 
     /// End the job on a normal-priority blocking thread.
     async fn end(self: Arc<Self>, control: Arc<JobControl>, ending: Ending) {
-        let (runner, ending_control) = (self.clone(), control.clone());
-        let report_waiting = tokio::task::spawn_blocking(move || match ending {
-            Ending::Verdict(report) => {
-                match runner.store_report_and_finish(&ending_control, &report) {
-                    Ok(()) => None,
-                    Err(e) if e.kind() == std::io::ErrorKind::StorageFull => Some(report),
-                    Err(e) => {
-                        let reason = format!("cannot store the report: {e}");
-                        runner.finish(&ending_control, JobState::Failed, Some(reason), None);
-                        None
-                    }
-                }
-            }
-            Ending::Stopped(state, reason) => {
-                runner.finish(&ending_control, state, Some(reason), None);
-                None
-            }
-        })
-        .await;
-        match report_waiting {
-            Ok(None) => {}
-            Ok(Some(report)) => self.store_report_later(control, report).await,
-            Err(_) => {
-                let reason = "internal error while storing the report".to_owned();
-                self.finish_blocking(control, JobState::Failed, reason)
-                    .await
-            }
+        match ending {
+            Ending::Verdict(report) => self.store_report(control, report).await,
+            Ending::Stopped(state, reason) => self.finish_blocking(control, state, reason).await,
         }
     }
 
@@ -834,27 +810,32 @@ impl JobRunner {
         Ok(())
     }
 
-    /// The disk was full when the report was due. The file was accepted and the verdict is
-    /// known, so it is kept (holding no worker) and stored once space frees up, rather than
-    /// failing the job. A shutdown meanwhile re-queues the job; the next start validates again.
-    async fn store_report_later(self: Arc<Self>, control: Arc<JobControl>, report: Report) {
-        tracing::warn!(job = %control.id, "the disk is full: the report waits for room");
+    /// Store the report and end the job with its verdict. When the disk is full the file was
+    /// still accepted and the verdict is known, so the report is kept (holding no worker)
+    /// and stored once space frees up, rather than failing the job. A shutdown meanwhile
+    /// re-queues the job; the next start validates again.
+    async fn store_report(self: Arc<Self>, control: Arc<JobControl>, report: Report) {
         let report = Arc::new(report);
-        loop {
-            tokio::time::sleep(REPORT_RETRY).await;
-            if control.is_finished() {
-                return; // cancelled meanwhile
+        for attempt in 0u64.. {
+            if attempt > 0 {
+                if attempt == 1 {
+                    tracing::warn!(job = %control.id, "the disk is full: the report waits for room");
+                }
+                tokio::time::sleep(REPORT_RETRY).await;
+                if control.is_finished() {
+                    return; // cancelled meanwhile
+                }
             }
             let (runner, waiting, report) = (self.clone(), control.clone(), report.clone());
-            let attempt = tokio::task::spawn_blocking(move || {
-                if runner.shutting_down.load(Ordering::Acquire) {
+            let stored = tokio::task::spawn_blocking(move || {
+                if attempt > 0 && runner.shutting_down.load(Ordering::Acquire) {
                     runner.requeue_on_shutdown(&waiting);
                     return None;
                 }
                 Some(runner.store_report_and_finish(&waiting, &report))
             })
             .await;
-            match attempt {
+            match stored {
                 Ok(None) | Ok(Some(Ok(()))) => return,
                 Ok(Some(Err(e))) if e.kind() == std::io::ErrorKind::StorageFull => continue,
                 Ok(Some(Err(e))) => {

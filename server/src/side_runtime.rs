@@ -16,9 +16,14 @@ impl SideRuntime {
             .thread_name(thread_name)
             .enable_all()
             .build()?;
-        Ok(SideRuntime {
+        Ok(SideRuntime::from(runtime))
+    }
+
+    /// A runtime built otherwise, dropped the same way.
+    pub fn from(runtime: tokio::runtime::Runtime) -> SideRuntime {
+        SideRuntime {
             runtime: Some(runtime),
-        })
+        }
     }
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
@@ -38,6 +43,14 @@ impl SideRuntime {
             let _ = done.send(future.await);
         });
         result.recv().ok()
+    }
+
+    /// Run `work` on this runtime's blocking threads; awaitable from any runtime.
+    pub fn spawn_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.runtime().spawn_blocking(work)
     }
 
     /// Run `future` on this runtime without waiting for it.

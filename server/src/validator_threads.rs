@@ -1,27 +1,28 @@
 //! The threads validation turns run on, at the lowest CPU priority the OS has (`SCHED_IDLE`
 //! on Linux). A validation is throughput work that can take minutes; a push is latency work
 //! that takes microseconds. At normal priority two validations keep both cores of a small
-//! machine busy and every push waits for the scheduler to hand it a core (p99 18.8 ms with
-//! 1,000 dashboards open, against 6.5 ms with no validation). At idle priority a validation
-//! still gets every cycle nothing else wants, which on a server is almost all of them.
+//! machine busy and every push waits for the scheduler to hand it a core (BENCHMARKS.md, "Push
+//! latency"). At idle priority a validation still gets every cycle nothing else wants, which
+//! on a server is almost all of them.
 //!
 //! The threads are dedicated because an unprivileged thread cannot leave `SCHED_IDLE` again:
 //! they come from a runtime of their own, whose blocking pool is sized to the worker pool.
 //!
 //! Idle priority alone would starve validation on a server busy with other work (a flood of
 //! uploads takes every cycle), so a turn here watches its [`CpuShare`] and hands the job back
-//! to a normal-priority thread for a turn when it gets too little.
+//! to a normal-priority thread for the rest of its worker's turn when it gets too little.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::side_runtime::SideRuntime;
 
 /// A turn is judged starved after this long with less than [`MIN_CPU_SHARE`] of a core.
 const STARVATION_WINDOW: Duration = Duration::from_millis(100);
 const MIN_CPU_SHARE: f64 = 0.25;
 
 pub struct ValidatorThreads {
-    /// `None` only while dropping.
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: SideRuntime,
 }
 
 impl ValidatorThreads {
@@ -40,7 +41,7 @@ impl ValidatorThreads {
             })
             .build()?;
         Ok(ValidatorThreads {
-            runtime: Some(runtime),
+            runtime: SideRuntime::from(runtime),
         })
     }
 
@@ -49,20 +50,7 @@ impl ValidatorThreads {
         &self,
         turn: impl FnOnce() -> T + Send + 'static,
     ) -> tokio::task::JoinHandle<T> {
-        self.runtime
-            .as_ref()
-            .expect("the runtime lives until the drop")
-            .spawn_blocking(turn)
-    }
-}
-
-impl Drop for ValidatorThreads {
-    fn drop(&mut self) {
-        // Dropping a runtime blocks on its threads, which is not allowed on an async thread;
-        // a turn still running notices the shutdown at its next read.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.runtime.spawn_blocking(turn)
     }
 }
 
