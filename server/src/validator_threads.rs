@@ -17,8 +17,11 @@ use std::time::{Duration, Instant};
 
 use crate::side_runtime::SideRuntime;
 
-/// A turn is judged starved after this long with less than [`MIN_CPU_SHARE`] of a core.
-const STARVATION_WINDOW: Duration = Duration::from_millis(100);
+/// A turn is judged starved after this long with less than [`MIN_CPU_SHARE`] of a core. Long
+/// enough to sit out an upload burst: a 200 MB upload over loopback starves an idle turn for a
+/// quarter of a second, which costs a minutes-long validation nothing, while 100 ms sent a turn
+/// back to normal priority over a hundred times a minute, into the pushes' way.
+const STARVATION_WINDOW: Duration = Duration::from_secs(1);
 const MIN_CPU_SHARE: f64 = 0.25;
 
 pub struct ValidatorThreads {

@@ -1,7 +1,8 @@
 //! The embedded job store: one SQLite file in the data dir, WAL mode, versioned migrations.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
 
 use datavista_shared::protocol::{Job, JobProgress, JobState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -53,9 +54,13 @@ const MIGRATIONS: &[&str] = &[
 "#,
 ];
 
+/// How often the [`Checkpointer`] moves committed pages from the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 pub struct SqliteStore {
     connection: Mutex<Connection>,
     lease: Lease,
+    _checkpointer: Checkpointer,
 }
 
 fn err(e: impl std::fmt::Display) -> StoreError {
@@ -64,6 +69,14 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteStore {
     pub fn open(path: &Path, lease: Lease) -> StoreResult<SqliteStore> {
+        SqliteStore::open_checkpointing_every(path, lease, CHECKPOINT_EVERY)
+    }
+
+    fn open_checkpointing_every(
+        path: &Path,
+        lease: Lease,
+        every: Duration,
+    ) -> StoreResult<SqliteStore> {
         let mut connection = Connection::open(path).map_err(err)?;
         // The wait first: switching a fresh file to WAL needs a moment alone with it, and
         // another process (`token create` next to `serve`) may be opening it right now.
@@ -91,9 +104,14 @@ impl SqliteStore {
                 other => break other.map_err(err)?,
             }
         }
+        // Commits no longer checkpoint: the checkpointer does, on its own connection.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(err)?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
             lease,
+            _checkpointer: Checkpointer::start(path, every)?,
         })
     }
 
@@ -105,6 +123,54 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut connection).map_err(err)
+    }
+}
+
+/// Checkpoints the WAL on a thread and connection of its own, until dropped.
+///
+/// SQLite's default checkpoints inside the commit that fills the WAL past 1,000 pages, and a
+/// checkpoint waits for two fsyncs. Under upload traffic a disk flush takes milliseconds, all
+/// of it spent holding the store's one connection, so every job update behind it (a final
+/// state a dashboard is waiting for) waited too (BENCHMARKS.md, "Push latency"). A PASSIVE
+/// checkpoint from another connection runs beside the writers instead of in their way.
+struct Checkpointer {
+    /// Dropping it tells the thread to stop.
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path, every: Duration) -> StoreResult<Checkpointer> {
+        let connection = Connection::open(path).map_err(err)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(err)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".to_owned())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    let checkpoint =
+                        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = checkpoint {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; trying again later");
+                    }
+                }
+            })
+            .map_err(err)?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -430,5 +496,42 @@ impl JobStore for SqliteStore {
             })?;
             rows.collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Commits leave the WAL alone, and the checkpointer still carries it into the database
+    /// file: without it the file would keep its size for ever, with it the WAL would be
+    /// checkpointed by whichever commit filled it.
+    #[test]
+    fn the_wal_is_checkpointed_beside_the_writers_not_by_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = SqliteStore::open_checkpointing_every(
+            &path,
+            Lease::new(Duration::from_secs(10)),
+            Duration::from_millis(20),
+        )
+        .unwrap();
+        let autocheckpoint: i64 = store
+            .with(|c| c.query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0)))
+            .unwrap();
+        assert_eq!(autocheckpoint, 0, "commits must not checkpoint");
+
+        let database_bytes = || std::fs::metadata(&path).unwrap().len();
+        std::thread::sleep(Duration::from_millis(100)); // the migrations' pages are in
+        let before = database_bytes();
+        let owner = OwnerId::random();
+        for i in 0..300 {
+            store.add_token(&format!("hash-{i:04}"), &owner).unwrap();
+        }
+        let grew = (0..250).any(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            database_bytes() > before
+        });
+        assert!(grew, "the database file stayed at {before} bytes");
     }
 }
