@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 use crate::side_runtime::SideRuntime;
 
 /// A turn is judged starved after this long with less than [`MIN_CPU_SHARE`] of a core. Long
-/// enough to sit out an upload burst: a 200 MB upload over loopback starves an idle turn for a
-/// quarter of a second, which costs a minutes-long validation nothing, while 100 ms sent a turn
-/// back to normal priority over a hundred times a minute, into the pushes' way.
-const STARVATION_WINDOW: Duration = Duration::from_secs(1);
+/// enough to sit out a background upload burst (a 200 MB upload over loopback takes both cores
+/// for about 0.2 s; 100 ms sent turns back to normal priority 136-258 times per 40 s bench run,
+/// into the pushes' way), short enough that a job's own upload does not delay its verdict
+/// (1 s did: time to verdict 1.45 s against 1.35 s). BENCHMARKS.md, "Push latency".
+const STARVATION_WINDOW: Duration = Duration::from_millis(300);
 const MIN_CPU_SHARE: f64 = 0.25;
 
 pub struct ValidatorThreads {
