@@ -22,6 +22,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::ServerMessage;
 use tokio::sync::{mpsc, Notify};
@@ -36,7 +37,10 @@ pub const CONNECTION_QUEUE: usize = 256;
 const HISTORY: usize = 256;
 /// An owner with no open connection keeps its history this long (a tab reconnecting after a
 /// network blip catches up from it); then it is dropped, and a later tab gets a snapshot.
-const IDLE_HISTORY: std::time::Duration = std::time::Duration::from_secs(300);
+const IDLE_HISTORY: Duration = Duration::from_secs(300);
+/// Finding the idle owners looks at every owner, so it runs at most this often, not on every
+/// closed tab: a thousand tabs closing at once would each scan the map under the lock.
+const IDLE_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// A message as queued for connections: shared, never copied per tab.
 pub type SharedMessage = Arc<ServerMessage>;
@@ -101,7 +105,7 @@ impl HubHandle {
             next_id: 0,
             queue_len: queue_len.max(1),
             max_per_owner: max_per_owner.max(1),
-            deliveries: 0,
+            next_idle_sweep: Instant::now() + IDLE_SWEEP_EVERY,
         };
         HubHandle {
             hub: Arc::new(Mutex::new(hub)),
@@ -166,7 +170,7 @@ struct OwnerChannel {
     /// The newest sequence number delivered (0: none yet).
     last_seq: u64,
     /// When the last connection went away (None while any is open).
-    idle_since: Option<std::time::Instant>,
+    idle_since: Option<Instant>,
 }
 
 impl Default for OwnerChannel {
@@ -175,7 +179,7 @@ impl Default for OwnerChannel {
             connections: Vec::new(),
             history: VecDeque::new(),
             last_seq: 0,
-            idle_since: Some(std::time::Instant::now()),
+            idle_since: Some(Instant::now()),
         }
     }
 }
@@ -190,7 +194,7 @@ struct Hub {
     next_id: u64,
     queue_len: usize,
     max_per_owner: usize,
-    deliveries: u64,
+    next_idle_sweep: Instant,
 }
 
 impl Hub {
@@ -224,26 +228,28 @@ impl Hub {
         if let Some(channel) = self.owners.get_mut(&owner) {
             channel.connections.retain(|c| c.id != id);
             if channel.connections.is_empty() {
-                channel.idle_since = Some(std::time::Instant::now());
+                channel.idle_since = Some(Instant::now());
             }
         }
-        self.forget_idle_owners();
+        self.forget_idle_owners_when_due();
     }
 
     /// Memory stays proportional to owners with open tabs, not to every owner ever seen.
-    fn forget_idle_owners(&mut self) {
+    fn forget_idle_owners_when_due(&mut self) {
+        let now = Instant::now();
+        if now < self.next_idle_sweep {
+            return;
+        }
+        self.next_idle_sweep = now + IDLE_SWEEP_EVERY;
         self.owners.retain(|_, channel| {
             channel
                 .idle_since
-                .is_none_or(|since| since.elapsed() < IDLE_HISTORY)
+                .is_none_or(|since| now.duration_since(since) < IDLE_HISTORY)
         });
     }
 
     fn deliver(&mut self, event: OwnerEvent) {
-        self.deliveries += 1;
-        if self.deliveries.is_multiple_of(1024) {
-            self.forget_idle_owners();
-        }
+        self.forget_idle_owners_when_due();
         let message = Arc::new(event.message);
         let seq = message.seq();
         let channel = self.owners.entry(event.owner).or_default();
@@ -425,5 +431,32 @@ mod tests {
         assert!(hub.subscribe(bob).is_ok(), "the limit is per owner");
         hub.unsubscribe(ada.clone(), first.id);
         assert!(hub.subscribe(ada).is_ok());
+    }
+
+    #[test]
+    fn idle_owners_are_forgotten_by_a_sweep_at_most_every_few_seconds() {
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
+        let (ada, bob) = (OwnerId::random(), OwnerId::random());
+        let tab = hub.subscribe(ada.clone()).unwrap();
+        hub.unsubscribe(ada.clone(), tab.id);
+        let long_ago = Instant::now() - IDLE_HISTORY - Duration::from_secs(1);
+        hub.hub().owners.get_mut(&ada).unwrap().idle_since = Some(long_ago);
+
+        let tab = hub.subscribe(bob.clone()).unwrap();
+        hub.unsubscribe(bob.clone(), tab.id);
+        assert!(
+            hub.hub().owners.contains_key(&ada),
+            "a closed tab does not scan every owner before the sweep is due"
+        );
+
+        hub.hub().next_idle_sweep = Instant::now();
+        let tab = hub.subscribe(bob.clone()).unwrap();
+        hub.unsubscribe(bob.clone(), tab.id);
+        let owners = &hub.hub().owners;
+        assert!(
+            !owners.contains_key(&ada),
+            "idle past its history: forgotten"
+        );
+        assert!(owners.contains_key(&bob), "idle for a moment: kept");
     }
 }
