@@ -71,7 +71,10 @@ pub async fn connect(
 ) -> Result<HttpResponse, actix_web::Error> {
     // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
     crate::identity::check_origin(&req, &state.config.allowed_origins)?;
-    if *state.shutdown.borrow() {
+    // Watched before the check: a shutdown that starts right after it still reaches this
+    // connection's loop instead of slipping between the check and the subscription.
+    let shutdown = state.shutdown.subscribe();
+    if *shutdown.borrow() {
         return Err(ApiError::Unavailable("the server is shutting down".into()).into());
     }
     // Registered before the upgrade, so an owner at the limit gets a plain 429.
@@ -104,6 +107,7 @@ pub async fn connect(
         session,
         stream,
         query.last_seq,
+        shutdown,
     ));
     Ok(response)
 }
@@ -115,8 +119,8 @@ async fn run(
     mut session: Session,
     mut stream: AggregatedMessageStream,
     last_seq: Option<u64>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    let mut shutdown = state.shutdown.subscribe();
     let reason = match greet(&state, &owner, &mut session, last_seq).await {
         Ok(seq) => {
             serve(
