@@ -149,11 +149,24 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
             .spawn(move || {
+                // A disk that stays full fails every turn: warn when a run of failures starts,
+                // then once a minute or so, not every second.
+                let mut failures_in_a_row = 0u64;
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     let checkpoint =
                         connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = checkpoint {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; trying again later");
+                    match checkpoint {
+                        Err(e) => {
+                            if failures_in_a_row.is_multiple_of(60) {
+                                tracing::warn!(error = %e, failures_in_a_row, "WAL checkpoint failed; trying again later");
+                            }
+                            failures_in_a_row += 1;
+                        }
+                        Ok(()) if failures_in_a_row > 0 => {
+                            tracing::info!(failures_in_a_row, "WAL checkpoint works again");
+                            failures_in_a_row = 0;
+                        }
+                        Ok(()) => {}
                     }
                 }
             })
