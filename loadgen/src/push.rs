@@ -372,10 +372,11 @@ async fn watch_socket(mut socket: Socket, seen: SharedSeen, mut stop: watch::Rec
         let mut seen = seen.lock().unwrap();
         seen.messages += 1;
         match ServerMessage::from_json(&text) {
-            Ok(ServerMessage::JobUpdate { job, .. }) if job.state.is_final() => {
-                if seen.finals.insert(job.id) {
-                    seen.delays.push(received - job.updated_at_ms as f64);
-                }
+            Ok(ServerMessage::JobUpdate { job, .. })
+                if job.state.is_final() && !seen.finals.contains(&job.id) =>
+            {
+                seen.delays.push(received - job.updated_at_ms as f64);
+                seen.finals.insert(job.id);
             }
             Ok(ServerMessage::Snapshot { jobs, .. }) => {
                 seen.snapshots += 1;
@@ -454,6 +455,8 @@ pub async fn run_bare(load: Load) -> Result<Outcome, String> {
             let registry = registry.clone();
             tokio::spawn(async move {
                 let mut owner = None;
+                // tungstenite's callback type has a whole HTTP response as its error.
+                #[allow(clippy::result_large_err)]
                 let callback =
                     |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
                      response| {

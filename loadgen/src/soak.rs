@@ -103,11 +103,7 @@ struct TabView {
 /// A CSV of `rows` rows, `missing_cells` of them one cell short; roughly `rows * 12` bytes.
 fn file(rows: usize, missing_cells: usize) -> Vec<u8> {
     let mut csv = b"id,value\n".to_vec();
-    let every = if missing_cells == 0 {
-        0
-    } else {
-        rows / missing_cells
-    };
+    let every = rows.checked_div(missing_cells).unwrap_or(0);
     let mut short = 0;
     for i in 0..rows {
         if every > 0 && i % every == 0 && short < missing_cells {
@@ -131,12 +127,13 @@ pub async fn run(binary: &std::path::Path, plan: Plan) -> Result<Outcome, String
     let server = Server::start_in(binary, disk.dir()?, &bind, &["--min-free-bytes", "1048576"])?;
     let data_dir = server.data_dir.clone();
     let base = server.base.clone();
-    let server = Arc::new(Mutex::new(server));
     let http = reqwest::Client::new();
+    // Sessions first, while the server is still ours alone: no lock is held across an await.
     let mut cookies = Vec::new();
     for _ in 0..plan.owners {
-        cookies.push(server.lock().unwrap().session(&http).await?);
+        cookies.push(server.session(&http).await?);
     }
+    let server = Arc::new(Mutex::new(server));
 
     let (stop_tx, stop) = watch::channel(false);
     let drops = Arc::new(AtomicU64::new(0));
