@@ -176,14 +176,9 @@ async fn wait_for(
     }
 }
 
-#[tokio::test]
-#[ignore = "needs the release dashboard, the server binary and chromedriver: run `cargo xtask test`"]
-async fn drop_three_files_and_watch_them_validate_live() {
-    let temp = tempfile::tempdir().unwrap();
-    let (_server, url) = start_server(&temp.path().join("data"));
-    let (_driver, client) = start_browser().await;
-
-    client.goto(&url).await.unwrap();
+/// Open the dashboard and wait until it is live and offers the built-in `people` schema.
+async fn open_dashboard(client: &Client, url: &str) {
+    client.goto(url).await.unwrap();
     client
         .wait()
         .at_most(PATIENCE)
@@ -196,13 +191,69 @@ async fn drop_three_files_and_watch_them_validate_live() {
         .for_element(Locator::Css("#schema option[value=people]"))
         .await
         .unwrap();
+}
+
+async fn choose_schema(client: &Client, id: &str) {
     client
         .find(Locator::Css("#schema"))
         .await
         .unwrap()
-        .select_by_value("people")
+        .select_by_value(id)
         .await
         .unwrap();
+}
+
+/// WebDriver cannot drag files from the OS: load them through a hidden input, then drop
+/// them on the dropzone as a DataTransfer, as a real drag would.
+async fn drop_files(client: &Client, paths: &[PathBuf]) {
+    client
+        .execute("let i = document.getElementById('e2e-files'); if (!i) { i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'e2e-files'; document.body.appendChild(i); } i.value = '';", vec![])
+        .await
+        .unwrap();
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    client
+        .find(Locator::Id("e2e-files"))
+        .await
+        .unwrap()
+        .send_keys(&paths.join("\n"))
+        .await
+        .unwrap();
+    client
+        .execute(
+            "const dt = new DataTransfer();
+             for (const f of document.getElementById('e2e-files').files) dt.items.add(f);
+             const zone = document.querySelector('[data-testid=dropzone]');
+             for (const type of ['dragenter', 'dragover', 'drop']) {
+                 zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
+             }
+             return dt.files.length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+/// The texts of the rows for files still in this tab (pre-checking, waiting, uploading).
+async fn local_rows(client: &Client) -> Vec<String> {
+    let value = client
+        .execute(
+            "return Array.from(document.querySelectorAll('[data-testid=local-row]')).map(r => r.textContent);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the release dashboard, the server binary and chromedriver: run `cargo xtask test`"]
+async fn drop_three_files_and_watch_them_validate_live() {
+    let temp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&temp.path().join("data"));
+    let (_driver, client) = start_browser().await;
+
+    open_dashboard(&client, &url).await;
+    choose_schema(&client, "people").await;
     client
         .execute("window.__sameDocument = true;", vec![])
         .await
@@ -227,36 +278,11 @@ async fn drop_three_files_and_watch_them_validate_live() {
     let big_size = std::fs::metadata(files.join("big.csv")).unwrap().len();
     assert!(big_size > 30_000_000, "several tens of MB: {big_size}");
 
-    // WebDriver cannot drag files from the OS: load them through a hidden input, then drop
-    // them on the dropzone as a DataTransfer, as a real drag would.
-    client
-        .execute("const i = document.createElement('input'); i.type = 'file'; i.multiple = true; i.id = 'e2e-files'; document.body.appendChild(i);", vec![])
-        .await
-        .unwrap();
-    let paths: Vec<String> = ["valid.csv", "invalid.csv", "big.csv"]
+    let paths: Vec<PathBuf> = ["valid.csv", "invalid.csv", "big.csv"]
         .iter()
-        .map(|n| files.join(n).display().to_string())
+        .map(|n| files.join(n))
         .collect();
-    client
-        .find(Locator::Id("e2e-files"))
-        .await
-        .unwrap()
-        .send_keys(&paths.join("\n"))
-        .await
-        .unwrap();
-    client
-        .execute(
-            "const dt = new DataTransfer();
-             for (const f of document.getElementById('e2e-files').files) dt.items.add(f);
-             const zone = document.querySelector('[data-testid=dropzone]');
-             for (const type of ['dragenter', 'dragover', 'drop']) {
-                 zone.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: dt }));
-             }
-             return dt.files.length;",
-            vec![],
-        )
-        .await
-        .unwrap();
+    drop_files(&client, &paths).await;
 
     // Watch every row until all three are final, remembering the states each went through.
     let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -432,5 +458,101 @@ async fn drop_three_files_and_watch_them_validate_live() {
         client.screenshot().await.unwrap(),
     )
     .unwrap();
+    client.close().await.unwrap();
+}
+
+/// The browser fetches a chosen schema before it can pre-check against it. Its answer may
+/// come late: after another schema was chosen, or after a file was dropped.
+#[tokio::test]
+#[ignore = "needs the release dashboard, the server binary and chromedriver: run `cargo xtask test`"]
+async fn a_late_schema_answer_never_checks_a_file_against_the_wrong_schema() {
+    let temp = tempfile::tempdir().unwrap();
+    let (_server, url) = start_server(&temp.path().join("data"));
+    let (_driver, client) = start_browser().await;
+    open_dashboard(&client, &url).await;
+    // Hold every answer for the `people` schema back 3 s (gloo-net fetches through
+    // `window.fetch`), and count the ones that came back.
+    client
+        .execute(
+            "window.__slowAnswers = 0;
+             const original = window.fetch.bind(window);
+             window.fetch = (input, init) => {
+                 const url = typeof input === 'string' ? input : input.url;
+                 if (!url.endsWith('/api/schemas/people')) return original(input, init);
+                 return new Promise(r => setTimeout(r, 3000))
+                     .then(() => original(input, init))
+                     .finally(() => { window.__slowAnswers += 1; });
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // Its header is not people's: checked against people it waits for "Upload anyway".
+    let plain = temp.path().join("plain.csv");
+    std::fs::write(&plain, "a,b\n1,2\n").unwrap();
+
+    // 1. `people`, then at once "none": people's answer arrives last and must not count.
+    choose_schema(&client, "people").await;
+    choose_schema(&client, "").await;
+    let deadline = Instant::now() + PATIENCE;
+    while client
+        .execute("return window.__slowAnswers;", vec![])
+        .await
+        .unwrap()
+        != json!(1)
+    {
+        assert!(Instant::now() < deadline, "the held answer never came");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // the tab reads it
+    drop_files(&client, std::slice::from_ref(&plain)).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let blocked = local_rows(&client).await;
+        assert!(
+            !blocked.iter().any(|row| row.contains("check header")),
+            "checked against a schema no longer chosen: {blocked:?}"
+        );
+        let done = rows(&client).await;
+        if let Some((_, state, _)) = done.iter().find(|(name, _, _)| name == "plain.csv") {
+            if state == "valid" {
+                break;
+            }
+            assert!(
+                ["uploading", "queued", "validating"].contains(&state.as_str()),
+                "plain.csv without a schema: {done:?}"
+            );
+        }
+        assert!(Instant::now() < deadline, "plain.csv never got a verdict");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 2. `people`, and a file dropped while its answer is held back: checked against people.
+    let other = temp.path().join("other.csv");
+    std::fs::write(&other, "a,b\n3,4\n").unwrap();
+    choose_schema(&client, "people").await;
+    drop_files(&client, std::slice::from_ref(&other)).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let waiting = local_rows(&client).await;
+        if waiting
+            .iter()
+            .any(|row| row.contains("other.csv") && row.contains("check header"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "other.csv was not held for its header: {waiting:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !rows(&client)
+            .await
+            .iter()
+            .any(|(name, _, _)| name == "other.csv"),
+        "nothing was uploaded before the user confirms"
+    );
     client.close().await.unwrap();
 }

@@ -55,7 +55,9 @@ struct Dashboard {
     schemas: RwSignal<Vec<SchemaInfo>>,
     schema_problem: RwSignal<Option<String>>,
     schema_id: RwSignal<Option<String>>,
-    schema: StoredValue<Option<Schema>>,
+    /// The chosen schema once loaded, with its id: a file dropped before it arrives, or
+    /// after another was chosen, must not be checked against the wrong one.
+    schema: StoredValue<Option<(String, Schema)>>,
     selected: RwSignal<Option<String>>,
     next_key: StoredValue<u64>,
 }
@@ -168,9 +170,15 @@ impl Dashboard {
             return;
         }
         self.schema_id.set(Some(id.clone()));
+        self.schema.set_value(None);
         spawn_local(async move {
-            match api::schema(&id).await {
-                Ok(schema) => self.schema.set_value(Some(schema)),
+            let loaded = api::schema(&id).await;
+            // Chosen twice quickly, the first answer can arrive last: keep only the current one.
+            if self.schema_id.get_untracked().as_ref() != Some(&id) {
+                return;
+            }
+            match loaded {
+                Ok(schema) => self.schema.set_value(Some((id, schema))),
                 Err(e) => self.schema_problem.set(Some(e)),
             }
         });
@@ -272,11 +280,27 @@ impl Dashboard {
         }
         self.handles
             .update_value(|handles| handles.push((key, file.clone(), None)));
-        let schema = self
+        let schema_id = local.schema.clone();
+        let loaded = self
             .schema
             .get_value()
-            .unwrap_or_else(Schema::structural_only);
+            .filter(|(id, _)| schema_id.as_ref() == Some(id))
+            .map(|(_, schema)| schema);
         spawn_local(async move {
+            let schema = match (loaded, schema_id) {
+                (Some(schema), _) => schema,
+                (None, None) => Schema::structural_only(),
+                // Dropped while the chosen schema was still on its way.
+                (None, Some(id)) => match api::schema(&id).await {
+                    Ok(schema) => schema,
+                    Err(e) => {
+                        local.status.set(Local::Refused(format!(
+                            "cannot load schema {id} to check the file against: {e}"
+                        )));
+                        return;
+                    }
+                },
+            };
             let complete = file.size() <= PRECHECK_BYTES as f64;
             let head = match read_head(&file).await {
                 Ok(bytes) => bytes,
