@@ -58,7 +58,12 @@ const MIGRATIONS: &[&str] = &[
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 pub struct SqliteStore {
+    /// Every write goes through this one connection (SQLite has one writer at a time anyway).
     connection: Mutex<Connection>,
+    /// Reads (lists, snapshots, lookups) have their own: in WAL mode they run beside a
+    /// write instead of queueing behind it, so a dashboard polling or a tab connecting never
+    /// delays a job's update. Each read sees every write committed before it began.
+    reader: Mutex<Connection>,
     lease: Lease,
     _checkpointer: Checkpointer,
 }
@@ -110,20 +115,41 @@ impl SqliteStore {
             .map_err(err)?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
+            reader: Mutex::new(open_reader(path)?),
             lease,
             _checkpointer: Checkpointer::start(path, every)?,
         })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-        // back), so a poisoned lock is still safe to use.
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut connection).map_err(err)
+        locked(&self.connection, f)
     }
+
+    fn read<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
+        locked(&self.reader, f)
+    }
+}
+
+fn locked<T>(
+    connection: &Mutex<Connection>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+) -> StoreResult<T> {
+    // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+    // back), so a poisoned lock is still safe to use.
+    let mut connection = connection
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut connection).map_err(err)
+}
+
+/// A connection that can only read (opened after the migrations, so the tables are there).
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let reader = Connection::open(path).map_err(err)?;
+    reader.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    reader
+        .pragma_update(None, "query_only", true)
+        .map_err(err)?;
+    Ok(reader)
 }
 
 /// Checkpoints the WAL on a thread and connection of its own, until dropped.
@@ -341,7 +367,7 @@ impl JobStore for SqliteStore {
     }
 
     fn job(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<Job>> {
-        self.with(|connection| {
+        self.read(|connection| {
             connection
                 .query_row(
                     &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1 AND owner_id = ?2"),
@@ -353,7 +379,7 @@ impl JobStore for SqliteStore {
     }
 
     fn jobs(&self, owner: &OwnerId, offset: u64, limit: u64) -> StoreResult<Vec<Job>> {
-        self.with(|connection| {
+        self.read(|connection| {
             let mut statement = connection.prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs WHERE owner_id = ?1 ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3"
             ))?;
@@ -363,7 +389,7 @@ impl JobStore for SqliteStore {
     }
 
     fn job_count(&self, owner: &OwnerId) -> StoreResult<u64> {
-        self.with(|connection| {
+        self.read(|connection| {
             connection
                 .query_row(
                     "SELECT COUNT(*) FROM jobs WHERE owner_id = ?1",
@@ -375,7 +401,7 @@ impl JobStore for SqliteStore {
     }
 
     fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)> {
-        self.with(|connection| {
+        self.read(|connection| {
             let tx = connection.transaction()?;
             let seq = tx
                 .query_row("SELECT last_seq FROM owners WHERE id = ?1", params![owner.as_str()], |row| row.get::<_, i64>(0))
@@ -445,7 +471,7 @@ impl JobStore for SqliteStore {
     }
 
     fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>> {
-        self.with(|connection| {
+        self.read(|connection| {
             let mut statement =
                 connection.prepare("SELECT state, COUNT(*) FROM jobs GROUP BY state")?;
             let rows =
@@ -465,7 +491,7 @@ impl JobStore for SqliteStore {
     }
 
     fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
-        self.with(|connection| {
+        self.read(|connection| {
             connection
                 .query_row(
                     "SELECT owner_id FROM tokens WHERE hash = ?1",
@@ -496,7 +522,7 @@ impl JobStore for SqliteStore {
     }
 
     fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>> {
-        self.with(|connection| {
+        self.read(|connection| {
             let mut statement = connection.prepare(
                 "SELECT id, name, body FROM schemas WHERE owner_id = ?1 ORDER BY created_at",
             )?;
@@ -546,5 +572,59 @@ mod tests {
             database_bytes() > before
         });
         assert!(grew, "the database file stayed at {before} bytes");
+    }
+
+    /// A read never queues behind a write: with the writer's connection taken and inside an
+    /// open write transaction, lookups and lists still answer, from what was committed.
+    #[test]
+    fn reads_are_answered_while_a_write_holds_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            SqliteStore::open(&dir.path().join("db"), Lease::new(Duration::from_secs(10))).unwrap(),
+        );
+        let owner = OwnerId::random();
+        store.add_token("committed", &owner).unwrap();
+        let schema = StoredSchema {
+            id: "s1".into(),
+            name: "people".into(),
+            body: "{}".into(),
+        };
+        store.add_schema(&owner, &schema).unwrap();
+
+        let writer = store.connection.lock().unwrap();
+        writer
+            .execute_batch(
+                "BEGIN IMMEDIATE; INSERT INTO tokens (hash, owner_id, created_at) VALUES ('uncommitted', 'x', 0);",
+            )
+            .unwrap();
+        let (answer, answered) = mpsc::channel();
+        let reading = store.clone();
+        let reader_owner = owner.clone();
+        std::thread::spawn(move || {
+            let _ = answer.send((
+                reading.token_owner("committed"),
+                reading.token_owner("uncommitted"),
+                reading.schemas(&reader_owner),
+                reading.snapshot(&reader_owner),
+            ));
+        });
+        // A bound, not a timing: without a reader of its own this waits for ever.
+        let answers = answered.recv_timeout(Duration::from_secs(60));
+        writer.execute_batch("ROLLBACK").unwrap();
+        drop(writer);
+        let (committed, uncommitted, schemas, snapshot) =
+            answers.expect("a read waited for the writer");
+        assert_eq!(committed.unwrap(), Some(owner));
+        assert_eq!(
+            uncommitted.unwrap(),
+            None,
+            "reads see committed writes only"
+        );
+        assert_eq!(schemas.unwrap().len(), 1);
+        assert_eq!(snapshot.unwrap(), (0, Vec::new()));
+        assert!(
+            store.read(|c| c.execute("DELETE FROM tokens", [])).is_err(),
+            "the reader cannot write"
+        );
     }
 }
