@@ -54,13 +54,14 @@ struct LoadArgs {
 }
 
 impl LoadArgs {
-    fn load(self, poll_every: Option<f64>) -> push::Load {
+    fn load(self, poll_every: Option<f64>, pollers: usize) -> push::Load {
         push::Load {
             owners: self.owners,
             tabs: self.tabs,
             jobs_per_sec: self.rate,
             seconds: self.seconds,
             poll_every,
+            pollers,
         }
     }
 }
@@ -77,6 +78,10 @@ enum Scenario {
         /// Poll `GET /api/uploads` every this many seconds instead of a WebSocket.
         #[arg(long)]
         poll_every: Option<f64>,
+        /// This many more dashboards poll `GET /api/uploads` every second beside the measured
+        /// ones (read load; spread over the owners; the bare floor has none).
+        #[arg(long, default_value_t = 0)]
+        pollers: usize,
     },
     /// The push load on one node (embedded defaults), one node on PostgreSQL + Redis, and two
     /// nodes (tabs on one, uploads through the other).
@@ -135,8 +140,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             load,
             background,
             poll_every,
+            pollers,
         } => {
-            let load = load.load(poll_every);
+            let load = load.load(poll_every, pollers);
             println!("push: {load:?}, {background} validations in the background");
             let (mut ours, mut floor) = (Vec::new(), Vec::new());
             for run in 1..=cli.runs {
@@ -171,7 +177,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
         Scenario::Nodes { load } => {
-            let load = load.load(None);
+            let load = load.load(None, 0);
             println!("nodes: {load:?}");
             let mut outcomes: [Vec<push::Outcome>; 3] = Default::default();
             for run in 1..=cli.runs {

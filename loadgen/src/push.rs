@@ -142,6 +142,9 @@ pub struct Load {
     pub seconds: f64,
     /// `None`: WebSocket tabs. `Some(s)`: dashboards polling every `s` seconds instead.
     pub poll_every: Option<f64>,
+    /// More dashboards, beside the measured ones, polling `GET /api/uploads` every second:
+    /// read load on the server. What they see is not counted.
+    pub pollers: usize,
 }
 
 pub struct Outcome {
@@ -176,6 +179,8 @@ const BACKGROUND_VERDICT_LIMIT: Duration = Duration::from_secs(600);
 const BACKGROUND_RETRY: Duration = Duration::from_millis(500);
 /// Wait this long at most, after the last upload, for every watcher to see every final state.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+/// How often the unmeasured polling dashboards of [`Load::pollers`] ask.
+const POLLERS_EVERY: Duration = Duration::from_secs(1);
 
 pub async fn run_datavista(server: &Server, load: Load) -> Result<Outcome, String> {
     run_across(server, server, load).await
@@ -235,6 +240,19 @@ pub async fn run_across(
         }
     }
 
+    let pollers: Vec<_> = (0..load.pollers)
+        .map(|i| {
+            tokio::spawn(poll(
+                http.clone(),
+                server.url("/api/uploads"),
+                cookies[i % load.owners].clone(),
+                POLLERS_EVERY,
+                SharedSeen::default(),
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
+
     let cpu_before = cpu_seconds();
     let started = Instant::now();
     let in_flight = Arc::new(Semaphore::new(64));
@@ -281,6 +299,9 @@ pub async fn run_across(
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu_per_sec = (cpu_seconds() - cpu_before) / elapsed;
     let _ = stop_tx.send(true);
+    for poller in pollers {
+        poller.await.map_err(|e| e.to_string())?;
+    }
 
     let (mut delays, mut messages, mut lost, mut snapshots) = (Vec::new(), 0, 0, 0);
     for watcher in watchers {
