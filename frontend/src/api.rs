@@ -1,7 +1,7 @@
 //! Calls to the server's HTTP API (the session cookie goes along by itself).
 
 use datavista_shared::{Schema, ValidationError};
-use gloo_net::http::Request;
+use gloo_net::http::{Request, Response};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -32,37 +32,35 @@ struct ApiError {
     message: String,
 }
 
-async fn failure(response: gloo_net::http::Response) -> String {
+async fn failure(response: Response) -> String {
     match response.json::<ApiError>().await {
         Ok(error) => error.message,
         Err(_) => format!("the server answered {}", response.status()),
     }
 }
 
-pub async fn schemas() -> Result<Vec<SchemaInfo>, String> {
-    let response = Request::get("/api/schemas")
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(failure(response).await);
+/// Send a request; a successful answer, or the server's reason for refusing it.
+async fn answer(request: gloo_net::http::RequestBuilder) -> Result<Response, String> {
+    let response = request.send().await.map_err(|e| e.to_string())?;
+    if response.ok() {
+        Ok(response)
+    } else {
+        Err(failure(response).await)
     }
-    response
-        .json::<SchemaList>()
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
+    answer(Request::get(url))
+        .await?
+        .json::<T>()
         .await
-        .map(|l| l.schemas)
         .map_err(|e| e.to_string())
 }
 
-async fn schema_body(id: &str) -> Result<String, String> {
-    let response = Request::get(&format!("/api/schemas/{id}"))
-        .send()
+pub async fn schemas() -> Result<Vec<SchemaInfo>, String> {
+    get_json::<SchemaList>("/api/schemas")
         .await
-        .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(failure(response).await);
-    }
-    response.text().await.map_err(|e| e.to_string())
+        .map(|list| list.schemas)
 }
 
 /// A schema ready to check files with: its JSON, with its `pattern` constraints loaded as the
@@ -70,7 +68,12 @@ async fn schema_body(id: &str) -> Result<String, String> {
 /// load, the schema still checks everything else, and `Schema::patterns_not_checked_here`
 /// names what it leaves to the server.
 pub async fn schema(id: &str) -> Result<Schema, String> {
-    let schema = Schema::from_json(&schema_body(id).await?).map_err(|e| e.to_string())?;
+    let body = answer(Request::get(&format!("/api/schemas/{id}")))
+        .await?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let schema = Schema::from_json(&body).map_err(|e| e.to_string())?;
     if schema
         .fields
         .iter()
@@ -84,24 +87,19 @@ pub async fn schema(id: &str) -> Result<Schema, String> {
 }
 
 async fn schema_patterns(id: &str) -> Result<Vec<u8>, String> {
-    let response = Request::get(&format!("/api/schemas/{id}/patterns"))
-        .send()
+    answer(Request::get(&format!("/api/schemas/{id}/patterns")))
+        .await?
+        .binary()
         .await
-        .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(failure(response).await);
-    }
-    response.binary().await.map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// Add a schema; the error is the server's reason (the shared crate's, as in the browser).
 pub async fn add_schema(body: String) -> Result<SchemaInfo, String> {
-    let response = Request::post("/api/schemas")
+    let request = Request::post("/api/schemas")
         .body(body)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
         .map_err(|e| e.to_string())?;
+    let response = request.send().await.map_err(|e| e.to_string())?;
     if !response.ok() {
         return Err(failure(response).await);
     }
@@ -112,25 +110,14 @@ pub async fn add_schema(body: String) -> Result<SchemaInfo, String> {
 }
 
 pub async fn errors(id: &str, offset: u64, limit: u64) -> Result<ErrorPage, String> {
-    let url = format!("/api/uploads/{id}/errors?offset={offset}&limit={limit}");
-    let response = Request::get(&url).send().await.map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(failure(response).await);
-    }
-    response
-        .json::<ErrorPage>()
-        .await
-        .map_err(|e| e.to_string())
+    get_json(&format!(
+        "/api/uploads/{id}/errors?offset={offset}&limit={limit}"
+    ))
+    .await
 }
 
 pub async fn delete(id: &str) -> Result<(), String> {
-    let response = Request::delete(&format!("/api/uploads/{id}"))
-        .send()
+    answer(Request::delete(&format!("/api/uploads/{id}")))
         .await
-        .map_err(|e| e.to_string())?;
-    if response.ok() {
-        Ok(())
-    } else {
-        Err(failure(response).await)
-    }
+        .map(|_| ())
 }
