@@ -238,6 +238,26 @@ impl JobControl {
     /// the new holder.
     fn publish(&self, publisher: &Publisher, kind: Publish) -> bool {
         let mut view = self.view();
+        self.publish_view(&mut view, publisher, kind)
+    }
+
+    /// Change the view and publish it under one hold of its lock. Changed and published
+    /// apart, another thread's change could land in between (a worker moving Queued on to
+    /// Validating) and this publish would carry that one instead: a state the job passed
+    /// through would never reach the tabs.
+    fn change_and_publish(
+        &self,
+        publisher: &Publisher,
+        kind: Publish,
+        change: impl FnOnce(&mut View) -> bool,
+    ) -> bool {
+        let mut view = self.view();
+        let changed = change(&mut view);
+        view.job.updated_at_ms = crate::now_ms();
+        !changed || self.publish_view(&mut view, publisher, kind)
+    }
+
+    fn publish_view(&self, view: &mut View, publisher: &Publisher, kind: Publish) -> bool {
         let ended = self.is_finished();
         let skip = match kind {
             Publish::Progress => ended || view.published.elapsed() < PROGRESS_EVERY,
@@ -481,9 +501,10 @@ impl JobRunner {
 
     /// All bytes are in: validation can finish. Blocking.
     pub fn complete_upload(&self, control: &JobControl) {
-        control.end_upload(UploadEnd::Complete);
         let written = control.written();
-        control.update(|view| {
+        // Queued goes out before the end is known: the end wakes a worker, whose first turn
+        // would otherwise overtake it and turn an upload straight into a validation.
+        control.change_and_publish(&self.publisher, Publish::Change, |view| {
             if view.job.state == JobState::Uploading {
                 view.job.state = if view.validation_started {
                     JobState::Validating
@@ -492,8 +513,9 @@ impl JobRunner {
                 };
             }
             view.job.progress.bytes_total = Some(written);
+            true
         });
-        control.publish(&self.publisher, Publish::Change);
+        control.end_upload(UploadEnd::Complete);
     }
 
     /// The upload stopped half-way (`Cancelled`) or was refused (`Failed`): the job ends at
@@ -683,17 +705,14 @@ impl JobRunner {
     /// took the worker. At normal priority the job's head, or the rest of the worker's turn
     /// after a starved one; at idle priority until it is starved of CPU.
     fn take_turn(&self, control: &Arc<JobControl>, mut work: Work, priority: Priority) -> Turn {
-        let mut changed = false;
-        control.update(|view| {
-            changed = !view.validation_started || view.job.state == JobState::Queued;
+        control.change_and_publish(&self.publisher, Publish::Change, |view| {
+            let changed = !view.validation_started || view.job.state == JobState::Queued;
             view.validation_started = true;
             if view.job.state == JobState::Queued {
                 view.job.state = JobState::Validating;
             }
+            changed
         });
-        if changed {
-            control.publish(&self.publisher, Publish::Change);
-        }
         let cpu_share = CpuShare::start();
         let rescuing = priority == Priority::Normal && std::mem::take(&mut work.starved);
         loop {
