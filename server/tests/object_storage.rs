@@ -108,7 +108,14 @@ async fn an_interrupted_upload_leaves_no_object_and_no_parts() {
     };
     drop(tcp);
     let job = ada.wait_final(&id).await;
-    assert_eq!(job.state, JobState::Cancelled, "{job:?}");
+    // Usually actix reports the vanished client at once. About one run in seven here, with
+    // the request body held back while a part goes up, it never does, and the upload's idle
+    // guard ends the job a minute later: the same clean-up either way, which is what this
+    // test is about.
+    let noticed_late = job.state == JobState::Failed
+        && job.reason.as_deref() == Some("no data arrived for 60 seconds");
+    assert!(job.state == JobState::Cancelled || noticed_late, "{job:?}");
+    let deadline = Instant::now() + PATIENCE;
     while parts_in_flight(&s3) > 0 {
         assert!(
             Instant::now() < deadline,
