@@ -82,12 +82,9 @@ impl SqliteStore {
         lease: Lease,
         every: Duration,
     ) -> StoreResult<SqliteStore> {
-        let mut connection = Connection::open(path).map_err(err)?;
         // The wait first: switching a fresh file to WAL needs a moment alone with it, and
         // another process (`token create` next to `serve`) may be opening it right now.
-        connection
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
+        let mut connection = open_waiting(path)?;
         // SQLite answers "locked" at once, without the busy wait, where waiting could
         // deadlock, e.g. while another process switches the fresh file to WAL. Set-up is
         // idempotent, so it is simply tried again, for a bounded time.
@@ -142,10 +139,18 @@ fn locked<T>(
     f(&mut connection).map_err(err)
 }
 
+/// A connection that waits up to 5 s for a lock another connection or process holds.
+fn open_waiting(path: &Path) -> StoreResult<Connection> {
+    let connection = Connection::open(path).map_err(err)?;
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .map_err(err)?;
+    Ok(connection)
+}
+
 /// A connection that can only read (opened after the migrations, so the tables are there).
 fn open_reader(path: &Path) -> StoreResult<Connection> {
-    let reader = Connection::open(path).map_err(err)?;
-    reader.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    let reader = open_waiting(path)?;
     reader
         .pragma_update(None, "query_only", true)
         .map_err(err)?;
@@ -167,10 +172,7 @@ struct Checkpointer {
 
 impl Checkpointer {
     fn start(path: &Path, every: Duration) -> StoreResult<Checkpointer> {
-        let connection = Connection::open(path).map_err(err)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(err)?;
+        let connection = open_waiting(path)?;
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".to_owned())
