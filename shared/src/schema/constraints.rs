@@ -4,9 +4,11 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value as Json};
 
+use super::limits::Budget;
 pub use super::pattern::Pattern;
 use super::types::{FieldType, Value};
 use super::SchemaError;
+use crate::report::truncate_cell;
 
 /// An order bound (minimum, maximum, …) with the text the schema gave, for messages.
 #[derive(Debug, Clone)]
@@ -38,19 +40,22 @@ impl Bound {
         }
     }
 
-    fn failure(&self) -> ConstraintFailure {
-        let text = &self.text;
+    fn constraint(&self) -> &'static str {
         match self.kind {
-            BoundKind::Minimum => fail("minimum", format!("is below the minimum {text}")),
-            BoundKind::Maximum => fail("maximum", format!("is above the maximum {text}")),
-            BoundKind::ExclusiveMinimum => fail(
-                "exclusiveMinimum",
-                format!("is not above the exclusive minimum {text}"),
-            ),
-            BoundKind::ExclusiveMaximum => fail(
-                "exclusiveMaximum",
-                format!("is not below the exclusive maximum {text}"),
-            ),
+            BoundKind::Minimum => "minimum",
+            BoundKind::Maximum => "maximum",
+            BoundKind::ExclusiveMinimum => "exclusiveMinimum",
+            BoundKind::ExclusiveMaximum => "exclusiveMaximum",
+        }
+    }
+
+    fn describe(&self) -> String {
+        let text = truncate_cell(&self.text);
+        match self.kind {
+            BoundKind::Minimum => format!("is below the minimum {text}"),
+            BoundKind::Maximum => format!("is above the maximum {text}"),
+            BoundKind::ExclusiveMinimum => format!("is not above the exclusive minimum {text}"),
+            BoundKind::ExclusiveMaximum => format!("is not below the exclusive maximum {text}"),
         }
     }
 }
@@ -107,18 +112,32 @@ pub struct Constraints {
     pub enum_values: Option<EnumValues>,
 }
 
-/// One failed constraint: its name, and what is wrong in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One failed constraint. What is wrong is put in words only on demand
+/// ([`Constraints::describe`]): most failures are only counted, and the words for an `enum` of
+/// thousands of values cost more than the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConstraintFailure {
     pub constraint: &'static str,
-    pub detail: String,
+    broken: Broken,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    Length(Length),
+    Bound(BoundKind),
+    Pattern,
+    Enum,
+}
+
+/// How much of an `enum` list a message shows.
+const LISTED_IN_MESSAGE: usize = 10;
 
 impl Constraints {
     pub(super) fn parse(
         name: &str,
         field_type: &FieldType,
         raw: &Map<String, Json>,
+        budget: &mut Budget,
     ) -> Result<Constraints, SchemaError> {
         let mut c = Constraints::default();
         for (key, value) in raw {
@@ -174,23 +193,30 @@ impl Constraints {
                     let source = value
                         .as_str()
                         .ok_or_else(|| error("must be a string".into()))?;
-                    let pattern = Pattern::new(source)
-                        .map_err(|e| error(format!("is not a valid regular expression: {e}")))?;
+                    budget
+                        .add_pattern()
+                        .map_err(|e| SchemaError::field(name, e))?;
+                    let pattern = Pattern::new(source, budget).map_err(error)?;
                     c.pattern = Some(pattern);
                 }
                 "enum" => {
                     let items = value
                         .as_array()
                         .ok_or_else(|| error("must be an array".into()))?;
+                    budget
+                        .add_enum_values(items.len())
+                        .map_err(|e| SchemaError::field(name, e))?;
                     let mut canonical = Vec::new();
                     let mut listed = Vec::new();
                     for item in items {
                         let text = json_as_cell(item).ok_or_else(|| {
+                            let item = truncate_cell(&item.to_string());
                             error(format!("holds {item}, which is not a plain value"))
                         })?;
                         let parsed = field_type.parse(&text).ok_or_else(|| {
                             error(format!(
-                                "holds '{text}', which is not {}",
+                                "holds '{}', which is not {}",
+                                truncate_cell(&text),
                                 field_type.with_article()
                             ))
                         })?;
@@ -242,39 +268,74 @@ impl Constraints {
             && self.enum_values.as_ref().is_none_or(|e| e.contains(cell))
     }
 
-    /// Every constraint (other than required and unique) that `value` breaks, in words;
-    /// `cell` is the text it came from.
+    /// Every constraint (other than required and unique) that `value` breaks; `cell` is the
+    /// text it came from. [`Constraints::describe`] puts one in words.
     pub fn check(&self, value: &Value<'_>, cell: &str, failures: &mut Vec<ConstraintFailure>) {
         match self.length_failure(cell.as_bytes()) {
-            Some(Length::Short(length, min)) => failures.push(fail(
-                "minLength",
-                format!("is {length} characters long, shorter than the minimum length {min}"),
-            )),
-            Some(Length::Long(length, max)) => failures.push(fail(
-                "maxLength",
-                format!("is {length} characters long, longer than the maximum length {max}"),
-            )),
+            Some(length @ Length::Short(..)) => {
+                failures.push(fail("minLength", Broken::Length(length)))
+            }
+            Some(length @ Length::Long(..)) => {
+                failures.push(fail("maxLength", Broken::Length(length)))
+            }
             None => {}
         }
         for bound in &self.bounds {
             if bound.broken_by(value) {
-                failures.push(bound.failure());
+                failures.push(fail(bound.constraint(), Broken::Bound(bound.kind)));
             }
         }
         if let Some(pattern) = &self.pattern {
             if !pattern.is_match(cell) {
-                failures.push(fail(
-                    "pattern",
-                    format!("does not match the pattern '{}'", pattern.source),
-                ));
+                failures.push(fail("pattern", Broken::Pattern));
             }
         }
         if let Some(allowed) = &self.enum_values {
             if !allowed.contains_value(value) {
-                failures.push(fail(
-                    "enum",
-                    format!("is not one of {}", allowed.listed.join(", ")),
-                ));
+                failures.push(fail("enum", Broken::Enum));
+            }
+        }
+    }
+
+    /// What is wrong, in words, with every text from the schema cut to a few hundred
+    /// characters: a message never grows with the schema.
+    pub fn describe(&self, failure: &ConstraintFailure) -> String {
+        match failure.broken {
+            Broken::Length(Length::Short(length, min)) => {
+                format!("is {length} characters long, shorter than the minimum length {min}")
+            }
+            Broken::Length(Length::Long(length, max)) => {
+                format!("is {length} characters long, longer than the maximum length {max}")
+            }
+            Broken::Bound(kind) => self
+                .bounds
+                .iter()
+                .find(|bound| bound.kind == kind)
+                .map(Bound::describe)
+                .unwrap_or_default(),
+            Broken::Pattern => {
+                let source = self.pattern.as_ref().map(|p| p.source.as_str());
+                format!(
+                    "does not match the pattern '{}'",
+                    truncate_cell(source.unwrap_or_default())
+                )
+            }
+            Broken::Enum => {
+                let listed = self.enum_values.as_ref().map_or(&[][..], |e| &e.listed[..]);
+                let shown: Vec<&str> = listed
+                    .iter()
+                    .take(LISTED_IN_MESSAGE)
+                    .map(String::as_str)
+                    .collect();
+                let shown = truncate_cell(&shown.join(", "));
+                if listed.len() > LISTED_IN_MESSAGE {
+                    format!(
+                        "is not one of the {} allowed values ({shown}, …)",
+                        listed.len()
+                    )
+                } else {
+                    format!("is not one of {shown}")
+                }
             }
         }
     }
@@ -319,13 +380,14 @@ impl Constraints {
 }
 
 /// A broken length constraint: the cell's length and the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Length {
     Short(usize, usize),
     Long(usize, usize),
 }
 
-fn fail(constraint: &'static str, detail: String) -> ConstraintFailure {
-    ConstraintFailure { constraint, detail }
+fn fail(constraint: &'static str, broken: Broken) -> ConstraintFailure {
+    ConstraintFailure { constraint, broken }
 }
 
 /// A JSON scalar as the cell text it stands for.

@@ -6,11 +6,13 @@
 
 mod compiled;
 mod constraints;
+pub mod limits;
 mod pattern;
 pub mod types;
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
 
@@ -72,34 +74,82 @@ pub struct Field {
     pub description: Option<String>,
     pub field_type: FieldType,
     /// Cells that mean "no value": the field's own list, else the schema's.
-    pub missing_values: Vec<String>,
+    pub missing_values: MissingValues,
     pub constraints: Constraints,
 }
 
 impl Field {
     pub fn is_missing(&self, cell: &str) -> bool {
-        self.missing_values.iter().any(|m| m == cell)
+        self.missing_values.contains(cell)
+    }
+}
+
+/// A `missingValues` list. Fields without their own list share the schema's: a long list
+/// copied into thousands of fields once cost gigabytes.
+#[derive(Debug, Clone)]
+pub struct MissingValues(Arc<MissingSet>);
+
+#[derive(Debug)]
+struct MissingSet {
+    values: Vec<String>,
+    /// For long lists: a cell is looked up, not compared with every entry.
+    lookup: Option<HashSet<String>>,
+}
+
+impl MissingValues {
+    /// Past this many entries a hash lookup beats comparing with each.
+    const SCAN_UP_TO: usize = 8;
+
+    pub fn new(values: Vec<String>) -> MissingValues {
+        let lookup = (values.len() > Self::SCAN_UP_TO).then(|| values.iter().cloned().collect());
+        MissingValues(Arc::new(MissingSet { values, lookup }))
+    }
+
+    pub fn contains(&self, cell: &str) -> bool {
+        match &self.0.lookup {
+            Some(lookup) => lookup.contains(cell),
+            None => self.0.values.iter().any(|m| m == cell),
+        }
+    }
+
+    pub fn values(&self) -> &[String] {
+        &self.0.values
+    }
+
+    /// The standard's default: only the empty cell is missing.
+    pub fn is_only_empty(&self) -> bool {
+        self.0.values == [""]
+    }
+
+    /// Whether two fields share one list (not a copy of it).
+    pub fn is_shared_with(&self, other: &MissingValues) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Default for MissingValues {
+    fn default() -> Self {
+        MissingValues::new(vec![String::new()])
     }
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Schema {
     pub fields: Vec<Field>,
-    pub missing_values: Vec<String>,
+    pub missing_values: MissingValues,
     /// Field indexes of the primary key (empty: none).
     pub primary_key: Vec<usize>,
     /// Field indexes of each unique key.
     pub unique_keys: Vec<Vec<usize>>,
     pub fields_match: FieldsMatch,
+    /// See [`Schema::compiled_bytes`].
+    compiled_bytes: usize,
 }
 
 impl Schema {
     /// A schema with no fields: only structural checks run.
     pub fn structural_only() -> Schema {
-        Schema {
-            missing_values: vec![String::new()],
-            ..Schema::default()
-        }
+        Schema::default()
     }
 
     pub fn from_json(text: &str) -> Result<Schema, SchemaError> {
@@ -112,13 +162,29 @@ impl Schema {
     }
 
     pub fn from_map(map: &Map<String, Json>) -> Result<Schema, SchemaError> {
+        Schema::from_map_within(map, limits::Budget::default())
+    }
+
+    /// As the browser loads a schema: its patterns get no DFA of their own, only those
+    /// loaded with [`Schema::load_compiled_patterns`].
+    #[cfg(test)]
+    pub(crate) fn from_json_without_dfas(text: &str) -> Schema {
+        let map: Map<String, Json> = serde_json::from_str(text).unwrap();
+        Schema::from_map_within(&map, limits::Budget::without_dfas()).unwrap()
+    }
+
+    fn from_map_within(
+        map: &Map<String, Json>,
+        mut budget: limits::Budget,
+    ) -> Result<Schema, SchemaError> {
         if map.contains_key("foreignKeys") {
             return Err(SchemaError::new("'foreignKeys' is not supported"));
         }
         let missing_values = match map.get("missingValues") {
-            Some(value) => string_list(value)
-                .ok_or_else(|| SchemaError::new("'missingValues' must be an array of strings"))?,
-            None => vec![String::new()],
+            Some(value) => MissingValues::new(
+                bounded_string_list(value, "missingValues").map_err(SchemaError::new)?,
+            ),
+            None => MissingValues::default(),
         };
         let fields_match = match map.get("fieldsMatch").map(|v| v.as_str()) {
             None => FieldsMatch::Exact,
@@ -144,10 +210,17 @@ impl Schema {
             Some(Json::Array(fields)) => fields,
             Some(_) => return Err(SchemaError::new("'fields' must be an array")),
         };
+        if raw_fields.len() > limits::MAX_FIELDS {
+            return Err(SchemaError::new(format!(
+                "the schema has {} fields; at most {} are allowed",
+                raw_fields.len(),
+                limits::MAX_FIELDS
+            )));
+        }
         let mut fields = Vec::with_capacity(raw_fields.len());
         let mut names = HashSet::new();
         for (i, raw) in raw_fields.iter().enumerate() {
-            let field = parse_field(raw, i, &missing_values)?;
+            let field = parse_field(raw, i, &missing_values, &mut budget)?;
             if !names.insert(field.name.clone()) {
                 return Err(SchemaError::field(&field.name, "is defined twice"));
             }
@@ -179,7 +252,14 @@ impl Schema {
             primary_key,
             unique_keys,
             fields_match,
+            compiled_bytes: budget.compiled_bytes(),
         })
+    }
+
+    /// Memory the schema's compiled patterns (regexes and DFAs) took, within
+    /// [`limits::MAX_COMPILED_BYTES`] + [`limits::MAX_DFA_BYTES`]. Zero in the browser.
+    pub fn compiled_bytes(&self) -> usize {
+        self.compiled_bytes
     }
 
     pub fn field_index(&self, name: &str) -> Option<usize> {
@@ -217,10 +297,19 @@ fn string_list(value: &Json) -> Option<Vec<String>> {
         .collect()
 }
 
+/// An array of strings within [`limits::MAX_LIST_VALUES`], or why not.
+fn bounded_string_list(value: &Json, property: &str) -> Result<Vec<String>, String> {
+    let list =
+        string_list(value).ok_or_else(|| format!("'{property}' must be an array of strings"))?;
+    limits::check_list(list.len(), property)?;
+    Ok(list)
+}
+
 fn parse_field(
     raw: &Json,
     position: usize,
-    schema_missing: &[String],
+    schema_missing: &MissingValues,
+    budget: &mut limits::Budget,
 ) -> Result<Field, SchemaError> {
     let map = raw
         .as_object()
@@ -234,10 +323,19 @@ fn parse_field(
             )))
         }
     };
+    limits::check_chars(&name, limits::MAX_NAME_CHARS, "name")
+        .map_err(|e| SchemaError::new(format!("field {}: {e}", position + 1)))?;
     let text = |key: &str| -> Result<Option<String>, SchemaError> {
+        let limit = match key {
+            "title" | "description" => limits::MAX_TEXT_CHARS,
+            _ => limits::MAX_NAME_CHARS,
+        };
         match map.get(key) {
             None => Ok(None),
-            Some(Json::String(s)) => Ok(Some(s.clone())),
+            Some(Json::String(s)) => {
+                limits::check_chars(s, limit, key).map_err(|e| SchemaError::field(&name, e))?;
+                Ok(Some(s.clone()))
+            }
             Some(_) => Err(SchemaError::field(
                 &name,
                 format!("'{key}' must be a string"),
@@ -250,14 +348,15 @@ fn parse_field(
     let format = text("format")?.unwrap_or_else(|| "default".to_owned());
     let field_type = parse_type(&name, &type_name, &format, map)?;
     let missing_values = match map.get("missingValues") {
-        Some(value) => string_list(value).ok_or_else(|| {
-            SchemaError::field(&name, "'missingValues' must be an array of strings")
-        })?,
-        None => schema_missing.to_vec(),
+        Some(value) => MissingValues::new(
+            bounded_string_list(value, "missingValues")
+                .map_err(|e| SchemaError::field(&name, e))?,
+        ),
+        None => schema_missing.clone(),
     };
     let constraints = match map.get("constraints") {
         None => Constraints::default(),
-        Some(Json::Object(raw)) => Constraints::parse(&name, &field_type, raw)?,
+        Some(Json::Object(raw)) => Constraints::parse(&name, &field_type, raw, budget)?,
         Some(_) => return Err(SchemaError::field(&name, "'constraints' must be an object")),
     };
     Ok(Field {
@@ -317,9 +416,7 @@ fn parse_type(
         "boolean" => {
             let values = |key: &str, defaults: &[&str]| match map.get(key) {
                 None => Ok(defaults.iter().map(|s| s.to_string()).collect()),
-                Some(v) => string_list(v).ok_or_else(|| {
-                    SchemaError::field(name, format!("'{key}' must be an array of strings"))
-                }),
+                Some(v) => bounded_string_list(v, key).map_err(|e| SchemaError::field(name, e)),
             };
             only_default(FieldType::Boolean {
                 true_values: values("trueValues", &["true", "True", "TRUE", "1"])?,
@@ -417,8 +514,8 @@ mod tests {
         );
         assert_eq!(schema.unique_keys, vec![vec![1, 2]]);
         assert_eq!(schema.fields_match, FieldsMatch::Subset);
-        assert_eq!(schema.fields[1].missing_values, vec!["", "NA"]);
-        assert_eq!(schema.fields[2].missing_values, vec!["n/a"]);
+        assert_eq!(schema.fields[1].missing_values.values(), ["", "NA"]);
+        assert_eq!(schema.fields[2].missing_values.values(), ["n/a"]);
     }
 
     #[test]
@@ -428,7 +525,7 @@ mod tests {
             schema.fields[0].field_type,
             FieldType::String(StringFormat::Default)
         );
-        assert_eq!(schema.missing_values, vec![""]);
+        assert_eq!(schema.missing_values.values(), [""]);
     }
 
     #[test]

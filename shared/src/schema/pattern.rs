@@ -8,33 +8,73 @@
 use std::sync::{Arc, OnceLock};
 
 #[cfg(not(target_arch = "wasm32"))]
-use regex::Regex;
+use regex_automata::meta::Regex;
 
+use super::limits::Budget;
 pub(super) use dense::Matcher;
 
 /// A compiled `pattern`: matched against the whole cell.
 #[derive(Debug, Clone)]
 pub struct Pattern {
     pub source: String,
-    /// The server's general matcher, for patterns too big for a dense DFA.
+    /// The server's general matcher, for patterns too big for a dense DFA. The regex crate's
+    /// engine itself (the `regex` crate wraps it), used directly because it tells how much
+    /// memory it took, which the schema's compile budget counts.
     #[cfg(not(target_arch = "wasm32"))]
     regex: Regex,
     /// The same language as a dense DFA: walking its table costs a few instructions a byte,
     /// where `Regex::is_match` spends hundreds per call on setup. On the server it is built
-    /// on the first match, so loading a schema (every API call that reads one) never pays for
-    /// it; in the browser it is loaded from the server's bytes. Shared by clones.
+    /// with the schema, within the schema's DFA budget (the server keeps schemas compiled);
+    /// in the browser it is loaded from the server's bytes. Shared by clones.
     dense: Arc<OnceLock<Option<dense::Matcher>>>,
 }
 
 impl Pattern {
-    /// On the server a pattern that does not compile is an error. The browser cannot tell
-    /// (it has no regex parser): it takes the source as it is, the server having checked it.
-    pub(super) fn new(source: &str) -> Result<Pattern, String> {
+    /// On the server a pattern that does not compile, or compiles past the schema's budget,
+    /// is an error (said as the end of "constraint 'pattern' …"). The browser cannot tell (it
+    /// has no regex parser): it takes the source as it is, the server having checked it.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) fn new(source: &str, budget: &mut Budget) -> Result<Pattern, String> {
+        let limit = budget.pattern_bytes_left();
+        // Anchored: Table Schema patterns match the whole value. The engine runs in linear
+        // time, so a hostile pattern cannot stall validation.
+        let regex = Regex::builder()
+            .configure(
+                Regex::config()
+                    .nfa_size_limit(Some(limit))
+                    // Each thread matching the pattern keeps a lazy DFA cache this big.
+                    .hybrid_cache_capacity(limit.max(1 << 16)),
+            )
+            .build(&anchored(source))
+            .map_err(|e| match e.size_limit() {
+                Some(_) => format!(
+                    "is too big once compiled: a pattern may take {} KiB, and all of a schema's {} MiB",
+                    super::limits::MAX_PATTERN_BYTES >> 10,
+                    super::limits::MAX_COMPILED_BYTES >> 20
+                ),
+                None => format!("is not a valid regular expression: {e}"),
+            })?;
+        budget.add_compiled(regex.memory_usage());
+        let dfa_limit = dense::SIZE_LIMIT.min(budget.dfa_bytes_left());
+        let matcher = (dfa_limit > 0)
+            .then(|| dense::build_dfa(&anchored(source), dfa_limit))
+            .flatten();
+        budget.add_dfa(matcher.as_ref().map_or(dfa_limit, |dfa| dfa.memory_usage()));
+        // Left empty without a DFA: one loaded later (as in the browser) may still go in.
+        let dense = Arc::new(OnceLock::new());
+        if let Some(matcher) = matcher.and_then(dense::Matcher::from_dfa) {
+            let _ = dense.set(Some(matcher));
+        }
         Ok(Pattern {
-            // Anchored: Table Schema patterns match the whole value. The regex crate runs in
-            // linear time, so a hostile pattern cannot stall validation.
-            #[cfg(not(target_arch = "wasm32"))]
-            regex: Regex::new(&anchored(source)).map_err(|e| e.to_string())?,
+            regex,
+            source: source.to_owned(),
+            dense,
+        })
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    pub(super) fn new(source: &str, _budget: &mut Budget) -> Result<Pattern, String> {
+        Ok(Pattern {
             source: source.to_owned(),
             dense: Default::default(),
         })
@@ -75,7 +115,10 @@ impl Pattern {
     /// `None` when the pattern is too big for one (or uses Unicode `\b`).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn to_dfa_bytes(&self) -> Option<Vec<u8>> {
-        let (bytes, padding) = dense::build_dfa(self.regex.as_str())?.to_bytes_little_endian();
+        // Only a pattern given a DFA within the schema's budget gets one again here.
+        self.dense()?;
+        let dfa = dense::build_dfa(&anchored(&self.source), dense::SIZE_LIMIT)?;
+        let (bytes, padding) = dfa.to_bytes_little_endian();
         Some(bytes[padding..].to_vec())
     }
 
@@ -91,14 +134,6 @@ impl Pattern {
         self.dense.get().is_some_and(Option::is_some)
     }
 
-    #[cfg(not(target_arch = "wasm32"))]
-    fn dense(&self) -> Option<&dense::Matcher> {
-        self.dense
-            .get_or_init(|| dense::Matcher::build(self.regex.as_str()))
-            .as_ref()
-    }
-
-    #[cfg(target_arch = "wasm32")]
     fn dense(&self) -> Option<&dense::Matcher> {
         self.dense.get().and_then(Option::as_ref)
     }
@@ -119,7 +154,7 @@ mod dense {
     /// Past this a pattern stays with `Regex`'s lazy DFA, which bounds its own memory. It also
     /// bounds the time spent trying: ~40 ms for a pattern that turns out too big.
     #[cfg(not(target_arch = "wasm32"))]
-    const SIZE_LIMIT: usize = 1 << 19;
+    pub const SIZE_LIMIT: usize = 1 << 19;
 
     /// Up to this many states the DFA is flattened into one table of 256 entries a state.
     const TABLE_STATES: usize = 256;
@@ -162,12 +197,6 @@ mod dense {
     }
 
     impl Matcher {
-        /// `None` when the DFA would be too big or uses what a DFA cannot (Unicode `\b`).
-        #[cfg(not(target_arch = "wasm32"))]
-        pub fn build(anchored_pattern: &str) -> Option<Matcher> {
-            Matcher::from_dfa(build_dfa(anchored_pattern)?)
-        }
-
         /// A DFA in regex-automata's wire form, as [`build_dfa`]'s DFA serializes.
         pub fn from_bytes(bytes: &[u8]) -> Result<Matcher, String> {
             // The wire form is read in place as `u32`s, so it must start on a 4-byte
@@ -185,7 +214,7 @@ mod dense {
                 .ok_or_else(|| "the pattern's DFA has no anchored start".into())
         }
 
-        fn from_dfa(dfa: dense::DFA<Vec<u32>>) -> Option<Matcher> {
+        pub fn from_dfa(dfa: dense::DFA<Vec<u32>>) -> Option<Matcher> {
             let start = dfa
                 .start_state(&start::Config::new().anchored(Anchored::Yes))
                 .ok()?;
@@ -223,17 +252,17 @@ mod dense {
         }
     }
 
-    /// The dense DFA of an anchored pattern; `None` past `SIZE_LIMIT` or when the pattern uses
-    /// what a DFA cannot (Unicode `\b`).
+    /// The dense DFA of an anchored pattern; `None` past `size_limit` (at most `SIZE_LIMIT`)
+    /// or when the pattern uses what a DFA cannot (Unicode `\b`).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn build_dfa(anchored_pattern: &str) -> Option<dense::DFA<Vec<u32>>> {
+    pub fn build_dfa(anchored_pattern: &str, size_limit: usize) -> Option<dense::DFA<Vec<u32>>> {
         use regex_automata::{dfa::StartKind, MatchKind};
         let config = dense::Config::new()
             // "Is there any match", with no leftmost-first pruning of other threads.
             .match_kind(MatchKind::All)
             .start_kind(StartKind::Anchored)
-            .dfa_size_limit(Some(SIZE_LIMIT))
-            .determinize_size_limit(Some(SIZE_LIMIT));
+            .dfa_size_limit(Some(size_limit))
+            .determinize_size_limit(Some(size_limit));
         dense::Builder::new()
             .configure(config)
             .build(anchored_pattern)
@@ -335,7 +364,7 @@ mod dense {
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
-    use super::Pattern;
+    use super::{Budget, Pattern};
 
     /// The dense DFA must give `Regex`'s answer for every pattern it is built for.
     #[test]
@@ -373,7 +402,7 @@ mod tests {
         ];
         let (mut tables, mut pairs) = (0, 0);
         for source in patterns {
-            let pattern = Pattern::new(source).unwrap();
+            let pattern = Pattern::new(source, &mut Budget::default()).unwrap();
             let dense = pattern.dense().expect("builds as a dense DFA");
             tables += matches!(dense, super::dense::Matcher::Table(_)) as usize;
             pairs += dense.has_pairs() as usize;
@@ -393,7 +422,7 @@ mod tests {
             pairs > 0 && pairs < tables,
             "{pairs} of {tables} tables walk pairs"
         );
-        assert!(Pattern::new(patterns[0])
+        assert!(Pattern::new(patterns[0], &mut Budget::default())
             .unwrap()
             .dense()
             .unwrap()
@@ -408,7 +437,7 @@ mod tests {
             static PATTERNS: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
                 [r"[a-z0-9.]+@[a-z]+\.(org|com|net)", "(ab|a.)*", r"\w+ \w+", "[a-z]*é?"]
                     .into_iter()
-                    .map(|source| Pattern::new(source).unwrap())
+                    .map(|source| Pattern::new(source, &mut Budget::default()).unwrap())
                     .collect()
             });
             for pattern in PATTERNS.iter() {

@@ -64,7 +64,7 @@ impl FastCheck {
     pub(super) fn for_field(field: &Field, in_key: bool) -> FastCheck {
         let constraints = &field.constraints;
         // The fast checks take an empty cell as the only missing value.
-        if field.missing_values != [""] {
+        if !field.missing_values.is_only_empty() {
             return FastCheck::General;
         }
         let only_bounds = constraints.min_length.is_none()

@@ -196,7 +196,7 @@ impl Checker {
             .iter()
             .enumerate()
             .map(|(i, field)| CellPlan {
-                only_empty_is_missing: field.missing_values == [""],
+                only_empty_is_missing: field.missing_values.is_only_empty(),
                 plain_text: matches!(
                     field.field_type,
                     FieldType::String(StringFormat::Default) | FieldType::Any
@@ -370,7 +370,8 @@ impl Checker {
                     header_error(
                         ErrorCode::DuplicateLabel,
                         format!(
-                            "column {column} header '{label}' repeats column {}",
+                            "column {column} header '{}' repeats column {}",
+                            truncate_cell(label),
                             first + 1
                         ),
                         Some(i),
@@ -387,26 +388,47 @@ impl Checker {
         }
         let missing = |name: &str| format!("the header has no column for field '{name}'");
         let extra = |column: usize, label: &str| {
-            format!("column {column} header '{label}' is not a schema field")
+            format!(
+                "column {column} header '{}' is not a schema field",
+                truncate_cell(label)
+            )
         };
         match self.schema.fields_match {
             FieldsMatch::Exact => {
                 for i in 0..labels.len().max(field_names.len()) {
                     match (labels.get(i), field_names.get(i)) {
-                        (Some(label), Some(name)) if label != name => self.errors.add(ErrorCode::IncorrectLabel, || {
+                        (Some(label), Some(name)) if label != name => {
+                            self.errors.add(ErrorCode::IncorrectLabel, || {
+                                header_error(
+                                    ErrorCode::IncorrectLabel,
+                                    format!(
+                                        "column {} header is '{}', the schema expects '{name}'",
+                                        i + 1,
+                                        truncate_cell(label)
+                                    ),
+                                    Some(i),
+                                    Some(name),
+                                    Some(label),
+                                )
+                            })
+                        }
+                        (Some(label), None) => self.errors.add(ErrorCode::ExtraLabel, || {
                             header_error(
-                                ErrorCode::IncorrectLabel,
-                                format!("column {} header is '{label}', the schema expects '{name}'", i + 1),
+                                ErrorCode::ExtraLabel,
+                                extra(i + 1, label),
                                 Some(i),
-                                Some(name),
+                                None,
                                 Some(label),
                             )
                         }),
-                        (Some(label), None) => self.errors.add(ErrorCode::ExtraLabel, || {
-                            header_error(ErrorCode::ExtraLabel, extra(i + 1, label), Some(i), None, Some(label))
-                        }),
                         (None, Some(name)) => self.errors.add(ErrorCode::MissingLabel, || {
-                            header_error(ErrorCode::MissingLabel, missing(name), Some(i), Some(name), None)
+                            header_error(
+                                ErrorCode::MissingLabel,
+                                missing(name),
+                                Some(i),
+                                Some(name),
+                                None,
+                            )
                         }),
                         _ => {}
                     }
@@ -721,7 +743,7 @@ impl Checker {
                 cell,
                 ErrorCode::ConstraintError,
                 constraint,
-                |_, shown| format!("'{shown}' {}", failure.detail),
+                |field, shown| format!("'{shown}' {}", field.constraints.describe(&failure)),
             );
         }
         self.failures = failures;
