@@ -161,6 +161,8 @@ fn spawn(
         .args(["serve", "--bind", bind, "--log", "warn", "--data-dir"])
         .arg(data_dir)
         .args(["--dist-dir", "/nonexistent-dist"])
+        // Every simulated dashboard comes from this one address.
+        .args(["--new-sessions-per-minute", "0"])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -45,7 +45,12 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot create the session key: {e}"))?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
-    let hub = HubHandle::new(config.ws_queue_len, config.max_connections_per_owner);
+    let hub = HubHandle::new(
+        config.ws_queue_len,
+        config.max_connections_per_owner,
+        config.max_connections,
+    );
+    let trusted_proxies = crate::session_rate::parse_proxies(&config.trusted_proxies)?;
     let (bus, cancel_requests): (Arc<dyn EventBus>, _) = match &config.redis_url {
         Some(url) => {
             let (bus, cancel_requests) = RedisBus::start(url, hub.clone()).await?;
@@ -60,7 +65,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
             publisher,
             metrics.clone(),
             config.workers(),
-            config.max_uploads_per_owner,
+            crate::jobs::UploadLimits {
+                per_owner: config.max_uploads_per_owner,
+                total: config.max_uploads,
+            },
+            config.validation_memory_bytes / config.workers(),
         )
         .map_err(|e| format!("cannot start the validator threads: {e}"))?,
     );
@@ -76,6 +85,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         schemas,
         metrics,
         session_key,
+        session_rate: crate::session_rate::SessionRate::new(config.new_sessions_per_minute),
+        trusted_proxies,
         shutdown,
     });
 
@@ -230,8 +241,8 @@ fn rules_for(state: &AppState, owner: &OwnerId, job: &Job) -> Result<Option<Rule
         .schemas
         .find(state.store.as_ref(), owner, id)
         .map_err(|e| e.to_string())?;
-    Ok(schema.map(|schema| Rules {
-        schema,
+    Ok(schema.map(|compiled| Rules {
+        schema: compiled.schema.clone(),
         dialect: Default::default(),
     }))
 }

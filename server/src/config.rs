@@ -25,6 +25,30 @@ pub struct Config {
     /// Uploads one owner may run at the same time.
     #[arg(long, env = "DATAVISTA_MAX_UPLOADS_PER_OWNER", default_value_t = 8)]
     pub max_uploads_per_owner: usize,
+    /// Uploads running at once on this server, all owners together (anyone can make new
+    /// owners, so per-owner limits alone bound nothing); past it an upload gets 429.
+    #[arg(long, env = "DATAVISTA_MAX_UPLOADS", default_value_t = 64)]
+    pub max_uploads: usize,
+    /// Longest an upload may take, in seconds, however steadily it sends (default 6 h: 5 GiB
+    /// at 250 KB/s); a client dribbling bytes cannot hold a slot forever.
+    #[arg(long, env = "DATAVISTA_UPLOAD_DEADLINE_SECS", default_value_t = 6 * 3600)]
+    pub upload_deadline_secs: u64,
+    /// Live WebSocket connections (dashboard tabs) on this server, all owners together.
+    #[arg(long, env = "DATAVISTA_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Memory for the uniqueness checks (`unique`, `primaryKey`, `uniqueKeys`) of all running
+    /// validations together, shared equally by the workers; a check past its share stops
+    /// with a `task-error` saying so.
+    #[arg(long, env = "DATAVISTA_VALIDATION_MEMORY_BYTES", default_value_t = 1 << 30)]
+    pub validation_memory_bytes: usize,
+    /// New browser sessions (anonymous owners) one client address may start per minute
+    /// (0: no limit); past it, 429 with Retry-After.
+    #[arg(long, env = "DATAVISTA_NEW_SESSIONS_PER_MINUTE", default_value_t = 60)]
+    pub new_sessions_per_minute: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (comma-separated addresses
+    /// or networks, e.g. `10.0.0.0/8`); without them, the client is the connection's peer.
+    #[arg(long, env = "DATAVISTA_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Uploads are refused while less than this many bytes are free on the data disk.
     #[arg(long, env = "DATAVISTA_MIN_FREE_BYTES", default_value_t = 256 << 20)]
     pub min_free_bytes: u64,

@@ -31,6 +31,12 @@ pub enum ApiError {
     NotFinished(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A client too slow to send what it started.
+    #[error("{0}")]
+    Timeout(String),
+    /// Too many new sessions from one address; try again after this many seconds.
+    #[error("{0}")]
+    TooManySessions(String, u32),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +61,8 @@ impl ApiError {
             ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::NotFinished(_) => "not_finished",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Timeout(_) => "timeout",
+            ApiError::TooManySessions(..) => "too_many_sessions",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -68,6 +76,7 @@ impl ApiError {
             // A connection frees when a tab closes; reconnect loops should back off longer.
             ApiError::TooManyConnections(_) => Some(30),
             ApiError::Unavailable(_) => Some(5),
+            ApiError::TooManySessions(_, seconds) => Some(*seconds),
             _ => None,
         }
     }
@@ -84,9 +93,10 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) | ApiError::InvalidSchema(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooManyUploads(_) | ApiError::TooManyConnections(_) => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::TooManyUploads(_)
+            | ApiError::TooManyConnections(_)
+            | ApiError::TooManySessions(..) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::NotFinished(_) => StatusCode::CONFLICT,

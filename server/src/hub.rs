@@ -97,14 +97,16 @@ pub struct HubHandle {
 }
 
 impl HubHandle {
-    /// Each connection's queue holds `queue_len` messages, and an owner may hold
-    /// `max_per_owner` connections at once.
-    pub fn new(queue_len: usize, max_per_owner: usize) -> HubHandle {
+    /// Each connection's queue holds `queue_len` messages, an owner may hold
+    /// `max_per_owner` connections at once, and everyone together `max_total`.
+    pub fn new(queue_len: usize, max_per_owner: usize, max_total: usize) -> HubHandle {
         let hub = Hub {
             owners: HashMap::new(),
             next_id: 0,
             queue_len: queue_len.max(1),
             max_per_owner: max_per_owner.max(1),
+            max_total: max_total.max(1),
+            open: 0,
             next_idle_sweep: Instant::now() + IDLE_SWEEP_EVERY,
         };
         HubHandle {
@@ -119,7 +121,7 @@ impl HubHandle {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `Refused` when the owner already has as many connections as allowed.
+    /// `Refused` when the owner, or the server, already has as many connections as allowed.
     pub fn subscribe(&self, owner: OwnerId) -> Result<Subscription, Refused> {
         self.hub().subscribe(owner)
     }
@@ -184,25 +186,37 @@ impl Default for OwnerChannel {
     }
 }
 
-/// The hub did not register a connection: the owner already holds the most connections
-/// allowed (a tab loop, or a script).
+/// Why the hub did not register a connection.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Refused;
+pub enum Refused {
+    /// The owner already holds the most connections allowed (a tab loop, or a script).
+    Owner,
+    /// The server holds the most connections it takes from everyone (anyone can make new
+    /// owners, so the per-owner limit alone bounds nothing).
+    Server,
+}
 
 struct Hub {
     owners: HashMap<OwnerId, OwnerChannel>,
     next_id: u64,
     queue_len: usize,
     max_per_owner: usize,
+    max_total: usize,
+    /// Connections open, all owners together.
+    open: usize,
     next_idle_sweep: Instant,
 }
 
 impl Hub {
     fn subscribe(&mut self, owner: OwnerId) -> Result<Subscription, Refused> {
+        if self.open >= self.max_total {
+            return Err(Refused::Server);
+        }
         let open = self.owners.get(&owner).map_or(0, |c| c.connections.len());
         if open >= self.max_per_owner {
-            return Err(Refused);
+            return Err(Refused::Owner);
         }
+        self.open += 1;
         self.next_id += 1;
         let (queue, messages) = mpsc::channel(self.queue_len);
         let lagged = Arc::new(AtomicBool::new(false));
@@ -226,7 +240,9 @@ impl Hub {
 
     fn unsubscribe(&mut self, owner: OwnerId, id: u64) {
         if let Some(channel) = self.owners.get_mut(&owner) {
+            let before = channel.connections.len();
             channel.connections.retain(|c| c.id != id);
+            self.open -= before - channel.connections.len();
             if channel.connections.is_empty() {
                 channel.idle_since = Some(Instant::now());
             }
@@ -358,7 +374,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_that_cross_send_a_snapshot_and_gaps_are_not_replayed() {
-        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8, 1_000);
         let ada = OwnerId::random();
         let mut tab = hub.subscribe(ada.clone()).unwrap();
         let event = |seq| OwnerEvent {
@@ -378,7 +394,7 @@ mod tests {
 
     #[tokio::test]
     async fn resync_all_sends_every_tab_a_snapshot() {
-        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8, 1_000);
         let tabs = [
             hub.subscribe(OwnerId::random()).unwrap(),
             hub.subscribe(OwnerId::random()).unwrap(),
@@ -390,7 +406,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_connection_of_an_owner_gets_each_event_and_others_none() {
-        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8, 1_000);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
         let mut tab1 = hub.subscribe(ada.clone()).unwrap();
         let mut tab2 = hub.subscribe(ada.clone()).unwrap();
@@ -406,7 +422,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_marks_the_connection_lagged_without_blocking_others() {
-        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8, 1_000);
         let owner = OwnerId::random();
         let slow = hub.subscribe(owner.clone()).unwrap();
         let mut fast = hub.subscribe(owner.clone()).unwrap();
@@ -423,19 +439,42 @@ mod tests {
 
     #[tokio::test]
     async fn an_owner_at_the_connection_limit_is_refused_until_one_closes() {
-        let hub = HubHandle::new(CONNECTION_QUEUE, 2);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 2, 1_000);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
         let first = hub.subscribe(ada.clone()).unwrap();
         let _second = hub.subscribe(ada.clone()).unwrap();
-        assert_eq!(hub.subscribe(ada.clone()).err(), Some(Refused));
+        assert_eq!(hub.subscribe(ada.clone()).err(), Some(Refused::Owner));
         assert!(hub.subscribe(bob).is_ok(), "the limit is per owner");
         hub.unsubscribe(ada.clone(), first.id);
         assert!(hub.subscribe(ada).is_ok());
     }
 
+    #[tokio::test]
+    async fn new_owners_cannot_pass_the_servers_connection_limit() {
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8, 3);
+        let tabs: Vec<_> = (0..3)
+            .map(|_| {
+                let owner = OwnerId::random();
+                (owner.clone(), hub.subscribe(owner).unwrap())
+            })
+            .collect();
+        assert_eq!(
+            hub.subscribe(OwnerId::random()).err(),
+            Some(Refused::Server)
+        );
+        let (owner, tab) = &tabs[0];
+        hub.unsubscribe(owner.clone(), tab.id);
+        hub.unsubscribe(owner.clone(), tab.id); // twice: counted once
+        assert!(hub.subscribe(OwnerId::random()).is_ok());
+        assert_eq!(
+            hub.subscribe(OwnerId::random()).err(),
+            Some(Refused::Server)
+        );
+    }
+
     #[test]
     fn idle_owners_are_forgotten_by_a_sweep_at_most_every_few_seconds() {
-        let hub = HubHandle::new(CONNECTION_QUEUE, 8);
+        let hub = HubHandle::new(CONNECTION_QUEUE, 8, 1_000);
         let (ada, bob) = (OwnerId::random(), OwnerId::random());
         let tab = hub.subscribe(ada.clone()).unwrap();
         hub.unsubscribe(ada.clone(), tab.id);

@@ -376,9 +376,35 @@ pub struct JobRunner {
     /// The server's runtime, whose blocking threads run at normal priority.
     runtime: tokio::runtime::Handle,
     running: Mutex<HashMap<String, Arc<JobControl>>>,
-    uploads_per_owner: Mutex<HashMap<OwnerId, usize>>,
-    max_uploads_per_owner: usize,
+    uploads: Mutex<UploadCounts>,
+    upload_limits: UploadLimits,
+    /// Memory for one validation's uniqueness checks: the server's budget for them shared by
+    /// the workers, so all running validations together stay within it.
+    unique_memory_bytes: usize,
     shutting_down: AtomicBool,
+}
+
+/// Uploads running at once.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub per_owner: usize,
+    /// All owners together: anyone can make new owners.
+    pub total: usize,
+}
+
+#[derive(Default)]
+struct UploadCounts {
+    per_owner: HashMap<OwnerId, usize>,
+    total: usize,
+}
+
+/// Why an upload slot was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlotRefused {
+    /// The owner runs as many uploads as one owner may.
+    Owner,
+    /// The server runs as many uploads as it takes from everyone.
+    Server,
 }
 
 impl JobRunner {
@@ -387,7 +413,8 @@ impl JobRunner {
         publisher: Arc<Publisher>,
         metrics: Arc<Metrics>,
         workers: usize,
-        max_uploads_per_owner: usize,
+        upload_limits: UploadLimits,
+        unique_memory_bytes: usize,
     ) -> std::io::Result<JobRunner> {
         Ok(JobRunner {
             storage,
@@ -398,8 +425,9 @@ impl JobRunner {
             validator_threads: ValidatorThreads::new(workers)?,
             runtime: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
             running: Mutex::new(HashMap::new()),
-            uploads_per_owner: Mutex::new(HashMap::new()),
-            max_uploads_per_owner,
+            uploads: Mutex::new(UploadCounts::default()),
+            upload_limits,
+            unique_memory_bytes,
             shutting_down: AtomicBool::new(false),
         })
     }
@@ -416,18 +444,19 @@ impl JobRunner {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Count an upload against its owner's cap; `None` when the owner is at the cap.
-    pub fn begin_upload_slot(self: &Arc<Self>, owner: &OwnerId) -> Option<UploadSlot> {
-        let mut counts = self
-            .uploads_per_owner
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let count = counts.entry(owner.clone()).or_default();
-        if *count >= self.max_uploads_per_owner {
-            return None;
+    /// Count an upload against its owner's cap and the server's.
+    pub fn begin_upload_slot(self: &Arc<Self>, owner: &OwnerId) -> Result<UploadSlot, SlotRefused> {
+        let mut counts = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.total >= self.upload_limits.total {
+            return Err(SlotRefused::Server);
+        }
+        let count = counts.per_owner.entry(owner.clone()).or_default();
+        if *count >= self.upload_limits.per_owner {
+            return Err(SlotRefused::Owner);
         }
         *count += 1;
-        Some(UploadSlot {
+        counts.total += 1;
+        Ok(UploadSlot {
             runner: self.clone(),
             owner: owner.clone(),
         })
@@ -606,7 +635,14 @@ impl JobRunner {
     /// turn, until the job ends.
     async fn follow(self: Arc<Self>, control: Arc<JobControl>, rules: Rules) {
         let mut work = Work {
-            validator: Validator::new(rules.schema, rules.dialect, Limits::default()),
+            validator: Validator::new(
+                rules.schema,
+                rules.dialect,
+                Limits {
+                    unique_memory_bytes: self.unique_memory_bytes,
+                    ..Limits::default()
+                },
+            ),
             reader: None,
             read: 0,
             buffer: vec![0; READ_CHUNK],
@@ -989,13 +1025,14 @@ impl Drop for UploadSlot {
     fn drop(&mut self) {
         let mut counts = self
             .runner
-            .uploads_per_owner
+            .uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = counts.get_mut(&self.owner) {
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(count) = counts.per_owner.get_mut(&self.owner) {
             *count = count.saturating_sub(1);
             if *count == 0 {
-                counts.remove(&self.owner);
+                counts.per_owner.remove(&self.owner);
             }
         }
     }
@@ -1053,6 +1090,58 @@ mod tests {
         }
     }
 
+    fn runner_on(
+        store: Arc<dyn crate::store::JobStore>,
+        storage: Arc<dyn Storage>,
+        limits: UploadLimits,
+    ) -> Arc<JobRunner> {
+        let bus = Arc::new(InProcessBus(HubHandle::new(16, 8, 64)));
+        let publisher = Arc::new(Publisher::new(store, bus));
+        let runner = JobRunner::new(
+            storage,
+            publisher,
+            Arc::new(Metrics::new()),
+            1,
+            limits,
+            1 << 20,
+        );
+        Arc::new(runner.unwrap())
+    }
+
+    #[tokio::test]
+    async fn upload_slots_are_bounded_per_owner_and_for_the_whole_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::sqlite::SqliteStore::open(
+            &dir.path().join("db"),
+            crate::store::Lease::new(Duration::from_secs(10)),
+        )
+        .unwrap();
+        let limits = UploadLimits {
+            per_owner: 2,
+            total: 3,
+        };
+        let runner = runner_on(
+            Arc::new(store),
+            Arc::new(LocalDisk::new(dir.path()).unwrap()),
+            limits,
+        );
+        let (ada, bob) = (OwnerId::random(), OwnerId::random());
+        let first = runner.begin_upload_slot(&ada).unwrap();
+        let _second = runner.begin_upload_slot(&ada).unwrap();
+        assert_eq!(
+            runner.begin_upload_slot(&ada).err(),
+            Some(SlotRefused::Owner)
+        );
+        let _third = runner.begin_upload_slot(&bob).unwrap();
+        // New owners cost nothing to make: the server's own cap still holds.
+        assert_eq!(
+            runner.begin_upload_slot(&OwnerId::random()).err(),
+            Some(SlotRefused::Server)
+        );
+        drop(first);
+        assert!(runner.begin_upload_slot(&OwnerId::random()).is_ok());
+    }
+
     /// Found by the soak: an accepted file whose report met a full disk ended `failed`.
     #[tokio::test]
     async fn a_report_that_meets_a_full_disk_is_stored_once_there_is_room() {
@@ -1068,10 +1157,13 @@ mod tests {
             disk: LocalDisk::new(dir.path()).unwrap(),
             full_report_writes: AtomicUsize::new(2),
         });
-        let bus = Arc::new(InProcessBus(HubHandle::new(16, 8)));
-        let publisher = Arc::new(Publisher::new(store, bus));
-        let runner = Arc::new(
-            JobRunner::new(storage.clone(), publisher, Arc::new(Metrics::new()), 1, 8).unwrap(),
+        let runner = runner_on(
+            store,
+            storage.clone(),
+            UploadLimits {
+                per_owner: 8,
+                total: 64,
+            },
         );
         let rules = Rules {
             schema: Schema::structural_only(),

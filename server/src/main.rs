@@ -13,6 +13,7 @@
 //! - [`side_runtime`] — a small runtime for blocking callers of async clients.
 //! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
 //! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
+//! - [`session_rate`] — new sessions per client address per minute.
 //! - [`validate_command`] — `validate`: the engine from a terminal.
 
 mod app;
@@ -24,6 +25,7 @@ mod jobs;
 mod metrics;
 mod routes;
 mod schemas;
+mod session_rate;
 mod side_runtime;
 mod state;
 mod storage;

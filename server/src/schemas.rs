@@ -1,16 +1,26 @@
 //! The schemas users can validate against: a few built in, any in `--schema-dir`, and those
 //! a user added through the API (theirs alone).
+//!
+//! A schema is parsed and compiled (its patterns' regexes and DFAs) once: shared ones at
+//! start, a user's when it is added, or when it is first used after a restart. The compiled
+//! form is kept in a cache bounded by memory, so no request parses or compiles a schema the
+//! server already knows, and listing schemas reads no bodies.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use datavista_shared::Schema;
 use serde::Serialize;
 
 use crate::identity::OwnerId;
-use crate::store::{JobStore, StoreResult, StoredSchema};
+use crate::store::{JobStore, ListedFields, StoreResult, StoredSchema};
 
 /// Schemas one user may add.
 const MAX_SCHEMAS_PER_OWNER: usize = 200;
+
+/// Memory for users' compiled schemas. A schema the cache dropped is compiled again when
+/// next used.
+const CACHE_BYTES: u64 = 256 << 20;
 
 const BUILT_IN: &[(&str, &str)] = &[
     ("people", include_str!("../schemas/people.json")),
@@ -26,23 +36,72 @@ pub struct SchemaInfo {
     pub fields: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    info: SchemaInfo,
-    schema: Schema,
-    body: String,
+/// A schema ready to use, with everything the API serves of it.
+pub struct CompiledSchema {
+    /// `None` for the shared schemas; a user's schema is served to that user only.
+    owner: Option<OwnerId>,
+    pub info: SchemaInfo,
+    pub schema: Schema,
+    /// The JSON as it was given (the dashboard pre-checks files with it).
+    pub body: String,
+    /// The patterns' DFAs for the dashboard (`GET /api/schemas/{id}/patterns`).
+    pub patterns: Vec<u8>,
 }
 
-/// The shared schemas, parsed once at start.
+impl CompiledSchema {
+    fn compile(id: &str, body: &str, owner: Option<OwnerId>) -> Result<CompiledSchema, String> {
+        let schema = Schema::from_json(body).map_err(|e| e.to_string())?;
+        let title = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("title").and_then(|t| t.as_str()).map(clean_name))
+            .unwrap_or_else(|| id.to_owned());
+        let fields = schema.fields.iter().map(|f| f.name.clone()).collect();
+        Ok(CompiledSchema {
+            info: SchemaInfo {
+                id: id.to_owned(),
+                name: title,
+                shared: owner.is_none(),
+                fields,
+            },
+            patterns: schema.compiled_patterns(),
+            schema,
+            body: body.to_owned(),
+            owner,
+        })
+    }
+
+    /// About the memory it holds: the parsed schema is a few times its JSON.
+    fn weight(&self) -> u64 {
+        (4 * self.body.len() + self.schema.compiled_bytes() + self.patterns.len()) as u64
+    }
+}
+
+#[derive(Clone)]
+struct ByMemory;
+
+impl quick_cache::Weighter<String, Arc<CompiledSchema>> for ByMemory {
+    fn weight(&self, _id: &String, schema: &Arc<CompiledSchema>) -> u64 {
+        schema.weight().max(1)
+    }
+}
+
 pub struct SchemaCatalog {
-    shared: Vec<Entry>,
+    shared: Vec<Arc<CompiledSchema>>,
+    /// Users' schemas by id, compiled.
+    compiled: quick_cache::sync::Cache<String, Arc<CompiledSchema>, ByMemory>,
 }
 
 impl SchemaCatalog {
     pub fn load(schema_dir: Option<&Path>) -> Result<SchemaCatalog, String> {
         let mut shared = Vec::new();
+        let mut add = |id: &str, body: &str, place: &str| -> Result<(), String> {
+            let schema =
+                CompiledSchema::compile(id, body, None).map_err(|e| format!("{place}: {e}"))?;
+            shared.push(Arc::new(schema));
+            Ok(())
+        };
         for (id, body) in BUILT_IN {
-            shared.push(entry(id, body, true).map_err(|e| format!("built-in schema '{id}': {e}"))?);
+            add(id, body, &format!("built-in schema '{id}'"))?;
         }
         if let Some(dir) = schema_dir {
             let files = std::fs::read_dir(dir)
@@ -60,62 +119,68 @@ impl SchemaCatalog {
                     .to_owned();
                 let body = std::fs::read_to_string(&path)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
-                shared
-                    .push(entry(&id, &body, true).map_err(|e| format!("{}: {e}", path.display()))?);
+                add(&id, &body, &path.display().to_string())?;
             }
         }
-        Ok(SchemaCatalog { shared })
+        Ok(SchemaCatalog {
+            shared,
+            // The cache's estimate of how many entries it holds, for its tables.
+            compiled: quick_cache::sync::Cache::with_weighter(1_024, CACHE_BYTES, ByMemory),
+        })
     }
 
-    /// Shared schemas first, then the owner's. Blocking.
+    /// Shared schemas first, then the owner's. Reads no schema bodies (but of schemas
+    /// stored before their field names were). Blocking.
     pub fn list(&self, store: &dyn JobStore, owner: &OwnerId) -> StoreResult<Vec<SchemaInfo>> {
         let mut list: Vec<SchemaInfo> = self.shared.iter().map(|e| e.info.clone()).collect();
         for stored in store.schemas(owner)? {
-            if let Ok(e) = entry(&stored.id, &stored.body, false) {
-                list.push(SchemaInfo {
-                    name: stored.name,
-                    ..e.info
-                });
-            }
+            let fields = match stored.fields {
+                ListedFields::Names(names) => names,
+                ListedFields::InBody(body) => match Schema::from_json(&body) {
+                    Ok(schema) => schema.fields.into_iter().map(|f| f.name).collect(),
+                    Err(_) => continue,
+                },
+            };
+            list.push(SchemaInfo {
+                id: stored.id,
+                name: stored.name,
+                shared: false,
+                fields,
+            });
         }
         Ok(list)
     }
 
-    /// The schema with this id, if the owner may use it. Blocking.
+    /// The schema with this id, compiled, if the owner may use it. Blocking: on the first
+    /// use after a restart it is read and compiled.
     pub fn find(
         &self,
         store: &dyn JobStore,
         owner: &OwnerId,
         id: &str,
-    ) -> StoreResult<Option<Schema>> {
-        if let Some(entry) = self.shared.iter().find(|e| e.info.id == id) {
-            return Ok(Some(entry.schema.clone()));
+    ) -> StoreResult<Option<Arc<CompiledSchema>>> {
+        if let Some(schema) = self.shared.iter().find(|e| e.info.id == id) {
+            return Ok(Some(schema.clone()));
         }
-        let stored = store.schemas(owner)?;
-        Ok(stored
-            .into_iter()
-            .find(|s| s.id == id)
-            .and_then(|s| Schema::from_json(&s.body).ok()))
+        if let Some(schema) = self.compiled.get(id) {
+            return Ok((schema.owner.as_ref() == Some(owner)).then_some(schema));
+        }
+        let Some(stored) = store.schema(owner, id)? else {
+            return Ok(None);
+        };
+        // It was checked when added; one that no longer loads (a stricter server) is gone.
+        let Ok(mut compiled) = CompiledSchema::compile(id, &stored.body, Some(owner.clone()))
+        else {
+            return Ok(None);
+        };
+        compiled.info.name = stored.name;
+        let compiled = Arc::new(compiled);
+        self.compiled.insert(id.to_owned(), compiled.clone());
+        Ok(Some(compiled))
     }
 
-    /// The schema's JSON as it was given (the dashboard pre-checks files with it). Blocking.
-    pub fn body(
-        &self,
-        store: &dyn JobStore,
-        owner: &OwnerId,
-        id: &str,
-    ) -> StoreResult<Option<String>> {
-        if let Some(entry) = self.shared.iter().find(|e| e.info.id == id) {
-            return Ok(Some(entry.body.clone()));
-        }
-        Ok(store
-            .schemas(owner)?
-            .into_iter()
-            .find(|s| s.id == id)
-            .map(|s| s.body))
-    }
-
-    /// Check and keep a user's schema; the error is the shared crate's reason. Blocking.
+    /// Check, compile and keep a user's schema; the error is the shared crate's reason.
+    /// Blocking.
     pub fn add(
         &self,
         store: &dyn JobStore,
@@ -123,36 +188,29 @@ impl SchemaCatalog {
         name: Option<String>,
         body: String,
     ) -> Result<SchemaInfo, AddError> {
-        if store
-            .schemas(owner)
-            .map_err(|e| AddError::Store(e.to_string()))?
-            .len()
-            >= MAX_SCHEMAS_PER_OWNER
-        {
+        let id = format!("s-{}", uuid::Uuid::new_v4());
+        let mut compiled =
+            CompiledSchema::compile(&id, &body, Some(owner.clone())).map_err(AddError::Invalid)?;
+        if let Some(name) = name.map(|n| clean_name(&n)).filter(|n| !n.is_empty()) {
+            compiled.info.name = name;
+        }
+        let stored = StoredSchema {
+            id: id.clone(),
+            name: compiled.info.name.clone(),
+            body,
+            fields: compiled.info.fields.clone(),
+        };
+        let added = store
+            .add_schema(owner, &stored, MAX_SCHEMAS_PER_OWNER)
+            .map_err(|e| AddError::Store(e.to_string()))?;
+        if !added {
             return Err(AddError::Invalid(format!(
                 "you have {MAX_SCHEMAS_PER_OWNER} schemas already, the most one user may add"
             )));
         }
-        let id = format!("s-{}", uuid::Uuid::new_v4());
-        let parsed = entry(&id, &body, false).map_err(AddError::Invalid)?;
-        let name = name
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or(parsed.info.name.clone());
-        let name: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
-        store
-            .add_schema(
-                owner,
-                &StoredSchema {
-                    id: id.clone(),
-                    name: name.clone(),
-                    body,
-                },
-            )
-            .map_err(|e| AddError::Store(e.to_string()))?;
-        Ok(SchemaInfo {
-            name,
-            ..parsed.info
-        })
+        let info = compiled.info.clone();
+        self.compiled.insert(id, Arc::new(compiled));
+        Ok(info)
     }
 }
 
@@ -161,21 +219,8 @@ pub enum AddError {
     Store(String),
 }
 
-fn entry(id: &str, body: &str, shared: bool) -> Result<Entry, String> {
-    let schema = Schema::from_json(body).map_err(|e| e.to_string())?;
-    let title = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("title").and_then(|t| t.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| id.to_owned());
-    let fields = schema.fields.iter().map(|f| f.name.clone()).collect();
-    Ok(Entry {
-        info: SchemaInfo {
-            id: id.to_owned(),
-            name: title,
-            shared,
-            fields,
-        },
-        schema,
-        body: body.to_owned(),
-    })
+/// A schema's name as a label: no control characters, 100 characters at most.
+fn clean_name(name: &str) -> String {
+    let clean: String = name.chars().filter(|c| !c.is_control()).take(100).collect();
+    clean.trim().to_owned()
 }

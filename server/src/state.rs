@@ -9,6 +9,7 @@ use crate::hub::HubHandle;
 use crate::jobs::JobRunner;
 use crate::metrics::Metrics;
 use crate::schemas::SchemaCatalog;
+use crate::session_rate::SessionRate;
 use crate::store::JobStore;
 
 pub struct AppState {
@@ -20,6 +21,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Signs session cookies.
     pub session_key: Key,
+    /// How fast one client address may start new sessions.
+    pub session_rate: SessionRate,
+    /// `--trusted-proxies`, parsed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Flips to true when the server shuts down: sessions close with "restarting".
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }

@@ -11,6 +11,9 @@ use crate::state::AppState;
 
 /// A schema body is JSON text; this is far above any real one.
 const MAX_SCHEMA_BYTES: usize = 1 << 20;
+/// A body of at most a MiB has this long to arrive: a client sending it a byte at a time
+/// cannot hold a connection and a blocking thread's work for ever.
+const SCHEMA_BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn routes(config: &mut web::ServiceConfig) {
     config
@@ -38,12 +41,12 @@ async fn get(
 ) -> Result<HttpResponse, ApiError> {
     let state2 = state.clone();
     let id = id.into_inner();
-    let body =
-        web::block(move || state2.schemas.body(state2.store.as_ref(), &owner.0, &id)).await??;
-    let body = body.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
+    let schema =
+        web::block(move || state2.schemas.find(state2.store.as_ref(), &owner.0, &id)).await??;
+    let schema = schema.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
-        .body(body))
+        .body(schema.body.clone()))
 }
 
 /// `GET /api/schemas/{id}/patterns`: the schema's `pattern` constraints compiled to DFAs, so
@@ -56,16 +59,13 @@ async fn patterns(
 ) -> Result<HttpResponse, ApiError> {
     let state2 = state.clone();
     let id = id.into_inner();
-    // Compiling a DFA takes up to tens of milliseconds: off the async threads.
-    let compiled = web::block(move || {
-        let schema = state2.schemas.find(state2.store.as_ref(), &owner.0, &id)?;
-        crate::store::StoreResult::Ok(schema.map(|schema| schema.compiled_patterns()))
-    })
-    .await??;
-    let compiled = compiled.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
+    // Compiled when the schema was added (or first used after a restart): usually cached.
+    let schema =
+        web::block(move || state2.schemas.find(state2.store.as_ref(), &owner.0, &id)).await??;
+    let schema = schema.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
-        .body(compiled))
+        .body(schema.patterns.clone()))
 }
 
 #[derive(Deserialize)]
@@ -82,7 +82,17 @@ async fn add(
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
+    let deadline = tokio::time::Instant::now() + SCHEMA_BODY_DEADLINE;
+    let late = || {
+        ApiError::Timeout(format!(
+            "the schema did not arrive within {} seconds",
+            SCHEMA_BODY_DEADLINE.as_secs()
+        ))
+    };
+    while let Some(chunk) = tokio::time::timeout_at(deadline, payload.next())
+        .await
+        .map_err(|_| late())?
+    {
         let chunk =
             chunk.map_err(|e| ApiError::BadRequest(format!("the body could not be read: {e}")))?;
         if body.len() + chunk.len() > MAX_SCHEMA_BYTES {

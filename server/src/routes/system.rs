@@ -83,6 +83,25 @@ pub async fn ensure_session(
         && !has_token
         && identity::session_owner(req.request(), &state.session_key).is_none())
     .then(OwnerId::random);
+    if minted.is_some() {
+        if let Some(peer) = req.peer_addr() {
+            let forwarded = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok());
+            let client =
+                crate::session_rate::client_address(peer.ip(), forwarded, &state.trusted_proxies);
+            if let Err(seconds) = state.session_rate.admit(client, std::time::Instant::now()) {
+                return Err(ApiError::TooManySessions(
+                    format!(
+                        "too many new sessions from your address; try again in {seconds} s, or keep the session cookie"
+                    ),
+                    seconds,
+                )
+                .into());
+            }
+        }
+    }
     if let Some(owner) = &minted {
         req.extensions_mut().insert(owner.clone());
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
-use crate::jobs::{JobControl, JobRunner, Rules, UploadSlot};
+use crate::jobs::{JobControl, JobRunner, Rules, SlotRefused, UploadSlot};
 use crate::state::AppState;
 use crate::storage::UploadWriter;
 use std::io::Write as _;
@@ -36,8 +36,15 @@ const MAX_UNFINISHED_PER_OWNER: usize = 200;
 const WRITE_BATCH: usize = 1 << 20;
 /// … or of whatever arrived in this time, so progress keeps moving for slow uploads.
 const WRITE_EVERY: Duration = Duration::from_millis(100);
-/// An upload that sends nothing for this long is given up.
+/// An upload that sends nothing for this long is given up; so is a form whose next part (or
+/// a text field's next bytes) takes this long.
 const UPLOAD_IDLE: Duration = Duration::from_secs(60);
+/// A form's text fields together, and the headers of all its parts, must arrive within this.
+const FORM_FIELDS_DEADLINE: Duration = Duration::from_secs(60);
+/// Why a job ends when the server shuts down while its file arrives: the same words as a
+/// restart after a crash gives it (`JobRunner::recover`).
+pub const STOPPED_MID_UPLOAD: &str =
+    "the server stopped while the file was uploading; upload it again";
 const MAX_SCHEMA_FIELD_BYTES: usize = 256;
 /// Free disk space is checked again each time this many more bytes have arrived.
 const DISK_CHECK_EVERY: u64 = 64 << 20;
@@ -66,7 +73,9 @@ async fn create(
     let mut created = Vec::new();
     // The schema is parsed once per request, not once per file.
     let mut rules: Option<(Option<String>, Rules)> = None;
-    while let Some(part) = form.next().await {
+    // Time spent on everything but the files' own bytes, which have their own bounds.
+    let mut fields_deadline = Instant::now() + FORM_FIELDS_DEADLINE;
+    while let Some(part) = read_form(&mut form, fields_deadline, "the next part").await? {
         let mut part =
             part.map_err(|e| ApiError::BadRequest(format!("the form could not be read: {e}")))?;
         let (name, file_name) = match part.content_disposition() {
@@ -79,7 +88,9 @@ async fn create(
         match file_name {
             None if name.as_deref() == Some("schema") => {
                 let mut text = Vec::new();
-                while let Some(chunk) = part.next().await {
+                while let Some(chunk) =
+                    read_form(&mut part, fields_deadline, "a text field").await?
+                {
                     let chunk = chunk.map_err(|e| {
                         ApiError::BadRequest(format!("the form could not be read: {e}"))
                     })?;
@@ -93,7 +104,9 @@ async fn create(
             }
             None => {
                 // Unknown text fields are read and ignored.
-                while let Some(chunk) = part.next().await {
+                while let Some(chunk) =
+                    read_form(&mut part, fields_deadline, "a text field").await?
+                {
                     chunk.map_err(|e| {
                         ApiError::BadRequest(format!("the form could not be read: {e}"))
                     })?;
@@ -127,6 +140,8 @@ async fn create(
                 if cancelled {
                     break; // stop reading: the rest of the body is not wanted
                 }
+                // A file may take long: the fields after it get their own time.
+                fields_deadline = Instant::now() + FORM_FIELDS_DEADLINE;
             }
         }
     }
@@ -136,6 +151,21 @@ async fn create(
         ));
     }
     Ok(HttpResponse::Created().json(Created { uploads: created }))
+}
+
+/// The form's next item, within `UPLOAD_IDLE` and the deadline: a client that holds a form
+/// open without sending gets 408, and frees what it held.
+async fn read_form<S: futures_util::Stream + Unpin>(
+    stream: &mut S,
+    deadline: Instant,
+    what: &str,
+) -> Result<Option<S::Item>, ApiError> {
+    let wait = deadline
+        .saturating_duration_since(Instant::now())
+        .min(UPLOAD_IDLE);
+    tokio::time::timeout(wait, stream.next())
+        .await
+        .map_err(|_| ApiError::Timeout(format!("{what} of the form did not arrive in time")))
 }
 
 async fn receive_file(
@@ -151,11 +181,16 @@ async fn receive_file(
             "{MAX_UNFINISHED_PER_OWNER} of your files are still waiting; let some finish first"
         )));
     }
-    let slot = state.jobs.begin_upload_slot(owner).ok_or_else(|| {
-        ApiError::TooManyUploads(format!(
-            "at most {} uploads at once; wait for one to finish",
-            state.config.max_uploads_per_owner
-        ))
+    let slot = state.jobs.begin_upload_slot(owner).map_err(|refused| {
+        ApiError::TooManyUploads(match refused {
+            SlotRefused::Owner => format!(
+                "at most {} uploads at once; wait for one to finish",
+                state.config.max_uploads_per_owner
+            ),
+            SlotRefused::Server => {
+                "the server is receiving as many files as it can; try again in a moment".into()
+            }
+        })
     })?;
     let storage = state.jobs.storage().clone();
     let free = web::block(move || storage.available_bytes()).await??;
@@ -167,16 +202,21 @@ async fn receive_file(
     let runner = state.jobs.clone();
     let start_owner = owner.clone();
     let file_name = display_name(raw_name);
-    let (control, file) =
-        web::block(move || runner.start_upload(&start_owner, file_name, schema_id, rules))
-            .await?
-            .map_err(ApiError::Internal)?;
-    let mut upload = InProgress {
-        runner: state.jobs.clone(),
-        control: control.clone(),
-        ended: false,
-        _slot: slot,
-    };
+    let (mut upload, file) = web::block(move || {
+        let (control, file) = runner.start_upload(&start_owner, file_name, schema_id, rules)?;
+        // Made here, not after the await: a request dropped while this runs still ends the
+        // job, when the guard is dropped, instead of leaving it `uploading`.
+        let upload = InProgress {
+            runner,
+            control,
+            ended: false,
+            _slot: slot,
+        };
+        Ok::<_, String>((upload, file))
+    })
+    .await?
+    .map_err(ApiError::Internal)?;
+    let control = upload.control.clone();
     let mut writer = Writer {
         runner: state.jobs.clone(),
         control: control.clone(),
@@ -185,9 +225,26 @@ async fn receive_file(
         flushed: Instant::now(),
     };
     let limit = state.config.max_file_bytes;
+    let deadline = Instant::now() + Duration::from_secs(state.config.upload_deadline_secs);
+    let mut shutdown = state.shutdown.subscribe();
     let mut received: u64 = 0;
     loop {
-        let chunk = match tokio::time::timeout(UPLOAD_IDLE, part.next()).await {
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .min(UPLOAD_IDLE);
+        let next = tokio::select! {
+            // A shutdown ends the upload now, in words, rather than leaving it to be cut off
+            // when the server stops (its job would stay `uploading` until the next start).
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                upload.end(JobState::Failed, STOPPED_MID_UPLOAD).await;
+                return Err(ApiError::Unavailable(format!(
+                    "'{}': {STOPPED_MID_UPLOAD}",
+                    control.job().file_name
+                )));
+            }
+            next = tokio::time::timeout(wait, part.next()) => next,
+        };
+        let chunk = match next {
             Ok(Some(Ok(chunk))) => chunk,
             Ok(None) => break,
             Ok(Some(Err(e))) => {
@@ -199,6 +256,17 @@ async fn receive_file(
                     .await;
                 return Err(ApiError::BadRequest(format!(
                     "the upload of '{}' was interrupted: {e}",
+                    control.job().file_name
+                )));
+            }
+            Err(_) if Instant::now() >= deadline => {
+                let reason = format!(
+                    "the upload took longer than the {} minutes allowed",
+                    state.config.upload_deadline_secs / 60
+                );
+                upload.end(JobState::Failed, &reason).await;
+                return Err(ApiError::Timeout(format!(
+                    "'{}': {reason}",
                     control.job().file_name
                 )));
             }
@@ -344,9 +412,15 @@ impl Drop for InProgress {
     fn drop(&mut self) {
         if !self.ended {
             let (runner, control) = (self.runner.clone(), self.control.clone());
-            tokio::task::spawn_blocking(move || {
+            let abort = move || {
                 runner.abort_upload(&control, JobState::Cancelled, "the upload was interrupted")
-            });
+            };
+            // Off the async thread when there is a runtime. A request dropped while the
+            // server stops has none left (spawning then panicked): end the job right here.
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn_blocking(abort)),
+                Err(_) => abort(),
+            }
         }
     }
 }
@@ -369,7 +443,7 @@ async fn resolve_rules(
         ApiError::BadRequest(format!("unknown schema '{id}': see GET /api/schemas"))
     })?;
     Ok(Rules {
-        schema,
+        schema: schema.schema.clone(),
         dialect: Dialect::default(),
     })
 }

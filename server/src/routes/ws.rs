@@ -80,11 +80,17 @@ pub async fn connect(
     // Registered before the upgrade, so an owner at the limit gets a plain 429.
     let subscription = match state.hub.subscribe(owner.0.clone()) {
         Ok(subscription) => subscription,
-        Err(Refused) => {
+        Err(Refused::Owner) => {
             return Err(ApiError::TooManyConnections(format!(
                 "at most {} live connections per user; close a dashboard tab and try again",
                 state.config.max_connections_per_owner
             ))
+            .into())
+        }
+        Err(Refused::Server) => {
+            return Err(ApiError::TooManyConnections(
+                "the server holds as many live connections as it can; try again later".into(),
+            )
             .into())
         }
     };

@@ -27,6 +27,23 @@ pub struct StoredSchema {
     pub id: String,
     pub name: String,
     pub body: String,
+    /// The field names, kept beside the body so that listing schemas never parses one.
+    pub fields: Vec<String>,
+}
+
+/// A schema in an owner's list: what the list shows, without the body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaListing {
+    pub id: String,
+    pub name: String,
+    pub fields: ListedFields,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListedFields {
+    Names(Vec<String>),
+    /// A schema added before field names were kept: its body, to read them from.
+    InBody(String),
 }
 
 /// Which server process holds the jobs it saves, and for how long without renewing.
@@ -130,8 +147,38 @@ pub trait JobStore: Send + Sync + 'static {
     /// Forget a token; false when there was no such token.
     fn remove_token(&self, token_hash: &str) -> StoreResult<bool>;
 
-    fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()>;
-    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>>;
+    /// Keep a user's schema, unless they have `max_per_owner` already: false then. Counted
+    /// in the insert's own transaction, so two adds at once cannot both pass the cap.
+    fn add_schema(
+        &self,
+        owner: &OwnerId,
+        schema: &StoredSchema,
+        max_per_owner: usize,
+    ) -> StoreResult<bool>;
+    /// The owner's schemas, oldest first.
+    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<SchemaListing>>;
+    /// One of the owner's schemas, with its body.
+    fn schema(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<StoredSchema>>;
+}
+
+/// Field names as the store keeps them: a JSON array of strings.
+fn field_names_json(fields: &[String]) -> String {
+    // A list of strings always serializes.
+    serde_json::to_string(fields).expect("strings serialize")
+}
+
+/// A listing from its stored columns: the names when they were kept, else the body.
+fn listing(
+    id: String,
+    name: String,
+    fields: Option<String>,
+    body: Option<String>,
+) -> SchemaListing {
+    let fields = match fields.and_then(|f| serde_json::from_str(&f).ok()) {
+        Some(names) => ListedFields::Names(names),
+        None => ListedFields::InBody(body.unwrap_or_default()),
+    };
+    SchemaListing { id, name, fields }
 }
 
 /// One behaviour, two backends: every test here runs on SQLite and on a real PostgreSQL.
@@ -253,18 +300,62 @@ mod tests {
         assert!(store.remove_token("h1").unwrap());
         assert!(!store.remove_token("h1").unwrap());
         assert_eq!(store.token_owner("h1").unwrap(), None);
-        let schema = StoredSchema {
-            id: "s1".into(),
+        let schema = |id: &str| StoredSchema {
+            id: id.into(),
             name: "people".into(),
-            body: r#"{"fields": []}"#.into(),
+            body: r#"{"fields": [{"name": "a"}]}"#.into(),
+            fields: vec!["a".into()],
         };
-        store.add_schema(&alice, &schema).unwrap();
+        assert!(store.add_schema(&alice, &schema("s1"), 2).unwrap());
+        assert!(store.add_schema(&alice, &schema("s2"), 2).unwrap());
+        assert!(
+            !store.add_schema(&alice, &schema("s3"), 2).unwrap(),
+            "past the cap"
+        );
         let listed = store.schemas(&alice).unwrap();
         assert_eq!(
-            (listed[0].id.as_str(), listed[0].body.as_str()),
-            ("s1", schema.body.as_str())
+            listed,
+            ["s1", "s2"].map(|id| SchemaListing {
+                id: id.into(),
+                name: "people".into(),
+                fields: ListedFields::Names(vec!["a".into()]),
+            })
+        );
+        assert_eq!(
+            store.schema(&alice, "s2").unwrap().unwrap().body,
+            schema("s2").body
+        );
+        assert!(
+            store.schema(&bob, "s2").unwrap().is_none(),
+            "another owner's"
         );
         assert!(store.schemas(&bob).unwrap().is_empty());
+    }
+
+    /// Concurrent adds of one owner, each checking the cap: exactly the cap's worth land.
+    fn concurrent_adds_never_pass_the_schema_cap(store: std::sync::Arc<dyn JobStore>) {
+        let owner = OwnerId::random();
+        let adders: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, owner) = (store.clone(), owner.clone());
+                std::thread::spawn(move || {
+                    (0..5)
+                        .filter(|j| {
+                            let schema = StoredSchema {
+                                id: format!("c{i}-{j}"),
+                                name: "n".into(),
+                                body: "{}".into(),
+                                fields: Vec::new(),
+                            };
+                            store.add_schema(&owner, &schema, 10).unwrap()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let added: usize = adders.into_iter().map(|a| a.join().unwrap()).sum();
+        assert_eq!(added, 10);
+        assert_eq!(store.schemas(&owner).unwrap().len(), 10);
     }
 
     fn lease(millis: u64) -> Lease {
@@ -329,6 +420,7 @@ mod tests {
         let store = open(None, dir.path(), lease(10_000)).unwrap();
         behaves_like_a_job_store(store.as_ref());
         released_jobs_are_taken_again(store.as_ref());
+        concurrent_adds_never_pass_the_schema_cap(store.clone());
         sequence_numbers_are_gap_free(&[store]);
     }
 
@@ -459,6 +551,7 @@ mod tests {
         let store = open(Some(&postgres.url), unused.path(), lease(10_000)).unwrap();
         behaves_like_a_job_store(store.as_ref());
         released_jobs_are_taken_again(store.as_ref());
+        concurrent_adds_never_pass_the_schema_cap(store.clone());
         // A second node on the same database: migrating again changes nothing, and both
         // nodes draw from one sequence per owner.
         let second = open(Some(&postgres.url), unused.path(), lease(10_000)).unwrap();

@@ -14,7 +14,7 @@ use datavista_shared::protocol::{Job, JobProgress, JobState};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema};
 use crate::identity::OwnerId;
 use crate::side_runtime::SideRuntime;
 
@@ -61,6 +61,10 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN node_id TEXT;
     ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX jobs_unfinished ON jobs (lease_until) WHERE state IN ('uploading', 'queued', 'validating');
+"#,
+    r#"
+    ALTER TABLE schemas ADD COLUMN fields TEXT;
+    CREATE INDEX schemas_by_owner ON schemas (owner_id, created_at);
 "#,
 ];
 
@@ -492,36 +496,80 @@ impl JobStore for PgStore {
         })
     }
 
-    fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()> {
+    fn add_schema(
+        &self,
+        owner: &OwnerId,
+        schema: &StoredSchema,
+        max_per_owner: usize,
+    ) -> StoreResult<bool> {
         let (owner, schema) = (owner.as_str().to_owned(), schema.clone());
         self.run(|pool| async move {
+            let mut tx = pool.begin().await?;
+            // Adds of one owner take turns (the lock ends with the transaction), so the
+            // count below cannot change before the insert.
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('schemas:' || $1, 0))")
+                .bind(&owner)
+                .execute(&mut *tx)
+                .await?;
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM schemas WHERE owner_id = $1")
+                    .bind(&owner)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if count as usize >= max_per_owner {
+                return Ok(false);
+            }
             sqlx::query(
-                "INSERT INTO schemas (id, owner_id, name, body, created_at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO schemas (id, owner_id, name, body, fields, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(schema.id)
             .bind(owner)
             .bind(schema.name)
             .bind(schema.body)
+            .bind(super::field_names_json(&schema.fields))
             .bind(crate::now_ms() as i64)
-            .execute(&pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
-    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>> {
+    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<SchemaListing>> {
         let owner = owner.as_str().to_owned();
         self.run(|pool| async move {
-            let rows: Vec<(String, String, String)> = sqlx::query_as(
-                "SELECT id, name, body FROM schemas WHERE owner_id = $1 ORDER BY created_at",
+            let rows: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT id, name, fields, CASE WHEN fields IS NULL THEN body END
+                 FROM schemas WHERE owner_id = $1 ORDER BY created_at, id",
             )
             .bind(owner)
             .fetch_all(&pool)
             .await?;
             Ok(rows
                 .into_iter()
-                .map(|(id, name, body)| StoredSchema { id, name, body })
+                .map(|(id, name, fields, body)| super::listing(id, name, fields, body))
                 .collect())
+        })
+    }
+
+    fn schema(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<StoredSchema>> {
+        let (owner, id) = (owner.as_str().to_owned(), id.to_owned());
+        self.run(|pool| async move {
+            let row: Option<(String, String, Option<String>)> = sqlx::query_as(
+                "SELECT name, body, fields FROM schemas WHERE owner_id = $1 AND id = $2",
+            )
+            .bind(owner)
+            .bind(&id)
+            .fetch_optional(&pool)
+            .await?;
+            Ok(row.map(|(name, body, fields)| StoredSchema {
+                id,
+                name,
+                body,
+                fields: fields
+                    .and_then(|f| serde_json::from_str(&f).ok())
+                    .unwrap_or_default(),
+            }))
         })
     }
 }

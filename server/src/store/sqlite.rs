@@ -7,7 +7,7 @@ use std::time::Duration;
 use datavista_shared::protocol::{Job, JobProgress, JobState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema};
 use crate::identity::OwnerId;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` says where a file is.
@@ -51,6 +51,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobs ADD COLUMN node_id TEXT;
     ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+"#,
+    r#"
+    ALTER TABLE schemas ADD COLUMN fields TEXT;
+    CREATE INDEX schemas_by_owner ON schemas (owner_id, created_at);
 "#,
 ];
 
@@ -513,29 +517,75 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()> {
+    fn add_schema(
+        &self,
+        owner: &OwnerId,
+        schema: &StoredSchema,
+        max_per_owner: usize,
+    ) -> StoreResult<bool> {
         self.with(|connection| {
-            connection.execute(
-                "INSERT INTO schemas (id, owner_id, name, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![schema.id, owner.as_str(), schema.name, schema.body, crate::now_ms() as i64],
+            let tx = write_transaction(connection)?;
+            let count: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM schemas WHERE owner_id = ?1",
+                params![owner.as_str()],
+                |row| row.get(0),
             )?;
-            Ok(())
+            if count as usize >= max_per_owner {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO schemas (id, owner_id, name, body, fields, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    schema.id,
+                    owner.as_str(),
+                    schema.name,
+                    schema.body,
+                    super::field_names_json(&schema.fields),
+                    crate::now_ms() as i64
+                ],
+            )?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 
-    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>> {
+    fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<SchemaListing>> {
         self.read(|connection| {
             let mut statement = connection.prepare(
-                "SELECT id, name, body FROM schemas WHERE owner_id = ?1 ORDER BY created_at",
+                "SELECT id, name, fields, CASE WHEN fields IS NULL THEN body END
+                 FROM schemas WHERE owner_id = ?1 ORDER BY created_at, rowid",
             )?;
             let rows = statement.query_map(params![owner.as_str()], |row| {
-                Ok(StoredSchema {
-                    id: row.get(0)?,
-                    name: row.get(1)?,
-                    body: row.get(2)?,
-                })
+                Ok(super::listing(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                ))
             })?;
             rows.collect()
+        })
+    }
+
+    fn schema(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<StoredSchema>> {
+        self.read(|connection| {
+            connection
+                .query_row(
+                    "SELECT name, body, fields FROM schemas WHERE owner_id = ?1 AND id = ?2",
+                    params![owner.as_str(), id],
+                    |row| {
+                        let fields: Option<String> = row.get(2)?;
+                        Ok(StoredSchema {
+                            id: id.to_owned(),
+                            name: row.get(0)?,
+                            body: row.get(1)?,
+                            fields: fields
+                                .and_then(|f| serde_json::from_str(&f).ok())
+                                .unwrap_or_default(),
+                        })
+                    },
+                )
+                .optional()
         })
     }
 }
@@ -590,8 +640,9 @@ mod tests {
             id: "s1".into(),
             name: "people".into(),
             body: "{}".into(),
+            fields: Vec::new(),
         };
-        store.add_schema(&owner, &schema).unwrap();
+        store.add_schema(&owner, &schema, 1).unwrap();
 
         let writer = store.connection.lock().unwrap();
         writer

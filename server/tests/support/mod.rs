@@ -46,6 +46,22 @@ impl TestServer {
         extra: &[&str],
         env: &[(&'static str, String)],
     ) -> TestServer {
+        TestServer::spawn(data_dir, extra, env, Stdio::inherit())
+    }
+
+    /// As [`TestServer::start_in`], with what the server writes to stderr (its log, a panic)
+    /// going to the file `log`, for the test to read.
+    pub fn start_logging_to(data_dir: &Path, extra: &[&str], log: &Path) -> TestServer {
+        let file = std::fs::File::create(log).expect("the log file can be made");
+        TestServer::spawn(data_dir, extra, &[], Stdio::from(file))
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&'static str, String)],
+        stderr: Stdio,
+    ) -> TestServer {
         let mut process = Command::new(env!("CARGO_BIN_EXE_datavista"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
@@ -58,7 +74,7 @@ impl TestServer {
             })
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("the server binary starts");
         let stdout = process.stdout.take().unwrap();

@@ -1,0 +1,430 @@
+//! Hostile input that is cheap to send and was expensive to receive (issue #26): each attack
+//! gets a fast refusal or a bounded cost, measured against the real server (its peak memory,
+//! its time against a benign baseline in the same test, the size of what it stores), while a
+//! bystander's `/healthz` keeps answering within a second.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datavista_shared::protocol::JobState;
+use serde_json::{json, Value};
+use support::{begin_unfinished_upload, created_id, Client, TestServer};
+
+/// Someone else using the server during an attack: `/healthz` every 50 ms.
+struct Bystander {
+    stop: Arc<AtomicBool>,
+    slowest_ms: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Bystander {
+    fn watch(server: &TestServer) -> Bystander {
+        let (stop, slowest_ms) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let url = server.url("/healthz");
+        let (stopping, slowest) = (stop.clone(), slowest_ms.clone());
+        let task = tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            while !stopping.load(Ordering::Relaxed) {
+                let asked = Instant::now();
+                let answer = tokio::time::timeout(Duration::from_secs(5), http.get(&url).send());
+                let ok = matches!(answer.await, Ok(Ok(r)) if r.status() == 200);
+                let took = if ok {
+                    asked.elapsed().as_millis() as u64
+                } else {
+                    u64::MAX
+                };
+                slowest.fetch_max(took, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Bystander {
+            stop,
+            slowest_ms,
+            task,
+        }
+    }
+
+    async fn assert_served_within_a_second(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap();
+        let slowest = self.slowest_ms.load(Ordering::Relaxed);
+        assert!(
+            slowest < 1_000,
+            "the bystander waited {slowest} ms for /healthz"
+        );
+    }
+}
+
+async fn add_schema(client: &Client, schema: &Value) -> reqwest::Response {
+    client
+        .request(reqwest::Method::POST, "/api/schemas")
+        .header("content-type", "application/json")
+        .body(schema.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn message(response: reqwest::Response) -> String {
+    response.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_long_missing_values_list_costs_little_memory_and_past_its_limit_is_refused() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let bystander = Bystander::watch(&server);
+    let fields: Vec<_> = (0..3_000)
+        .map(|i| json!({ "name": format!("f{i}") }))
+        .collect();
+    let missing = |n: usize| (0..n).map(|i| format!("n/a{i}")).collect::<Vec<_>>();
+    let before = server.peak_rss_bytes();
+    let allowed = json!({ "fields": fields, "missingValues": missing(1_000) });
+    for _ in 0..3 {
+        assert_eq!(add_schema(&client, &allowed).await.status(), 201);
+    }
+    let grown = server.peak_rss_bytes() - before;
+    // Copied into every field, each of these schemas took over 100 MB (8,000 values: 2.1 GB).
+    assert!(
+        grown < 64 << 20,
+        "three schemas grew the server by {grown} bytes"
+    );
+    let refused = add_schema(
+        &client,
+        &json!({ "fields": fields, "missingValues": missing(8_000) }),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        message(refused).await,
+        "'missingValues' has 8000 entries; at most 1000 are allowed"
+    );
+    bystander.assert_served_within_a_second().await;
+}
+
+#[tokio::test]
+async fn schema_limits_are_refused_by_name_and_oversized_bodies_with_413() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let too_many: Vec<_> = (0..10_001)
+        .map(|i| json!({ "name": format!("f{i}") }))
+        .collect();
+    let refused = add_schema(&client, &json!({ "fields": too_many })).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(
+        message(refused).await,
+        "the schema has 10001 fields; at most 10000 are allowed"
+    );
+    let patterns: Vec<_> = (0..65)
+        .map(|i| json!({ "name": format!("p{i}"), "constraints": {"pattern": "[a-z]+"} }))
+        .collect();
+    let refused = add_schema(&client, &json!({ "fields": patterns })).await;
+    assert_eq!(refused.status(), 400);
+    assert!(message(refused)
+        .await
+        .contains("more than 64 fields with a 'pattern'"));
+    let huge = json!({ "fields": [{ "name": "a", "description": "x".repeat(2 << 20) }] });
+    assert_eq!(add_schema(&client, &huge).await.status(), 413);
+}
+
+#[tokio::test]
+async fn patterns_are_compiled_once_when_added_not_on_every_request() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    // Forty DFAs that are expensive to build (each `.*a.{14}` has thousands of states).
+    let fields: Vec<_> = (0..40)
+        .map(|i| json!({ "name": format!("p{i}"), "constraints": {"pattern": format!("x{i}|.*a.{{14}}")} }))
+        .collect();
+    let added = add_schema(&client, &json!({ "fields": fields })).await;
+    assert_eq!(added.status(), 201);
+    let id = added.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let time = |path: String| {
+        let client = client.clone();
+        async move {
+            let started = Instant::now();
+            for _ in 0..10 {
+                assert_eq!(client.get(&path).await.status(), 200);
+            }
+            started.elapsed()
+        }
+    };
+    // The baseline: the same schema's JSON, which costs nothing to serve.
+    let plain = time(format!("/api/schemas/{id}")).await;
+    let patterns = time(format!("/api/schemas/{id}/patterns")).await;
+    // Rebuilt per request, the DFAs cost ~0.3 s each time, against milliseconds.
+    assert!(
+        patterns < 5 * plain + Duration::from_millis(100),
+        "/patterns took {patterns:?} for 10 requests, the schema itself {plain:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_schema_adds_never_pass_the_cap() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let adds: Vec<_> = (0..220)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let schema = json!({ "fields": [{ "name": format!("f{i}") }] });
+                add_schema(&client, &schema).await.status().as_u16()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for add in adds {
+        match add.await.unwrap() {
+            201 => created += 1,
+            400 => {}
+            other => panic!("an add answered {other}"),
+        }
+    }
+    assert_eq!(created, 200);
+    let listed = client.get_json("/api/schemas").await;
+    let own = listed["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["shared"] == false)
+        .count();
+    assert_eq!(own, 200);
+}
+
+/// 200,000 rows, each failing the enum.
+fn failing_rows() -> Vec<u8> {
+    let mut csv = b"code\n".to_vec();
+    for i in 0..200_000 {
+        csv.extend_from_slice(format!("nope{i}\n").as_bytes());
+    }
+    csv
+}
+
+#[tokio::test]
+async fn a_huge_enum_validates_about_as_fast_as_a_small_one_with_a_bounded_report() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let csv = failing_rows();
+    let mut took = Vec::new();
+    for values in [3, 20_000] {
+        let allowed: Vec<_> = (0..values).map(|i| format!("code-{i:05}")).collect();
+        let schema = json!({ "fields": [{ "name": "code", "constraints": {"enum": allowed}}] });
+        let added = add_schema(&client, &schema).await;
+        let id = added.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let started = Instant::now();
+        let job_id = created_id(
+            client
+                .upload(Some(&id), &[("codes.csv", csv.clone())])
+                .await,
+        )
+        .await;
+        let job = client.wait_final(&job_id).await;
+        took.push(started.elapsed());
+        assert_eq!(job.state, JobState::Invalid);
+        assert_eq!(job.progress.errors, 200_000);
+        let report = client
+            .get(&format!("/api/uploads/{job_id}/report.json"))
+            .await;
+        let report = report.bytes().await.unwrap();
+        // 1,000 sampled errors, each message cut: it was 300 MB with the whole list in each.
+        assert!(
+            report.len() < 1 << 20,
+            "the report is {} bytes",
+            report.len()
+        );
+    }
+    let (small, huge) = (took[0], took[1]);
+    assert!(
+        huge < 3 * small + Duration::from_millis(500),
+        "20,000 values: {huge:?}; 3 values: {small:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_megabyte_header_label_is_cut_in_every_message() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let label = "L".repeat(1 << 20);
+    let csv = format!("id,{label}\n1,2\n");
+    let job_id = created_id(
+        client
+            .upload(Some("people"), &[("wide.csv", csv.into_bytes())])
+            .await,
+    )
+    .await;
+    let job = client.wait_final(&job_id).await;
+    assert_eq!(job.state, JobState::Invalid);
+    let report = client
+        .get(&format!("/api/uploads/{job_id}/report.json"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        report.len() < 64 << 10,
+        "the report is {} bytes",
+        report.len()
+    );
+}
+
+#[tokio::test]
+async fn new_sessions_from_one_address_are_limited_per_minute() {
+    let server = TestServer::start(&[
+        "--new-sessions-per-minute",
+        "5",
+        "--trusted-proxies",
+        "127.0.0.1",
+    ]);
+    let http = reqwest::Client::new();
+    let session = |forwarded_for: Option<&'static str>| {
+        let mut request = http.get(server.url("/api/session"));
+        if let Some(address) = forwarded_for {
+            request = request.header("x-forwarded-for", address);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    for _ in 0..5 {
+        assert_eq!(session(None).await.status(), 200);
+    }
+    let refused = session(None).await;
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+    assert!(message(refused)
+        .await
+        .starts_with("too many new sessions from your address"));
+    // Behind a trusted proxy, each client its own allowance.
+    assert_eq!(session(Some("203.0.113.9")).await.status(), 200);
+    // A session already made is not a new one; nor is a token holder.
+    let token = support::create_token(&server.data_dir, None);
+    let with_token = Client::with_token(&server, &token);
+    assert_eq!(with_token.get("/api/uploads").await.status(), 200);
+    server.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn new_owners_cannot_pass_the_servers_upload_and_connection_limits() {
+    let server = TestServer::start(&["--max-uploads", "2", "--max-connections", "2"]);
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let owner = server.session().await;
+        open.push(begin_unfinished_upload(&server, &owner, b"id,name\n1,a\n").await);
+    }
+    let third = server.session().await;
+    // The two uploads are under way once their jobs show.
+    let deadline = Instant::now() + support::PATIENCE;
+    while server.stored_uploads().len() < 2 {
+        assert!(Instant::now() < deadline, "the uploads never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = third.upload(None, &[("a.csv", b"id\n1\n".to_vec())]).await;
+    assert_eq!(refused.status(), 429);
+    assert!(message(refused)
+        .await
+        .starts_with("the server is receiving as many files"));
+    drop(open);
+    let _first = server.session().await.socket("").await;
+    let _second = server.session().await.socket("").await;
+    let refused = server
+        .session()
+        .await
+        .socket_with_origin("", None)
+        .await
+        .err()
+        .expect("a third connection is refused")
+        .to_string();
+    assert!(refused.contains("429"), "{refused}");
+    server.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn an_upload_that_dribbles_past_its_deadline_is_failed() {
+    let server = TestServer::start(&["--upload-deadline-secs", "2"]);
+    let client = server.session().await;
+    let mut tcp = begin_unfinished_upload(&server, &client, b"id,name\n").await;
+    // A byte every half second: never idle long enough for the idle guard.
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    loop {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        assert!(
+            started.elapsed() < support::PATIENCE,
+            "the upload was never cut off"
+        );
+        if tcp.write_all(b"1").await.is_err() {
+            break;
+        }
+        let mut buffer = [0; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), tcp.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+            Err(_) => {}
+        }
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let jobs = client.get_json("/api/uploads").await;
+    let job = &jobs["uploads"][0];
+    assert_eq!(job["state"], "failed");
+    assert_eq!(
+        job["reason"],
+        "the upload took longer than the 0 minutes allowed"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_while_a_file_arrives_ends_its_upload_cleanly() {
+    let temp = tempfile::tempdir().unwrap();
+    let (data_dir, log) = (temp.path().join("data"), temp.path().join("server.log"));
+    let mut server = TestServer::start_logging_to(&data_dir, &[], &log);
+    let client = server.session().await;
+    let _tcp = begin_unfinished_upload(&server, &client, &support::people_csv(1_000, 0)).await;
+    let deadline = Instant::now() + support::PATIENCE;
+    while server.stored_uploads().is_empty() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+    // The job says what happened before anything restarts.
+    let db = rusqlite::Connection::open(data_dir.join("datavista.sqlite3")).unwrap();
+    let (state, reason): (String, String) = db
+        .query_row("SELECT state, reason FROM jobs", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(state, "failed");
+    assert_eq!(
+        reason,
+        "the server stopped while the file was uploading; upload it again"
+    );
+    assert!(
+        server.stored_uploads().is_empty(),
+        "the partial file is removed"
+    );
+}
