@@ -65,11 +65,14 @@ pub async fn serve(config: Config) -> Result<(), String> {
             publisher,
             metrics.clone(),
             config.workers(),
-            crate::jobs::UploadLimits {
-                per_owner: config.max_uploads_per_owner,
-                total: config.max_uploads,
+            crate::jobs::Budgets {
+                uploads: crate::jobs::UploadLimits {
+                    per_owner: config.max_uploads_per_owner,
+                    total: config.max_uploads,
+                },
+                unique_memory_bytes: config.validation_memory_bytes / config.workers(),
+                finished_per_owner: config.finished_jobs_per_owner,
             },
-            config.validation_memory_bytes / config.workers(),
         )
         .map_err(|e| format!("cannot start the validator threads: {e}"))?,
     );
@@ -83,6 +86,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         jobs,
         hub,
         schemas,
+        reports: crate::reports::ReportCache::new(),
         metrics,
         session_key,
         session_rate: crate::session_rate::SessionRate::new(config.new_sessions_per_minute),

@@ -49,6 +49,15 @@ pub struct Config {
     /// or networks, e.g. `10.0.0.0/8`); without them, the client is the connection's peer.
     #[arg(long, env = "DATAVISTA_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Finished jobs one owner keeps, with their reports (each at most 8 MiB, so this also
+    /// bounds an owner's bytes); when one more finishes, the oldest finished job is removed,
+    /// and the dashboard's tabs see it go.
+    #[arg(
+        long,
+        env = "DATAVISTA_FINISHED_JOBS_PER_OWNER",
+        default_value_t = 10_000
+    )]
+    pub finished_jobs_per_owner: usize,
     /// Uploads are refused while less than this many bytes are free on the data disk.
     #[arg(long, env = "DATAVISTA_MIN_FREE_BYTES", default_value_t = 256 << 20)]
     pub min_free_bytes: u64,

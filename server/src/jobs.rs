@@ -63,6 +63,10 @@ impl Publisher {
         }
     }
 
+    pub fn store(&self) -> &Arc<dyn JobStore> {
+        &self.store
+    }
+
     /// Store a new job, then push it. `None` when the id exists. Blocking.
     pub fn job_created(&self, owner: &OwnerId, job: &Job) -> StoreResult<Option<u64>> {
         self.store_and_push(owner, job, |store| store.create_job(owner, job))
@@ -368,6 +372,8 @@ enum Ending {
 
 pub struct JobRunner {
     storage: Arc<dyn Storage>,
+    /// Finished jobs an owner keeps; the oldest beyond go, with their reports.
+    finished_per_owner: usize,
     publisher: Arc<Publisher>,
     metrics: Arc<Metrics>,
     pool: Arc<Semaphore>,
@@ -382,6 +388,16 @@ pub struct JobRunner {
     /// the workers, so all running validations together stay within it.
     unique_memory_bytes: usize,
     shutting_down: AtomicBool,
+}
+
+/// What the runner lets jobs take.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    pub uploads: UploadLimits,
+    /// Memory for one validation's uniqueness checks.
+    pub unique_memory_bytes: usize,
+    /// Finished jobs (with their reports) one owner keeps: the oldest go first.
+    pub finished_per_owner: usize,
 }
 
 /// Uploads running at once.
@@ -413,11 +429,16 @@ impl JobRunner {
         publisher: Arc<Publisher>,
         metrics: Arc<Metrics>,
         workers: usize,
-        upload_limits: UploadLimits,
-        unique_memory_bytes: usize,
+        budgets: Budgets,
     ) -> std::io::Result<JobRunner> {
+        let Budgets {
+            uploads: upload_limits,
+            unique_memory_bytes,
+            finished_per_owner,
+        } = budgets;
         Ok(JobRunner {
             storage,
+            finished_per_owner,
             publisher,
             metrics,
             pool: Arc::new(Semaphore::new(workers)),
@@ -854,7 +875,7 @@ impl JobRunner {
         control: &JobControl,
         report: &Report,
     ) -> std::io::Result<()> {
-        let json = serde_json::to_vec(report).map_err(std::io::Error::other)?;
+        let json = report.to_json_within(datavista_shared::report::MAX_REPORT_JSON_BYTES);
         self.storage.write_report(&control.id, &json)?;
         let state = if report.valid {
             JobState::Valid
@@ -956,7 +977,28 @@ impl JobRunner {
         }
         let job = control.job();
         tracing::info!(job = %job.id, owner = %control.owner, state = state.as_str(), rows = job.progress.rows, errors = job.progress.errors, "job ended");
+        self.keep_only_the_newest_finished(&control.owner);
         true
+    }
+
+    /// Retention: past the owner's quota of finished jobs, the oldest are removed with their
+    /// reports, and every tab hears of it as of any removal. Blocking.
+    fn keep_only_the_newest_finished(&self, owner: &OwnerId) {
+        let past = match self
+            .publisher
+            .store()
+            .finished_jobs_past(owner, self.finished_per_owner)
+        {
+            Ok(past) => past,
+            Err(e) => return tracing::warn!(%owner, error = %e, "cannot apply job retention"),
+        };
+        for id in past {
+            let _ = self.storage.remove_report(&id);
+            let _ = self.storage.remove_upload(&id);
+            if let Err(e) = self.publisher.job_removed(owner, &id) {
+                tracing::warn!(job = %id, error = %e, "cannot remove a job past retention");
+            }
+        }
     }
 
     /// Shutting down mid-validation: leave the job queued, so the next start finishes it.
@@ -1097,14 +1139,12 @@ mod tests {
     ) -> Arc<JobRunner> {
         let bus = Arc::new(InProcessBus(HubHandle::new(16, 8, 64)));
         let publisher = Arc::new(Publisher::new(store, bus));
-        let runner = JobRunner::new(
-            storage,
-            publisher,
-            Arc::new(Metrics::new()),
-            1,
-            limits,
-            1 << 20,
-        );
+        let budgets = Budgets {
+            uploads: limits,
+            unique_memory_bytes: 1 << 20,
+            finished_per_owner: 1_000,
+        };
+        let runner = JobRunner::new(storage, publisher, Arc::new(Metrics::new()), 1, budgets);
         Arc::new(runner.unwrap())
     }
 

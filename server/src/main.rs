@@ -12,6 +12,7 @@
 //!   object store, behind a trait.
 //! - [`side_runtime`] — a small runtime for blocking callers of async clients.
 //! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
+//! - [`reports`] — reports kept in memory once read, for paging and downloads.
 //! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
 //! - [`session_rate`] — new sessions per client address per minute.
 //! - [`validate_command`] — `validate`: the engine from a terminal.
@@ -23,6 +24,7 @@ mod hub;
 mod identity;
 mod jobs;
 mod metrics;
+mod reports;
 mod routes;
 mod schemas;
 mod session_rate;

@@ -1,4 +1,7 @@
-//! Prometheus metrics at `/metrics`.
+//! Prometheus metrics at `/metrics`, and the job counts behind it and `/healthz`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -8,6 +11,14 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// How long a count of jobs per state is served before it is made again.
+pub const COUNTS_FRESH_FOR: Duration = Duration::from_secs(2);
+
+struct Counts {
+    at: Instant,
+    result: Result<Arc<Vec<(String, u64)>>, String>,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: String,
@@ -15,6 +26,9 @@ pub struct StateLabel {
 
 pub struct Metrics {
     registry: Registry,
+    /// Jobs per state, counted at most once per [`COUNTS_FRESH_FOR`]: counting scans the jobs
+    /// table, and `/metrics` and `/healthz` are open to anyone, as often as they like.
+    counts: tokio::sync::Mutex<Option<Counts>>,
     pub connections: Gauge,
     pub jobs: Family<StateLabel, Gauge>,
     pub bytes_validated: Counter,
@@ -46,11 +60,37 @@ impl Metrics {
         );
         Metrics {
             registry,
+            counts: tokio::sync::Mutex::new(None),
             connections,
             jobs,
             bytes_validated,
             validation_seconds,
         }
+    }
+
+    /// Jobs per state, as counted at most [`COUNTS_FRESH_FOR`] ago; one request at a time
+    /// counts again, the others wait for its answer. An error means the store did not answer.
+    pub async fn job_counts(
+        &self,
+        count: impl FnOnce() -> tokio::task::JoinHandle<Result<Vec<(String, u64)>, String>>,
+    ) -> Result<Arc<Vec<(String, u64)>>, String> {
+        let mut cached = self.counts.lock().await;
+        if let Some(counts) = cached
+            .as_ref()
+            .filter(|c| c.at.elapsed() < COUNTS_FRESH_FOR)
+        {
+            return counts.result.clone();
+        }
+        let result = match count().await {
+            Ok(Ok(counts)) => Ok(Arc::new(counts)),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.to_string()),
+        };
+        *cached = Some(Counts {
+            at: Instant::now(),
+            result: result.clone(),
+        });
+        result
     }
 
     pub fn render(&self) -> String {
@@ -63,5 +103,38 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// However many ask at once, the store counts once per window.
+    #[tokio::test]
+    async fn job_counts_are_counted_once_however_many_ask() {
+        let metrics = Arc::new(Metrics::new());
+        let counted = Arc::new(AtomicUsize::new(0));
+        let asks: Vec<_> = (0..200)
+            .map(|_| {
+                let (metrics, counted) = (metrics.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let count = move || {
+                        tokio::task::spawn_blocking(move || {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            Ok(vec![("valid".to_owned(), 3)])
+                        })
+                    };
+                    metrics.job_counts(count).await.unwrap()
+                })
+            })
+            .collect();
+        for ask in asks {
+            assert_eq!(*ask.await.unwrap(), [("valid".to_owned(), 3)]);
+        }
+        assert_eq!(counted.load(Ordering::SeqCst), 1);
     }
 }

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::hub::HubHandle;
 use crate::jobs::JobRunner;
 use crate::metrics::Metrics;
+use crate::reports::ReportCache;
 use crate::schemas::SchemaCatalog;
 use crate::session_rate::SessionRate;
 use crate::store::JobStore;
@@ -18,6 +19,7 @@ pub struct AppState {
     pub jobs: Arc<JobRunner>,
     pub hub: HubHandle,
     pub schemas: SchemaCatalog,
+    pub reports: ReportCache,
     pub metrics: Arc<Metrics>,
     /// Signs session cookies.
     pub session_key: Key,

@@ -151,9 +151,34 @@ pub struct Report {
     pub elapsed_ms: f64,
 }
 
+/// The most a stored report may take as JSON. Every echoed string is cut, so 1,000 errors
+/// take a few MB at most; this bounds what a report can cost whatever a future message holds.
+pub const MAX_REPORT_JSON_BYTES: usize = 8 << 20;
+
 impl Report {
     pub fn count(&self, code: ErrorCode) -> u64 {
         self.error_counts.get(&code).copied().unwrap_or(0)
+    }
+
+    /// The report as JSON in at most `max_bytes`: past it, the sample keeps its first errors
+    /// that fit (counts stay exact, and `errors_capped` says the sample is cut).
+    pub fn to_json_within(&self, max_bytes: usize) -> Vec<u8> {
+        // A report serializes: its maps have string keys and its numbers are finite or null.
+        let json = serde_json::to_vec(self).expect("a report serializes");
+        if json.len() <= max_bytes || self.errors.is_empty() {
+            return json;
+        }
+        let mut cut = self.clone();
+        cut.errors_capped = true;
+        let mut keep = self.errors.len();
+        loop {
+            keep /= 2;
+            cut.errors.truncate(keep);
+            let json = serde_json::to_vec(&cut).expect("a report serializes");
+            if json.len() <= max_bytes || keep == 0 {
+                return json;
+            }
+        }
     }
 }
 
@@ -186,5 +211,54 @@ pub fn truncate_cell(cell: &str) -> String {
     match cell.char_indices().nth(MAX_CELL_CHARS) {
         Some((cut, _)) => format!("{}…", &cell[..cut]),
         None => cell.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_past_its_size_bound_keeps_its_first_errors_and_exact_counts() {
+        let error = |row: u64| ValidationError {
+            code: ErrorCode::TypeError,
+            message: "x".repeat(10_000),
+            row: Some(row),
+            line: Some(row),
+            byte_offset: Some(row),
+            field_name: None,
+            field_number: None,
+            cell: None,
+            constraint: None,
+        };
+        let report = Report {
+            valid: false,
+            rows: 1_001,
+            bytes: 1,
+            bom: false,
+            error_counts: BTreeMap::from([(ErrorCode::TypeError, 5_000)]),
+            error_total: 5_000,
+            errors: (2..1_002).map(error).collect(),
+            errors_capped: true,
+            elapsed_ms: 1.0,
+        };
+        let small = Report {
+            errors: report.errors[..3].to_vec(),
+            ..report.clone()
+        };
+        assert_eq!(
+            small.to_json_within(1 << 20),
+            serde_json::to_vec(&small).unwrap(),
+            "a report within the bound is as it was"
+        );
+        let json = report.to_json_within(1 << 20);
+        assert!(json.len() <= 1 << 20);
+        let cut: Report = serde_json::from_slice(&json).unwrap();
+        assert_eq!(cut.errors, report.errors[..cut.errors.len()]);
+        assert!(cut.errors.len() > 50 && cut.errors_capped);
+        assert_eq!(
+            (cut.error_total, cut.error_counts),
+            (5_000, report.error_counts)
+        );
     }
 }

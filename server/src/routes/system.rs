@@ -1,6 +1,7 @@
 //! Health, metrics, the session endpoint and the dashboard's static files.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix_files::NamedFile;
 use actix_web::body::MessageBody;
@@ -20,22 +21,35 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/api/session", web::get().to(session));
 }
 
-async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Jobs per state, counted at most every couple of seconds however often this is asked.
+async fn job_counts(state: &web::Data<AppState>) -> Result<Arc<Vec<(String, u64)>>, ApiError> {
     let store = state.store.clone();
-    web::block(move || store.count_by_state()).await??; // the database answers
+    let count = move || {
+        tokio::task::spawn_blocking(move || store.count_by_state().map_err(|e| e.to_string()))
+    };
+    state
+        .metrics
+        .job_counts(count)
+        .await
+        .map_err(ApiError::Internal)
+}
+
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    job_counts(&state).await?; // the database answered, a moment ago at most
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
 }
 
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let store = state.store.clone();
-    let counts = web::block(move || store.count_by_state()).await??;
+    let counts = job_counts(&state).await?;
     state.metrics.jobs.clear(); // states that dropped to zero must not keep their old value
-    for (state_name, count) in counts {
+    for (state_name, count) in counts.iter() {
         state
             .metrics
             .jobs
-            .get_or_create(&StateLabel { state: state_name })
-            .set(count as i64);
+            .get_or_create(&StateLabel {
+                state: state_name.clone(),
+            })
+            .set(*count as i64);
     }
     state
         .metrics

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use datavista_shared::protocol::{Job, JobState};
-use datavista_shared::{Dialect, Report, Schema, ValidationError};
+use datavista_shared::{Dialect, Schema, ValidationError};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
 use crate::jobs::{JobControl, JobRunner, Rules, SlotRefused, UploadSlot};
+use crate::reports::CachedReport;
 use crate::state::AppState;
 use crate::storage::UploadWriter;
 use std::io::Write as _;
@@ -588,6 +589,7 @@ async fn delete(
         }
     }
     let runner = state.jobs.clone();
+    state.reports.forget(&id);
     let removed = web::block(move || {
         let storage = runner.storage();
         storage.remove_upload(&id)?;
@@ -609,7 +611,7 @@ async fn load_report(
     state: &web::Data<AppState>,
     owner: &OwnerId,
     id: String,
-) -> Result<Report, ApiError> {
+) -> Result<Arc<CachedReport>, ApiError> {
     let job = find_job(state, owner, id.clone()).await?;
     match job.state {
         JobState::Valid | JobState::Invalid => {}
@@ -626,10 +628,13 @@ async fn load_report(
             )))
         }
     }
-    let storage = state.jobs.storage().clone();
-    let bytes = web::block(move || storage.read_report(&id)).await??;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::Internal(format!("stored report unreadable: {e}")))
+    let state = state.clone();
+    web::block(move || {
+        let storage = state.jobs.storage();
+        state.reports.get_or_read(&id, || storage.read_report(&id))
+    })
+    .await?
+    .map_err(ApiError::Internal)
 }
 
 #[derive(Serialize)]
@@ -651,7 +656,8 @@ async fn errors(
     id: web::Path<String>,
     page: web::Query<Page>,
 ) -> Result<HttpResponse, ApiError> {
-    let report = load_report(&state, &owner.0, id.into_inner()).await?;
+    let cached = load_report(&state, &owner.0, id.into_inner()).await?;
+    let report = &cached.report;
     let offset = page.offset.unwrap_or(0);
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let errors = report
@@ -697,10 +703,10 @@ async fn report_json(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let job = find_job(&state, &owner.0, id.clone()).await?;
-    let report = load_report(&state, &owner.0, id).await?;
+    let cached = load_report(&state, &owner.0, id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(attachment(&job.file_name, "json"))
-        .json(report))
+        .json(&cached.report))
 }
 
 /// `GET /api/uploads/{id}/report.csv`: the error sample, one error per row.
@@ -711,7 +717,8 @@ async fn report_csv(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let job = find_job(&state, &owner.0, id.clone()).await?;
-    let report = load_report(&state, &owner.0, id).await?;
+    let cached = load_report(&state, &owner.0, id).await?;
+    let report = &cached.report;
     let mut out = csv::Writer::from_writer(Vec::new());
     let write = |out: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
         out.write_record([

@@ -220,6 +220,7 @@ async fn serve(
 ) -> Option<CloseReason> {
     let mut heartbeat = tokio::time::interval(PING_EVERY);
     let mut last_heard = Instant::now();
+    let mut asked_snapshots = SnapshotPace::default();
     loop {
         tokio::select! {
             message = subscription.messages.recv() => {
@@ -250,7 +251,7 @@ async fn serve(
                     }
                     Some(Err(e)) => return Some(CloseReason { code: CloseCode::Protocol, description: Some(e.to_string()) }),
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        match handle_client(state, owner, session, &text, sent).await {
+                        match handle_client(state, owner, session, &text, sent, &mut asked_snapshots).await {
                             Ok(Some(seq)) => sent = seq,
                             Ok(None) => {}
                             Err(reason) => return reason,
@@ -302,12 +303,32 @@ enum Cancel {
     NotRunning,
 }
 
+/// Snapshots a client asks for (`resume` with no or an old sequence number) cost a read of
+/// all the owner's jobs; one connection gets at most one a [`SNAPSHOT_EVERY`], and a client
+/// asking faster waits (its own connection only).
+#[derive(Default)]
+struct SnapshotPace {
+    last: Option<tokio::time::Instant>,
+}
+
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+impl SnapshotPace {
+    async fn wait_turn(&mut self) {
+        if let Some(last) = self.last {
+            tokio::time::sleep_until(last + SNAPSHOT_EVERY).await;
+        }
+        self.last = Some(tokio::time::Instant::now());
+    }
+}
+
 async fn handle_client(
     state: &web::Data<AppState>,
     owner: &OwnerId,
     session: &mut Session,
     text: &str,
     sent: u64,
+    asked_snapshots: &mut SnapshotPace,
 ) -> Result<Option<u64>, Option<CloseReason>> {
     let message = match ClientMessage::from_json(text) {
         Ok(message) => message,
@@ -338,6 +359,7 @@ async fn handle_client(
                     return Ok(Some(missed.last().map_or(sent, |m| m.seq().max(sent))));
                 }
             }
+            asked_snapshots.wait_turn().await;
             resync(state, owner, session).await.map(Some)
         }
         ClientMessage::Cancel { job_id } => {

@@ -121,6 +121,9 @@ pub trait JobStore: Send + Sync + 'static {
     /// Newest first.
     fn jobs(&self, owner: &OwnerId, offset: u64, limit: u64) -> StoreResult<Vec<Job>>;
     fn job_count(&self, owner: &OwnerId) -> StoreResult<u64>;
+    /// The owner's finished jobs past the newest `keep` of them, oldest first: what the
+    /// retention of finished jobs removes.
+    fn finished_jobs_past(&self, owner: &OwnerId, keep: usize) -> StoreResult<Vec<String>>;
     /// All of an owner's jobs (newest first) and the sequence number they are current at.
     fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)>;
     /// Extend the lease on every unfinished job this node holds.
@@ -275,6 +278,16 @@ mod tests {
         assert_eq!(ids(store.jobs(&alice, 1, 10).unwrap()), ["a1"]);
         assert_eq!(ids(store.jobs(&alice, 0, 1).unwrap()), ["a2"]);
         assert_eq!(store.job_count(&alice).unwrap(), 2);
+        // Retention looks at finished jobs only (a2 is validating), oldest first.
+        assert_eq!(store.finished_jobs_past(&alice, 0).unwrap(), ["a1"]);
+        assert!(store.finished_jobs_past(&alice, 1).unwrap().is_empty());
+        let carol = OwnerId::random();
+        for (id, created) in [("c3", 30), ("c1", 10), ("c2", 20)] {
+            store
+                .create_job(&carol, &job(id, JobState::Valid, created))
+                .unwrap();
+        }
+        assert_eq!(store.finished_jobs_past(&carol, 1).unwrap(), ["c1", "c2"]);
         let (seq, jobs) = store.snapshot(&alice).unwrap();
         assert_eq!(
             (seq, ids(jobs)),

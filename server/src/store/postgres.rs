@@ -343,6 +343,22 @@ impl JobStore for PgStore {
         })
     }
 
+    fn finished_jobs_past(&self, owner: &OwnerId, keep: usize) -> StoreResult<Vec<String>> {
+        let owner = owner.as_str().to_owned();
+        self.run(|pool| async move {
+            let mut ids: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT id FROM jobs WHERE owner_id = $1 AND NOT {UNFINISHED}
+                 ORDER BY created_at DESC, id DESC OFFSET $2"
+            ))
+            .bind(owner)
+            .bind(keep as i64)
+            .fetch_all(&pool)
+            .await?;
+            ids.reverse();
+            Ok(ids)
+        })
+    }
+
     fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)> {
         let owner = owner.as_str().to_owned();
         self.run(|pool| async move {

@@ -406,6 +406,20 @@ impl JobStore for SqliteStore {
         })
     }
 
+    fn finished_jobs_past(&self, owner: &OwnerId, keep: usize) -> StoreResult<Vec<String>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT id FROM jobs WHERE owner_id = ?1 AND NOT {UNFINISHED}
+                 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?2"
+            ))?;
+            let ids =
+                statement.query_map(params![owner.as_str(), keep as i64], |row| row.get(0))?;
+            let mut ids: Vec<String> = ids.collect::<rusqlite::Result<_>>()?;
+            ids.reverse();
+            Ok(ids)
+        })
+    }
+
     fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)> {
         self.read(|connection| {
             let tx = connection.transaction()?;

@@ -5,9 +5,10 @@
 
 use super::SchemaError;
 
-/// Fields in one schema. Far above real tables (the widest seen run to a few thousand
-/// columns); each field costs little, since lists shared by fields are not copied.
-pub const MAX_FIELDS: usize = 10_000;
+/// Fields in one schema: as many as the cells a row may have
+/// ([`crate::Limits::max_cells_per_row`]'s default). Each field costs little, since lists
+/// shared by fields are not copied.
+pub const MAX_FIELDS: usize = 100_000;
 
 /// Characters in a field name or a `format`: they are echoed in every error message.
 pub const MAX_NAME_CHARS: usize = 200;
