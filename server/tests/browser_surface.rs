@@ -1,0 +1,88 @@
+//! The browser surface: what the server's responses let a browser, or a spreadsheet opening a
+//! report, do with them.
+
+mod support;
+
+use serde_json::Value;
+use support::{created_id, TestServer};
+
+/// Cells and a field name built to run as formulas when the CSV report is opened in a
+/// spreadsheet (OWASP, "CSV Injection"): the CSV report shows them as text, byte for byte
+/// what it would be with a `'` before each; the JSON report keeps them as they are.
+#[tokio::test]
+async fn formulas_in_user_text_are_inert_in_the_csv_report() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let schema = r#"{"fields": [{"name": "id", "type": "integer"},
+        {"name": "@who", "type": "integer", "constraints": {"minimum": 0}}]}"#;
+    let schema_id = client.add_schema("formulas", schema).await;
+    let file = "id,@who\n\
+        1,\"=HYPERLINK(\"\"https://evil.example\"\",\"\"x\"\")\"\n\
+        2,+1+1\n3,-x\n4,@SUM(1)\n5,\"\tx\"\n6,\"\rx\"\n7,plain\n8,-5\n";
+    let id = created_id(
+        client
+            .upload(Some(&schema_id), &[("formulas.csv", file.into())])
+            .await,
+    )
+    .await;
+    client.wait_final(&id).await;
+    let report = client
+        .get_json(&format!("/api/uploads/{id}/report.json"))
+        .await;
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 8, "one error per row: {report:#}");
+    assert_eq!(
+        errors[0]["cell"], "=HYPERLINK(\"https://evil.example\",\"x\")",
+        "the JSON report keeps the cell as it was"
+    );
+
+    // The CSV the report would be without the fix, with a quote before each formula start.
+    let inert = |value: &Value| {
+        let text = value.as_str().map(str::to_owned).unwrap_or_default();
+        if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{text}")
+        } else {
+            text
+        }
+    };
+    let number = |value: &Value| value.as_u64().map(|n| n.to_string()).unwrap_or_default();
+    let mut expected = csv::Writer::from_writer(Vec::new());
+    let header = "row,line,byte_offset,field_number,field_name,code,constraint,cell,message";
+    expected.write_record(header.split(',')).unwrap();
+    for e in errors {
+        expected
+            .write_record([
+                number(&e["row"]),
+                number(&e["line"]),
+                number(&e["byte_offset"]),
+                number(&e["field_number"]),
+                inert(&e["field_name"]),
+                inert(&e["code"]),
+                inert(&e["constraint"]),
+                inert(&e["cell"]),
+                inert(&e["message"]),
+            ])
+            .unwrap();
+    }
+    let expected = String::from_utf8(expected.into_inner().unwrap()).unwrap();
+    let csv = client
+        .get(&format!("/api/uploads/{id}/report.csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, expected);
+    for cell in [
+        "'=HYPERLINK(",
+        "'+1+1",
+        "'-x",
+        "'@SUM(1)",
+        "'\tx",
+        "'\rx",
+        "'-5",
+        "'@who",
+    ] {
+        assert!(csv.contains(cell), "{cell:?} in {csv}");
+    }
+    assert!(csv.contains(",plain,"), "other text stays as it is: {csv}");
+}
