@@ -92,6 +92,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
                     crate::errors::ApiError::BadRequest(e.to_string()).into()
                 }))
                 .wrap(from_fn(system::ensure_session))
+                // Outermost, so it sees every response the app makes, errors and 404s too.
+                .wrap(crate::security_headers::on_every_response())
                 .configure(routes::uploads::routes)
                 .configure(routes::schemas::routes)
                 .configure(system::routes)

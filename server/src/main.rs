@@ -12,6 +12,7 @@
 //!   object store, behind a trait.
 //! - [`side_runtime`] — a small runtime for blocking callers of async clients.
 //! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
+//! - [`security_headers`] — the Content-Security-Policy and other headers on every response.
 //! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
 //! - [`validate_command`] — `validate`: the engine from a terminal.
 
@@ -24,6 +25,7 @@ mod jobs;
 mod metrics;
 mod routes;
 mod schemas;
+mod security_headers;
 mod side_runtime;
 mod state;
 mod storage;

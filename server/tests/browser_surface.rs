@@ -3,7 +3,9 @@
 
 mod support;
 
+use base64::Engine;
 use serde_json::Value;
+use sha2::Digest;
 use support::{created_id, TestServer};
 
 /// Cells and a field name built to run as formulas when the CSV report is opened in a
@@ -85,4 +87,83 @@ async fn formulas_in_user_text_are_inert_in_the_csv_report() {
         assert!(csv.contains(cell), "{cell:?} in {csv}");
     }
     assert!(csv.contains(",plain,"), "other text stays as it is: {csv}");
+}
+
+/// The headers every response must carry, with the policy's directives one by one.
+fn assert_security_headers(response: &reqwest::Response, what: &str) {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("{what}: no {name} header"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header("referrer-policy"), "same-origin", "{what}");
+    let policy = header("content-security-policy");
+    for directive in [
+        "default-src 'self'",
+        "script-src 'self' 'wasm-unsafe-eval'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(
+            policy.split(';').any(|d| d.trim().starts_with(directive)),
+            "{what}: {directive} missing from {policy}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let dist = tempfile::tempdir().unwrap();
+    let loader = "\nimport init from '/app.js';\nawait init();\n";
+    std::fs::write(
+        dist.path().join("index.html"),
+        format!("<html><head><script type=\"module\">{loader}</script></head></html>"),
+    )
+    .unwrap();
+    std::fs::write(dist.path().join("app.js"), "export default async () => {};").unwrap();
+    let server = TestServer::start(&["--dist-dir", dist.path().to_str().unwrap()]);
+    let ada = server.session().await;
+    let anonymous = reqwest::Client::new();
+
+    let api = ada.get("/api/uploads").await;
+    assert_eq!(api.status(), 200);
+    assert_security_headers(&api, "an API response");
+    let file = anonymous.get(server.url("/app.js")).send().await.unwrap();
+    assert_eq!(file.status(), 200);
+    assert_security_headers(&file, "a static file");
+    for (path, status) in [("/api/uploads", 401), ("/api/no-such-thing", 404)] {
+        let response = anonymous.get(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        assert_security_headers(&response, &format!("the {status} of {path}"));
+    }
+    let bad_query = ada.get("/api/uploads?limit=many").await;
+    assert_eq!(bad_query.status(), 400);
+    assert_security_headers(&bad_query, "a 400 for a bad query");
+    let not_get = anonymous.put(server.url("/")).send().await.unwrap();
+    assert_eq!(not_get.status(), 404);
+    assert_security_headers(&not_get, "a 404 for an unknown method");
+
+    // The page allows its own inline loader, by hash, and no other inline script.
+    for path in ["/", "/index.html", "/uploads/some-page"] {
+        let page = anonymous.get(server.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert_security_headers(&page, path);
+        let policy = page.headers()["content-security-policy"].to_str().unwrap();
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(loader.as_bytes()));
+        assert!(
+            policy.contains(&format!(
+                "script-src 'self' 'wasm-unsafe-eval' 'sha256-{hash}';"
+            )),
+            "{path}: {policy}"
+        );
+    }
 }

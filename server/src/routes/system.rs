@@ -1,16 +1,18 @@
 //! Health, metrics, the session endpoint and the dashboard's static files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use actix_files::NamedFile;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{ContentType, CONTENT_SECURITY_POLICY};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::errors::ApiError;
 use crate::identity::{self, Owner, OwnerId};
 use crate::metrics::StateLabel;
+use crate::security_headers;
 use crate::state::AppState;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -105,7 +107,7 @@ pub async fn ensure_session(
 pub async fn dashboard(
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<NamedFile, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let dist = &state.config.dist_dir;
     if req.path().starts_with("/api/") || req.path() == "/ws" {
         return Err(ApiError::NotFound(format!(
@@ -119,16 +121,24 @@ pub async fn dashboard(
     let safe = relative
         .components()
         .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if safe && !relative.as_os_str().is_empty() {
+    if safe && !relative.as_os_str().is_empty() && relative != Path::new("index.html") {
         let file = dist.join(&relative);
         if file.is_file() {
-            return Ok(NamedFile::open(file)?);
+            return Ok(NamedFile::open(file)?.into_response(&req));
         }
     }
-    NamedFile::open(dist.join("index.html")).map_err(|_| {
+    let page = std::fs::read_to_string(dist.join("index.html")).map_err(|_| {
         ApiError::NotFound(format!(
             "the dashboard is not built: run `trunk build --release` (looked in {})",
             dist.display()
         ))
-    })
+    })?;
+    // The page is served from the bytes its policy hashed, so the two always match.
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .insert_header((
+            CONTENT_SECURITY_POLICY,
+            security_headers::page_policy(&page),
+        ))
+        .body(page))
 }
