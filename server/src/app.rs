@@ -75,7 +75,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         hub,
         schemas,
         metrics,
-        session_key,
+        sessions: identity::SessionCookies::new(session_key, config.https),
         shutdown,
     });
 

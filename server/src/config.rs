@@ -51,6 +51,11 @@ pub struct Config {
     /// Origins allowed to open the WebSocket (comma-separated), besides the server's own.
     #[arg(long, env = "DATAVISTA_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Browsers reach the server over HTTPS (e.g. through a proxy that ends TLS): the session
+    /// cookie is then always `Secure` and named `__Host-dv_session`, which no other subdomain
+    /// can set. Switching it on or off starts new anonymous sessions.
+    #[arg(long, env = "DATAVISTA_HTTPS")]
+    pub https: bool,
     /// Live WebSocket connections (dashboard tabs) one owner may hold; past it the upgrade
     /// gets 429 with a Retry-After.
     #[arg(

@@ -15,7 +15,12 @@ use sha2::{Digest, Sha256};
 use crate::errors::ApiError;
 use crate::state::AppState;
 
-pub const SESSION_COOKIE: &str = "dv_session";
+/// The session cookie's name when the server is reached over plain HTTP.
+const SESSION_COOKIE: &str = "dv_session";
+/// Its name over HTTPS. A browser keeps a `__Host-` cookie only when it came from a secure
+/// origin with `Secure`, `Path=/` and no `Domain`, so no sibling subdomain and no plain-HTTP
+/// page can plant one that shadows ours.
+const HTTPS_SESSION_COOKIE: &str = "__Host-dv_session";
 
 /// An owner's id: a random UUID v4, never derived from anything a user sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,7 +89,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
     if let Some(owner) = req.extensions().get::<OwnerId>() {
         return Ok(Owner(owner.clone())); // a session minted for this very request
     }
-    let owner = session_owner(req, &state.session_key).ok_or_else(|| {
+    let owner = state.sessions.owner(req).ok_or_else(|| {
         ApiError::Unauthenticated(
             "no session: open the dashboard first, or send a bearer token".into(),
         )
@@ -118,28 +123,55 @@ pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiErro
     }
 }
 
-/// The owner named by a validly signed session cookie.
-pub fn session_owner(req: &HttpRequest, key: &Key) -> Option<OwnerId> {
-    let cookie = req.cookie(SESSION_COOKIE)?;
-    let mut jar = CookieJar::new();
-    jar.add_original(cookie);
-    let verified = jar.signed(key).get(SESSION_COOKIE)?;
-    uuid::Uuid::parse_str(verified.value())
-        .ok()
-        .map(|id| OwnerId(id.to_string()))
+/// How browser sessions are signed and named.
+pub struct SessionCookies {
+    key: Key,
+    /// [`SESSION_COOKIE`], or [`HTTPS_SESSION_COOKIE`] when the server is reached over HTTPS.
+    name: &'static str,
+    /// `--https`: every cookie is `Secure`, whatever the request says about its scheme.
+    https: bool,
 }
 
-/// A signed, HttpOnly, SameSite=Lax cookie for a new anonymous session.
-pub fn session_cookie(owner: &OwnerId, key: &Key, secure: bool) -> Cookie<'static> {
-    let mut jar = CookieJar::new();
-    let mut cookie = Cookie::new(SESSION_COOKIE, owner.as_str().to_owned());
-    cookie.set_http_only(true);
-    cookie.set_same_site(SameSite::Lax);
-    cookie.set_path("/");
-    cookie.set_secure(secure);
-    cookie.set_max_age(actix_web::cookie::time::Duration::days(365));
-    jar.signed_mut(key).add(cookie);
-    jar.get(SESSION_COOKIE).expect("just added").clone()
+impl SessionCookies {
+    pub fn new(key: Key, https: bool) -> SessionCookies {
+        let name = if https {
+            HTTPS_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        };
+        SessionCookies { key, name, https }
+    }
+
+    /// The owner named by a validly signed session cookie. A browser may send several of one
+    /// name (e.g. one set for a parent domain besides ours), in any order: any that is ours
+    /// counts, not only the first.
+    pub fn owner(&self, req: &HttpRequest) -> Option<OwnerId> {
+        let cookies = req.cookies().ok()?;
+        cookies
+            .iter()
+            .filter(|cookie| cookie.name() == self.name)
+            .find_map(|cookie| {
+                let mut jar = CookieJar::new();
+                jar.add_original(cookie.clone());
+                let verified = jar.signed(&self.key).get(self.name)?;
+                let id = uuid::Uuid::parse_str(verified.value()).ok()?;
+                Some(OwnerId(id.to_string()))
+            })
+    }
+
+    /// A signed, HttpOnly, SameSite=Lax cookie for a new anonymous session; `Secure` with
+    /// `--https` or when this request came over HTTPS.
+    pub fn new_cookie(&self, owner: &OwnerId, request_is_https: bool) -> Cookie<'static> {
+        let mut jar = CookieJar::new();
+        let mut cookie = Cookie::new(self.name, owner.as_str().to_owned());
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        cookie.set_secure(self.https || request_is_https);
+        cookie.set_max_age(actix_web::cookie::time::Duration::days(365));
+        jar.signed_mut(&self.key).add(cookie);
+        jar.get(self.name).expect("just added").clone()
+    }
 }
 
 /// A new bearer token: 32 random bytes, URL-safe base64, with a recognisable prefix.

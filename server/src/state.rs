@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use actix_web::cookie::Key;
-
 use crate::config::Config;
 use crate::hub::HubHandle;
+use crate::identity::SessionCookies;
 use crate::jobs::JobRunner;
 use crate::metrics::Metrics;
 use crate::schemas::SchemaCatalog;
@@ -18,8 +17,8 @@ pub struct AppState {
     pub hub: HubHandle,
     pub schemas: SchemaCatalog,
     pub metrics: Arc<Metrics>,
-    /// Signs session cookies.
-    pub session_key: Key,
+    /// Signs, names and checks session cookies.
+    pub sessions: SessionCookies,
     /// Flips to true when the server shuts down: sessions close with "restarting".
     pub shutdown: tokio::sync::watch::Sender<bool>,
 }

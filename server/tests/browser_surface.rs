@@ -6,7 +6,7 @@ mod support;
 use base64::Engine;
 use serde_json::Value;
 use sha2::Digest;
-use support::{created_id, TestServer};
+use support::{created_id, Auth, TestServer};
 
 /// Cells and a field name built to run as formulas when the CSV report is opened in a
 /// spreadsheet (OWASP, "CSV Injection"): the CSV report shows them as text, byte for byte
@@ -165,5 +165,71 @@ async fn every_response_carries_the_security_headers() {
             )),
             "{path}: {policy}"
         );
+    }
+}
+
+/// The `Set-Cookie` of a new session, from `GET /api/session` without credentials.
+async fn new_session_cookie(server: &TestServer) -> String {
+    let response = reqwest::get(server.url("/api/session")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn over_https_the_session_cookie_is_a_host_cookie() {
+    let server = TestServer::start(&["--https"]);
+    let set_cookie = new_session_cookie(&server).await;
+    assert!(set_cookie.starts_with("__Host-dv_session="), "{set_cookie}");
+    let attributes: Vec<&str> = set_cookie.split(';').map(str::trim).collect();
+    for required in ["Secure", "Path=/", "HttpOnly", "SameSite=Lax"] {
+        assert!(attributes.contains(&required), "{required}: {set_cookie}");
+    }
+    assert!(
+        !attributes.iter().any(|a| a.starts_with("Domain")),
+        "{set_cookie}"
+    );
+    let cookie = attributes[0];
+    let response = reqwest::Client::new()
+        .get(server.url("/api/uploads"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the __Host- cookie is the session");
+
+    let plain = TestServer::start(&[]);
+    let set_cookie = new_session_cookie(&plain).await;
+    assert!(set_cookie.starts_with("dv_session="), "{set_cookie}");
+    assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
+}
+
+#[tokio::test]
+async fn any_correctly_signed_cookie_of_our_name_is_the_session() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let Auth::Cookie(ada_cookie) = &ada.auth else {
+        unreachable!("a browser session")
+    };
+    // E.g. one planted for a parent domain, which the browser sends first.
+    let planted = "dv_session=planted-by-a-sibling";
+    for cookies in [
+        format!("{planted}; {ada_cookie}"),
+        format!("{ada_cookie}; {planted}"),
+    ] {
+        let response = reqwest::Client::new()
+            .get(server.url("/api/session"))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.headers().get("set-cookie").is_none(),
+            "no new session for {cookies}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["owner"], ada.owner.as_str(), "{cookies}");
     }
 }

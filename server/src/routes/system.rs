@@ -10,7 +10,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::errors::ApiError;
-use crate::identity::{self, Owner, OwnerId};
+use crate::identity::{Owner, OwnerId};
 use crate::metrics::StateLabel;
 use crate::security_headers;
 use crate::state::AppState;
@@ -81,23 +81,17 @@ pub async fn ensure_session(
     let has_token = req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION);
-    let minted = (wants_session
-        && !has_token
-        && identity::session_owner(req.request(), &state.session_key).is_none())
-    .then(OwnerId::random);
+    let minted = (wants_session && !has_token && state.sessions.owner(req.request()).is_none())
+        .then(OwnerId::random);
     if let Some(owner) = &minted {
         req.extensions_mut().insert(owner.clone());
     }
-    let secure = req.connection_info().scheme() == "https";
+    let request_is_https = req.connection_info().scheme() == "https";
     let mut response = next.call(req).await?;
     if let Some(owner) = minted {
         response
             .response_mut()
-            .add_cookie(&identity::session_cookie(
-                &owner,
-                &state.session_key,
-                secure,
-            ))?;
+            .add_cookie(&state.sessions.new_cookie(&owner, request_is_https))?;
     }
     Ok(response)
 }
