@@ -41,8 +41,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot open the database: {e}"))?;
     let storage = crate::storage::open(config.storage.as_deref(), &config.data_dir)
         .map_err(|e| format!("cannot prepare storage: {e}"))?;
-    let session_key = identity::load_or_create_key(&config.session_key_file())
-        .map_err(|e| format!("cannot create the session key: {e}"))?;
+    let session_key = identity::load_or_create_key(&config.session_key_file())?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let hub = HubHandle::new(config.ws_queue_len, config.max_connections_per_owner);

@@ -3,10 +3,14 @@
 
 mod support;
 
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use serde_json::Value;
 use sha2::Digest;
-use support::{created_id, Auth, TestServer};
+use support::{created_id, Auth, TestServer, PATIENCE};
 
 /// Cells and a field name built to run as formulas when the CSV report is opened in a
 /// spreadsheet (OWASP, "CSV Injection"): the CSV report shows them as text, byte for byte
@@ -232,4 +236,55 @@ async fn any_correctly_signed_cookie_of_our_name_is_the_session() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["owner"], ada.owner.as_str(), "{cookies}");
     }
+}
+
+/// Start `datavista serve` expecting it to refuse; its stderr.
+fn serve_refuses(data_dir: &Path, extra: &[&str]) -> String {
+    let mut process = Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while process.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = process.kill();
+            panic!("the server started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = process.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn a_short_or_unreadable_session_key_stops_the_server() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let key_file = data_dir.join("session.key");
+    std::fs::write(&key_file, b"too short").unwrap();
+    let stderr = serve_refuses(&data_dir, &[]);
+    assert!(
+        stderr.contains("holds 9 bytes, fewer than the 64 it needs"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        b"too short",
+        "the file is left as it was"
+    );
+
+    // Root reads any file, so a directory stands in for a file the server cannot read.
+    let unreadable = temp.path().join("key-dir");
+    std::fs::create_dir(&unreadable).unwrap();
+    let stderr = serve_refuses(
+        &data_dir,
+        &["--session-key-file", unreadable.to_str().unwrap()],
+    );
+    assert!(stderr.contains("cannot read the session key"), "{stderr}");
 }
