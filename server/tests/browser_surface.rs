@@ -288,3 +288,32 @@ fn a_short_or_unreadable_session_key_stops_the_server() {
     );
     assert!(stderr.contains("cannot read the session key"), "{stderr}");
 }
+
+#[tokio::test]
+async fn allowed_origins_may_be_written_with_spaces_and_slashes() {
+    let server = TestServer::start(&[
+        "--allowed-origins",
+        "https://a.example, https://b.example/ ,https://c.example",
+    ]);
+    let ada = server.session().await;
+    for (origin, status) in [
+        ("https://a.example", 201),
+        ("https://b.example", 201),
+        ("https://c.example", 201),
+        ("https://d.example", 403),
+    ] {
+        let response = ada
+            .request(reqwest::Method::POST, "/api/schemas")
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(r#"{"fields": [{"name": "a"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{origin}");
+    }
+    assert!(ada
+        .socket_with_origin("", Some("https://b.example"))
+        .await
+        .is_ok());
+}
