@@ -203,6 +203,35 @@ async fn choose_schema(client: &Client, id: &str) {
         .unwrap();
 }
 
+/// The page came with the server's Content-Security-Policy and still works under it: it went
+/// live (its inline loader and the WebAssembly ran, the WebSocket opened) and the styles
+/// written at load time applied (inline `style` attributes would have been refused).
+async fn assert_runs_under_the_content_security_policy(client: &Client) {
+    let policy = client
+        .execute_async(
+            "const done = arguments[0];
+             fetch(location.href).then(r => done(r.headers.get('content-security-policy')));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let policy = policy
+        .as_str()
+        .expect("the page has a Content-Security-Policy");
+    assert!(
+        policy.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"),
+        "{policy}"
+    );
+    let display = client
+        .execute(
+            "return getComputedStyle(document.querySelector('[data-testid=file-input]')).display;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(display, "none", "the file input stays hidden");
+}
+
 /// WebDriver cannot drag files from the OS: load them through a hidden input, then drop
 /// them on the dropzone as a DataTransfer, as a real drag would.
 async fn drop_files(client: &Client, paths: &[PathBuf]) {
@@ -253,6 +282,7 @@ async fn drop_three_files_and_watch_them_validate_live() {
     let (_driver, client) = start_browser().await;
 
     open_dashboard(&client, &url).await;
+    assert_runs_under_the_content_security_policy(&client).await;
     choose_schema(&client, "people").await;
     client
         .execute("window.__sameDocument = true;", vec![])
@@ -264,6 +294,8 @@ async fn drop_three_files_and_watch_them_validate_live() {
             "window.__errors = [];
              window.addEventListener('error', e => window.__errors.push(String(e.message)));
              window.addEventListener('unhandledrejection', e => window.__errors.push(String(e.reason)));
+             document.addEventListener('securitypolicyviolation',
+                 e => window.__errors.push(`CSP refused ${e.blockedURI} (${e.violatedDirective})`));
              const original = console.error;
              console.error = (...args) => { window.__errors.push(args.join(' ')); original(...args); };",
             vec![],

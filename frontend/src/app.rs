@@ -239,7 +239,7 @@ fn Dropzone() -> impl IntoView {
                 <button on:click=move |_| { if let Some(input) = input.get() { input.click(); } }>"choose files"</button>
             </p>
             <p class="muted">"Each file is checked in your browser right away, then uploaded and validated on the server."</p>
-            <input type="file" multiple accept=".csv,.tsv,.txt,text/csv" node_ref=input style="display:none" data-testid="file-input"
+            <input type="file" multiple accept=".csv,.tsv,.txt,text/csv" node_ref=input hidden data-testid="file-input"
                 on:change=move |_| {
                     if let Some(files) = input.get().and_then(|i| i.files()) { take(files); }
                     if let Some(input) = input.get() { input.set_value(""); }
@@ -712,7 +712,7 @@ fn ErrorsPanel() -> impl IntoView {
             view! {
                 <section class="card" aria-label="Errors" data-testid="errors-panel">
                     <div class="toolbar">
-                        <h2 style="margin:0;font-size:1.05rem">{format!("{} — {}", j.file_name, j.state.as_str())}</h2>
+                        <h2>{format!("{} — {}", j.file_name, j.state.as_str())}</h2>
                         <a class="button" href=format!("/api/uploads/{id}/report.json") download>"Report (JSON)"</a>
                         <a class="button" href=format!("/api/uploads/{id}/report.csv") download>"Report (CSV)"</a>
                         <button on:click=move |_| { dashboard.selected.set(None); offset.set(0); }>"Close"</button>

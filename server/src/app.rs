@@ -41,8 +41,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot open the database: {e}"))?;
     let storage = crate::storage::open(config.storage.as_deref(), &config.data_dir)
         .map_err(|e| format!("cannot prepare storage: {e}"))?;
-    let session_key = identity::load_or_create_key(&config.session_key_file())
-        .map_err(|e| format!("cannot create the session key: {e}"))?;
+    let session_key = identity::load_or_create_key(&config.session_key_file())?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
     let hub = HubHandle::new(
@@ -88,7 +87,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         schemas,
         reports: crate::reports::ReportCache::new(),
         metrics,
-        session_key,
+        sessions: identity::SessionCookies::new(session_key, config.https),
         session_rate: crate::session_rate::SessionRate::new(config.new_sessions_per_minute),
         trusted_proxies,
         shutdown,
@@ -107,6 +106,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
                     crate::errors::ApiError::BadRequest(e.to_string()).into()
                 }))
                 .wrap(from_fn(system::ensure_session))
+                // Outermost, so it sees every response the app makes, errors and 404s too.
+                .wrap(crate::security_headers::on_every_response())
                 .configure(routes::uploads::routes)
                 .configure(routes::schemas::routes)
                 .configure(system::routes)

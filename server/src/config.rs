@@ -81,9 +81,15 @@ pub struct Config {
     /// Validations running at once (default: the number of cores).
     #[arg(long, env = "DATAVISTA_WORKERS")]
     pub workers: Option<usize>,
-    /// Origins allowed to open the WebSocket (comma-separated), besides the server's own.
-    #[arg(long, env = "DATAVISTA_ALLOWED_ORIGINS", value_delimiter = ',')]
+    /// Origins allowed to open the WebSocket and to make changes with a session cookie
+    /// (comma-separated, e.g. `https://a.example, https://b.example`), besides the server's own.
+    #[arg(long, env = "DATAVISTA_ALLOWED_ORIGINS", value_delimiter = ',', value_parser = origin)]
     pub allowed_origins: Vec<String>,
+    /// Browsers reach the server over HTTPS (e.g. through a proxy that ends TLS): the session
+    /// cookie is then always `Secure` and named `__Host-dv_session`, which no other subdomain
+    /// can set. Switching it on or off starts new anonymous sessions.
+    #[arg(long, env = "DATAVISTA_HTTPS")]
+    pub https: bool,
     /// Live WebSocket connections (dashboard tabs) one owner may hold; past it the upgrade
     /// gets 429 with a Retry-After.
     #[arg(
@@ -112,4 +118,11 @@ impl Config {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
             .max(1)
     }
+}
+
+/// An origin as a browser sends it in `Origin`: no spaces around it (people write lists with
+/// them), no trailing slash. An empty entry (an empty variable, a trailing comma) is kept: no
+/// browser sends an empty `Origin`, so it allows nothing.
+fn origin(value: &str) -> Result<String, String> {
+    Ok(value.trim().trim_end_matches('/').to_owned())
 }

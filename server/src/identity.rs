@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
@@ -15,7 +16,14 @@ use sha2::{Digest, Sha256};
 use crate::errors::ApiError;
 use crate::state::AppState;
 
-pub const SESSION_COOKIE: &str = "dv_session";
+/// The session cookie's name when the server is reached over plain HTTP.
+const SESSION_COOKIE: &str = "dv_session";
+/// Its name over HTTPS. A browser keeps a `__Host-` cookie only when it came from a secure
+/// origin with `Secure`, `Path=/` and no `Domain`, so no sibling subdomain and no plain-HTTP
+/// page can plant one that shadows ours.
+const HTTPS_SESSION_COOKIE: &str = "__Host-dv_session";
+/// Bytes of a session key: [`Key`] signs with the first 32 and would encrypt with the rest.
+const KEY_BYTES: usize = 64;
 
 /// An owner's id: a random UUID v4, never derived from anything a user sent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -84,7 +92,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
     if let Some(owner) = req.extensions().get::<OwnerId>() {
         return Ok(Owner(owner.clone())); // a session minted for this very request
     }
-    let owner = session_owner(req, &state.session_key).ok_or_else(|| {
+    let owner = state.sessions.owner(req).ok_or_else(|| {
         ApiError::Unauthenticated(
             "no session: open the dashboard first, or send a bearer token".into(),
         )
@@ -118,28 +126,55 @@ pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiErro
     }
 }
 
-/// The owner named by a validly signed session cookie.
-pub fn session_owner(req: &HttpRequest, key: &Key) -> Option<OwnerId> {
-    let cookie = req.cookie(SESSION_COOKIE)?;
-    let mut jar = CookieJar::new();
-    jar.add_original(cookie);
-    let verified = jar.signed(key).get(SESSION_COOKIE)?;
-    uuid::Uuid::parse_str(verified.value())
-        .ok()
-        .map(|id| OwnerId(id.to_string()))
+/// How browser sessions are signed and named.
+pub struct SessionCookies {
+    key: Key,
+    /// [`SESSION_COOKIE`], or [`HTTPS_SESSION_COOKIE`] when the server is reached over HTTPS.
+    name: &'static str,
+    /// `--https`: every cookie is `Secure`, whatever the request says about its scheme.
+    https: bool,
 }
 
-/// A signed, HttpOnly, SameSite=Lax cookie for a new anonymous session.
-pub fn session_cookie(owner: &OwnerId, key: &Key, secure: bool) -> Cookie<'static> {
-    let mut jar = CookieJar::new();
-    let mut cookie = Cookie::new(SESSION_COOKIE, owner.as_str().to_owned());
-    cookie.set_http_only(true);
-    cookie.set_same_site(SameSite::Lax);
-    cookie.set_path("/");
-    cookie.set_secure(secure);
-    cookie.set_max_age(actix_web::cookie::time::Duration::days(365));
-    jar.signed_mut(key).add(cookie);
-    jar.get(SESSION_COOKIE).expect("just added").clone()
+impl SessionCookies {
+    pub fn new(key: Key, https: bool) -> SessionCookies {
+        let name = if https {
+            HTTPS_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        };
+        SessionCookies { key, name, https }
+    }
+
+    /// The owner named by a validly signed session cookie. A browser may send several of one
+    /// name (e.g. one set for a parent domain besides ours), in any order: any that is ours
+    /// counts, not only the first.
+    pub fn owner(&self, req: &HttpRequest) -> Option<OwnerId> {
+        let cookies = req.cookies().ok()?;
+        cookies
+            .iter()
+            .filter(|cookie| cookie.name() == self.name)
+            .find_map(|cookie| {
+                let mut jar = CookieJar::new();
+                jar.add_original(cookie.clone());
+                let verified = jar.signed(&self.key).get(self.name)?;
+                let id = uuid::Uuid::parse_str(verified.value()).ok()?;
+                Some(OwnerId(id.to_string()))
+            })
+    }
+
+    /// A signed, HttpOnly, SameSite=Lax cookie for a new anonymous session; `Secure` with
+    /// `--https` or when this request came over HTTPS.
+    pub fn new_cookie(&self, owner: &OwnerId, request_is_https: bool) -> Cookie<'static> {
+        let mut jar = CookieJar::new();
+        let mut cookie = Cookie::new(self.name, owner.as_str().to_owned());
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_path("/");
+        cookie.set_secure(self.https || request_is_https);
+        cookie.set_max_age(actix_web::cookie::time::Duration::days(365));
+        jar.signed_mut(&self.key).add(cookie);
+        jar.get(self.name).expect("just added").clone()
+    }
 }
 
 /// A new bearer token: 32 random bytes, URL-safe base64, with a recognisable prefix.
@@ -160,26 +195,105 @@ pub fn token_hash(token: &str) -> String {
         .collect()
 }
 
-/// The key that signs session cookies: kept in the data dir so sessions survive restarts.
-pub fn load_or_create_key(path: &std::path::Path) -> std::io::Result<Key> {
-    match std::fs::read(path) {
-        Ok(bytes) if bytes.len() >= 64 => Ok(Key::from(&bytes)),
-        Ok(_) | Err(_) => {
-            let mut bytes = [0u8; 64];
-            getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-            write_private(path, &bytes)?;
-            Ok(Key::from(&bytes))
-        }
+/// The key that signs session cookies, kept in a file so that sessions survive restarts and
+/// nodes behind one address share it; made when the file is missing. A file that cannot be
+/// read or is too short stops the server: replacing it would end every browser session.
+pub fn load_or_create_key(path: &Path) -> Result<Key, String> {
+    match read_key(path)? {
+        Some(key) => Ok(key),
+        None => create_key(path),
     }
 }
 
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// The key in `path`; `None` when there is no such file.
+fn read_key(path: &Path) -> Result<Option<Key>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the session key {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    if bytes.len() < KEY_BYTES {
+        return Err(format!(
+            "the session key {} holds {} bytes, fewer than the {KEY_BYTES} it needs: restore \
+             it, or delete it to have a new one made (which ends every browser session)",
+            path.display(),
+            bytes.len()
+        ));
+    }
+    Ok(Some(Key::from(&bytes)))
+}
+
+/// Write a new random key to `path`, unless another node starting at the same time gets
+/// there first: then its key is the key. The file appears whole or not at all: the key is
+/// written under a temporary name, then hard-linked to `path`, which fails if it exists.
+fn create_key(path: &Path) -> Result<Key, String> {
+    let cannot_create =
+        |e: std::io::Error| format!("cannot create the session key {}: {e}", path.display());
+    let mut bytes = [0u8; KEY_BYTES];
+    getrandom::fill(&mut bytes).map_err(|e| cannot_create(std::io::Error::other(e.to_string())))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+    let linked =
+        write_private(&temporary, &bytes).and_then(|()| std::fs::hard_link(&temporary, path));
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok(Key::from(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path)?
+            .ok_or_else(|| cannot_create(std::io::Error::other("it vanished as it was made"))),
+        Err(e) => Err(cannot_create(e)),
+    }
+}
+
+/// A new file only its owner can read, flushed to disk before it is linked into place.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    options.open(path)?.write_all(bytes)
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_starting_together_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each round is a fresh start of eight nodes: one round alone seldom hits the race.
+        for round in 0..50 {
+            let path = dir.path().join(format!("{round}.key"));
+            let nodes = 8;
+            let start = std::sync::Barrier::new(nodes);
+            let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let starting: Vec<_> = (0..nodes)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            load_or_create_key(&path).unwrap().master().to_vec()
+                        })
+                    })
+                    .collect();
+                starting.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert!(keys.iter().all(|k| k == &keys[0]), "round {round}: one key");
+            assert_eq!(
+                std::fs::read(&path).unwrap(),
+                keys[0],
+                "the one in the file"
+            );
+        }
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, 50, "no temporary file is left behind");
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`side_runtime`] — a small runtime for blocking callers of async clients.
 //! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
 //! - [`reports`] — reports kept in memory once read, for paging and downloads.
+//! - [`security_headers`] — the Content-Security-Policy and other headers on every response.
 //! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
 //! - [`session_rate`] — new sessions per client address per minute.
 //! - [`validate_command`] — `validate`: the engine from a terminal.
@@ -27,6 +28,7 @@ mod metrics;
 mod reports;
 mod routes;
 mod schemas;
+mod security_headers;
 mod session_rate;
 mod side_runtime;
 mod state;

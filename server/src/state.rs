@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use actix_web::cookie::Key;
-
 use crate::config::Config;
 use crate::hub::HubHandle;
+use crate::identity::SessionCookies;
 use crate::jobs::JobRunner;
 use crate::metrics::Metrics;
 use crate::reports::ReportCache;
@@ -21,8 +20,8 @@ pub struct AppState {
     pub schemas: SchemaCatalog,
     pub reports: ReportCache,
     pub metrics: Arc<Metrics>,
-    /// Signs session cookies.
-    pub session_key: Key,
+    /// Signs, names and checks session cookies.
+    pub sessions: SessionCookies,
     /// How fast one client address may start new sessions.
     pub session_rate: SessionRate,
     /// `--trusted-proxies`, parsed.

@@ -1,17 +1,19 @@
 //! Health, metrics, the session endpoint and the dashboard's static files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use actix_files::NamedFile;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{ContentType, CONTENT_SECURITY_POLICY};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 
 use crate::errors::ApiError;
-use crate::identity::{self, Owner, OwnerId};
+use crate::identity::{Owner, OwnerId};
 use crate::metrics::StateLabel;
+use crate::security_headers;
 use crate::state::AppState;
 
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -93,10 +95,8 @@ pub async fn ensure_session(
     let has_token = req
         .headers()
         .contains_key(actix_web::http::header::AUTHORIZATION);
-    let minted = (wants_session
-        && !has_token
-        && identity::session_owner(req.request(), &state.session_key).is_none())
-    .then(OwnerId::random);
+    let minted = (wants_session && !has_token && state.sessions.owner(req.request()).is_none())
+        .then(OwnerId::random);
     if minted.is_some() {
         if let Some(peer) = req.peer_addr() {
             let forwarded = req
@@ -119,16 +119,12 @@ pub async fn ensure_session(
     if let Some(owner) = &minted {
         req.extensions_mut().insert(owner.clone());
     }
-    let secure = req.connection_info().scheme() == "https";
+    let request_is_https = req.connection_info().scheme() == "https";
     let mut response = next.call(req).await?;
     if let Some(owner) = minted {
         response
             .response_mut()
-            .add_cookie(&identity::session_cookie(
-                &owner,
-                &state.session_key,
-                secure,
-            ))?;
+            .add_cookie(&state.sessions.new_cookie(&owner, request_is_https))?;
     }
     Ok(response)
 }
@@ -138,7 +134,7 @@ pub async fn ensure_session(
 pub async fn dashboard(
     state: web::Data<AppState>,
     req: HttpRequest,
-) -> Result<NamedFile, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let dist = &state.config.dist_dir;
     if req.path().starts_with("/api/") || req.path() == "/ws" {
         return Err(ApiError::NotFound(format!(
@@ -152,16 +148,24 @@ pub async fn dashboard(
     let safe = relative
         .components()
         .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if safe && !relative.as_os_str().is_empty() {
+    if safe && !relative.as_os_str().is_empty() && relative != Path::new("index.html") {
         let file = dist.join(&relative);
         if file.is_file() {
-            return Ok(NamedFile::open(file)?);
+            return Ok(NamedFile::open(file)?.into_response(&req));
         }
     }
-    NamedFile::open(dist.join("index.html")).map_err(|_| {
+    let page = std::fs::read_to_string(dist.join("index.html")).map_err(|_| {
         ApiError::NotFound(format!(
             "the dashboard is not built: run `trunk build --release` (looked in {})",
             dist.display()
         ))
-    })
+    })?;
+    // The page is served from the bytes its policy hashed, so the two always match.
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .insert_header((
+            CONTENT_SECURITY_POLICY,
+            security_headers::page_policy(&page),
+        ))
+        .body(page))
 }

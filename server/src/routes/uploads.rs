@@ -695,6 +695,20 @@ fn attachment(name: &str, extension: &str) -> (String, String) {
     )
 }
 
+/// What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Text for a CSV report cell that a spreadsheet shows as text: one starting like a formula
+/// (e.g. a user's cell `=HYPERLINK(…)`) gets a leading `'`, as OWASP recommends; anything
+/// else is left exactly as it is. Negative numbers in user text get the quote too.
+fn inert_in_spreadsheets(text: &str) -> String {
+    if text.starts_with(FORMULA_STARTS) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
 /// `GET /api/uploads/{id}/report.json`: the whole report.
 async fn report_json(
     state: web::Data<AppState>,
@@ -709,7 +723,8 @@ async fn report_json(
         .json(&cached.report))
 }
 
-/// `GET /api/uploads/{id}/report.csv`: the error sample, one error per row.
+/// `GET /api/uploads/{id}/report.csv`: the error sample, one error per row. Text that
+/// could run as a formula when the file opens in a spreadsheet is neutralised.
 async fn report_csv(
     state: web::Data<AppState>,
     owner: Owner,
@@ -734,16 +749,17 @@ async fn report_csv(
         ])?;
         for e in &report.errors {
             let number = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+            let text = |v: &Option<String>| inert_in_spreadsheets(v.as_deref().unwrap_or_default());
             out.write_record([
                 number(e.row),
                 number(e.line),
                 number(e.byte_offset),
                 number(e.field_number.map(|n| n as u64)),
-                e.field_name.clone().unwrap_or_default(),
-                e.code.as_str().to_owned(),
-                e.constraint.clone().unwrap_or_default(),
-                e.cell.clone().unwrap_or_default(),
-                e.message.clone(),
+                text(&e.field_name),
+                inert_in_spreadsheets(e.code.as_str()),
+                text(&e.constraint),
+                text(&e.cell),
+                inert_in_spreadsheets(&e.message),
             ])?;
         }
         Ok(())

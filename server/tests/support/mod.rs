@@ -256,6 +256,20 @@ impl Client {
         self.get(path).await.json().await.unwrap()
     }
 
+    /// Add a user schema (Table Schema JSON) by `name`; returns its id.
+    pub async fn add_schema(&self, name: &str, schema: &str) -> String {
+        let response = self
+            .request(reqwest::Method::POST, &format!("/api/schemas?name={name}"))
+            .header("content-type", "application/json")
+            .body(schema.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "the schema {name} is added");
+        let added: serde_json::Value = response.json().await.unwrap();
+        added["id"].as_str().unwrap().to_owned()
+    }
+
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.request(reqwest::Method::DELETE, path)
             .send()
