@@ -224,8 +224,18 @@ pub async fn run(binary: &std::path::Path, plan: Plan) -> Result<Outcome, String
     let mut next_kill = started + Duration::from_secs_f64(plan.kill_every);
     let fill_at = started + Duration::from_secs_f64(plan.seconds * 0.4);
     let mut filled = false;
+    // The server's memory once a minute, to tell a leak (a steady climb) from warm-up.
+    let mut next_sample = started + Duration::from_secs(60);
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
+        if Instant::now() >= next_sample {
+            next_sample += Duration::from_secs(60);
+            println!(
+                "soak: t={:.0}s server RSS {} KiB",
+                started.elapsed().as_secs_f64(),
+                server.lock().unwrap().rss_kib()
+            );
+        }
         if let Some(status) = server.lock().unwrap().exited() {
             outcome
                 .problems
