@@ -29,6 +29,50 @@ pub struct StoredSchema {
     pub body: String,
 }
 
+/// A bearer token as the store keeps it: never the token itself, only its hash (by which
+/// requests find it) and what `token list` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// Names the token in `token list` and `token revoke --id`: the first digits of its
+    /// hash ([`token_id`]), so revoking by the token itself finds the same row.
+    pub id: String,
+    pub owner: OwnerId,
+    /// The token's first characters, to recognise it in a list; `None` for tokens made
+    /// before hints were kept.
+    pub hint: Option<String>,
+    pub created_at_ms: u64,
+    /// `None`: never expires.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl StoredToken {
+    /// A token made now, to be kept under `token_hash`.
+    pub fn new(
+        token_hash: &str,
+        owner: OwnerId,
+        hint: &str,
+        expires_at_ms: Option<u64>,
+    ) -> StoredToken {
+        StoredToken {
+            id: token_id(token_hash).to_owned(),
+            owner,
+            hint: Some(hint.to_owned()),
+            created_at_ms: crate::now_ms(),
+            expires_at_ms,
+        }
+    }
+
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// The id of the token with this hash. The migration that introduced ids derived the ids of
+/// existing tokens the same way (`substr(hash, 1, 12)`).
+pub fn token_id(token_hash: &str) -> &str {
+    token_hash.get(..12).unwrap_or(token_hash)
+}
+
 /// Which server process holds the jobs it saves, and for how long without renewing.
 /// Several nodes share one PostgreSQL database; a job whose node stopped renewing (it
 /// crashed, or was stopped) is taken over by another node.
@@ -125,10 +169,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs per state, for metrics.
     fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>>;
 
-    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()>;
-    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>>;
-    /// Forget a token; false when there was no such token.
-    fn remove_token(&self, token_hash: &str) -> StoreResult<bool>;
+    /// Keep a new token, by its hash.
+    fn add_token(&self, token_hash: &str, token: &StoredToken) -> StoreResult<()>;
+    /// The token with this hash, expired or not.
+    fn token(&self, token_hash: &str) -> StoreResult<Option<StoredToken>>;
+    /// Every token, oldest first.
+    fn tokens(&self) -> StoreResult<Vec<StoredToken>>;
+    /// Forget a token by its id; false when there was no such token.
+    fn remove_token(&self, id: &str) -> StoreResult<bool>;
 
     fn add_schema(&self, owner: &OwnerId, schema: &StoredSchema) -> StoreResult<()>;
     fn schemas(&self, owner: &OwnerId) -> StoreResult<Vec<StoredSchema>>;
@@ -149,6 +197,7 @@ mod tests {
 
     use super::test_postgres::TestPostgres;
     use super::*;
+    use crate::identity::token_hash;
 
     fn job(id: &str, state: JobState, created_at_ms: u64) -> Job {
         Job {
@@ -246,13 +295,30 @@ mod tests {
         assert_eq!(store.delete_job(&alice, "a1").unwrap(), None);
         assert_eq!(store.snapshot(&alice).unwrap().0, 4);
 
-        // Tokens and schemas.
-        assert_eq!(store.token_owner("h1").unwrap(), None);
-        store.add_token("h1", &alice).unwrap();
-        assert_eq!(store.token_owner("h1").unwrap(), Some(alice.clone()));
-        assert!(store.remove_token("h1").unwrap());
-        assert!(!store.remove_token("h1").unwrap());
-        assert_eq!(store.token_owner("h1").unwrap(), None);
+        // Tokens: found by hash, listed oldest first, removed by id.
+        let (h1, h2) = (token_hash("dv_one"), token_hash("dv_two"));
+        assert_eq!(store.token(&h1).unwrap(), None);
+        let first = StoredToken::new(&h1, alice.clone(), "dv_o", None);
+        let second = StoredToken::new(&h2, bob.clone(), "dv_t", Some(42));
+        store.add_token(&h1, &first).unwrap();
+        store.add_token(&h2, &second).unwrap();
+        assert_eq!(
+            (first.id.as_str(), &first.owner, first.hint.as_deref()),
+            (token_id(&h1), &alice, Some("dv_o"))
+        );
+        assert_eq!(store.token(&h1).unwrap(), Some(first.clone()));
+        assert_eq!(store.token(&h2).unwrap().unwrap().expires_at_ms, Some(42));
+        assert!(second.expired(42) && !second.expired(41) && !first.expired(u64::MAX));
+        let mut listed = store.tokens().unwrap();
+        listed.sort_by_key(|t| t.owner == bob); // made in the same millisecond, maybe
+        assert_eq!(listed, [first.clone(), second.clone()]);
+        assert!(store.remove_token(&first.id).unwrap());
+        assert!(!store.remove_token(&first.id).unwrap());
+        assert_eq!(store.token(&h1).unwrap(), None);
+        assert_eq!(store.tokens().unwrap(), std::slice::from_ref(&second));
+        assert!(store.remove_token(&second.id).unwrap());
+
+        // Schemas.
         let schema = StoredSchema {
             id: "s1".into(),
             name: "people".into(),

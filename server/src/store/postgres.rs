@@ -14,7 +14,7 @@ use datavista_shared::protocol::{Job, JobProgress, JobState};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, StoreError, StoreResult, StoredSchema, StoredToken};
 use crate::identity::OwnerId;
 use crate::side_runtime::SideRuntime;
 
@@ -61,6 +61,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN node_id TEXT;
     ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX jobs_unfinished ON jobs (lease_until) WHERE state IN ('uploading', 'queued', 'validating');
+"#,
+    // Tokens get an id to list and revoke them by (see `store::token_id`), a hint and an
+    // optional expiry.
+    r#"
+    ALTER TABLE tokens ADD COLUMN id TEXT;
+    ALTER TABLE tokens ADD COLUMN hint TEXT;
+    ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
+    UPDATE tokens SET id = substr(hash, 1, 12);
+    CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
 "#,
 ];
 
@@ -174,6 +183,18 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         reason: row.try_get(9)?,
         created_at_ms: row.try_get::<i64, _>(10)? as u64,
         updated_at_ms: row.try_get::<i64, _>(11)? as u64,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, owner_id, hint, created_at, expires_at";
+
+fn token_from_row(row: &PgRow) -> Result<StoredToken, sqlx::Error> {
+    Ok(StoredToken {
+        id: row.try_get(0)?,
+        owner: OwnerId::from_stored(row.try_get(1)?),
+        hint: row.try_get(2)?,
+        created_at_ms: row.try_get::<i64, _>(3)? as u64,
+        expires_at_ms: row.try_get::<Option<i64>, _>(4)?.map(|v| v as u64),
     })
 }
 
@@ -455,36 +476,54 @@ impl JobStore for PgStore {
         })
     }
 
-    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()> {
-        let (hash, owner) = (token_hash.to_owned(), owner.as_str().to_owned());
+    fn add_token(&self, token_hash: &str, token: &StoredToken) -> StoreResult<()> {
+        let (hash, token) = (token_hash.to_owned(), token.clone());
         self.run(|pool| async move {
-            sqlx::query("INSERT INTO tokens (hash, owner_id, created_at) VALUES ($1, $2, $3)")
-                .bind(hash)
-                .bind(owner)
-                .bind(crate::now_ms() as i64)
-                .execute(&pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO tokens (hash, id, owner_id, hint, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(hash)
+            .bind(token.id)
+            .bind(token.owner.as_str())
+            .bind(token.hint)
+            .bind(token.created_at_ms as i64)
+            .bind(token.expires_at_ms.map(|v| v as i64))
+            .execute(&pool)
+            .await?;
             Ok(())
         })
     }
 
-    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
+    fn token(&self, token_hash: &str) -> StoreResult<Option<StoredToken>> {
         let hash = token_hash.to_owned();
         self.run(|pool| async move {
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT owner_id FROM tokens WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&pool)
-                    .await?;
-            Ok(owner.map(OwnerId::from_stored))
+            let row = sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"
+            ))
+            .bind(hash)
+            .fetch_optional(&pool)
+            .await?;
+            row.as_ref().map(token_from_row).transpose()
         })
     }
 
-    fn remove_token(&self, token_hash: &str) -> StoreResult<bool> {
-        let hash = token_hash.to_owned();
+    fn tokens(&self) -> StoreResult<Vec<StoredToken>> {
         self.run(|pool| async move {
-            let removed = sqlx::query("DELETE FROM tokens WHERE hash = $1")
-                .bind(hash)
+            let rows = sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at"
+            ))
+            .fetch_all(&pool)
+            .await?;
+            rows.iter().map(token_from_row).collect()
+        })
+    }
+
+    fn remove_token(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.run(|pool| async move {
+            let removed = sqlx::query("DELETE FROM tokens WHERE id = $1")
+                .bind(id)
                 .execute(&pool)
                 .await?
                 .rows_affected();
