@@ -28,12 +28,12 @@ pub struct Config {
     /// Uploads are refused while less than this many bytes are free on the data disk.
     #[arg(long, env = "DATAVISTA_MIN_FREE_BYTES", default_value_t = 256 << 20)]
     pub min_free_bytes: u64,
-    /// PostgreSQL for the job store, shared by several nodes (`postgres://user@host/db`);
-    /// without it, a SQLite file in the data dir.
+    /// PostgreSQL for the job store, shared by several nodes (`postgres://user@host/db`;
+    /// TLS as the URL's `sslmode` says); without it, a SQLite file in the data dir.
     #[arg(long, env = "DATAVISTA_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Redis for pushing events between server nodes (`redis://host:port`); without it,
-    /// events stay in this process.
+    /// Redis for pushing events between server nodes (`redis://host:port`, or `rediss://`
+    /// over TLS); without it, events stay in this process.
     #[arg(long, env = "DATAVISTA_REDIS_URL")]
     pub redis_url: Option<String>,
     /// Where uploads and reports live: a directory, or `s3://bucket/prefix` on any

@@ -152,6 +152,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate_command::run(&args),
         Command::Serve(config) => {
+            // redis's TLS asks rustls for the process's provider; naming it here keeps
+            // `rediss://` working even if another crate ever enables a second one. An error
+            // only says one is installed already.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             tracing_subscriber::fmt()

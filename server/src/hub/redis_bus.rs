@@ -60,7 +60,7 @@ impl RedisBus {
         url: &str,
         hub: HubHandle,
     ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+        let client = client(url)?;
         let publisher = client
             .get_multiplexed_async_connection()
             .await
@@ -146,6 +146,12 @@ impl Relay {
     }
 }
 
+/// A client for `redis://` or, over TLS, `rediss://` (the server's certificate is checked
+/// against the system's trusted ones; `SSL_CERT_FILE` names another bundle).
+fn client(url: &str) -> Result<redis::Client, String> {
+    redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))
+}
+
 async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
@@ -203,5 +209,23 @@ async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, to: Re
         };
         tracing::info!("resubscribed to Redis; every tab here gets a fresh snapshot");
         to.hub.resync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parsing needs no server; without the TLS feature the client refuses `rediss://`.
+    #[test]
+    fn plain_and_tls_urls_are_accepted() {
+        for url in [
+            "redis://cache.internal:6379",
+            "rediss://cache.internal:6380",
+            "rediss://:secret@cache.internal/0",
+        ] {
+            assert!(client(url).is_ok(), "{url}: {:?}", client(url).err());
+        }
+        assert!(client("http://cache.internal").is_err());
     }
 }

@@ -535,6 +535,32 @@ mod tests {
         );
     }
 
+    /// `sslmode` (and `sslrootcert`) in the URL reach the driver, and TLS is built in: a
+    /// server that takes TLS connections only accepts `require` and `verify-full` with its CA,
+    /// refuses `disable`, and `verify-full` without the CA fails on the certificate.
+    #[test]
+    fn postgres_sslmode_in_the_url_is_honoured() {
+        let postgres = TestPostgres::start_tls_only();
+        let unused = tempfile::tempdir().unwrap();
+        let ca = postgres.ca_file.clone().unwrap();
+        let with = |query: &str| {
+            let url = format!("{}?{query}", postgres.url);
+            open(Some(&url), unused.path(), lease(1_000))
+        };
+        let verified = format!("sslmode=verify-full&sslrootcert={}", ca.display());
+        for query in ["sslmode=require", verified.as_str()] {
+            let store = with(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+            assert_eq!(store.job_count(&OwnerId::random()).unwrap(), 0);
+        }
+        let refused = with("sslmode=disable").err().unwrap().0;
+        assert!(refused.contains("no encryption"), "{refused}");
+        let unknown_ca = with("sslmode=verify-full").err().unwrap().0;
+        assert!(
+            unknown_ca.to_lowercase().contains("certificate"),
+            "{unknown_ca}"
+        );
+    }
+
     #[test]
     fn an_unreachable_database_is_a_clear_error() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
