@@ -36,6 +36,11 @@ pub struct Config {
     /// over TLS); without it, events stay in this process.
     #[arg(long, env = "DATAVISTA_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// The key that signs the messages between nodes, so that no one else who can reach
+    /// Redis can forge them: a file of at least 32 random bytes, the same on every node.
+    /// Required with `--redis-url`.
+    #[arg(long, env = "DATAVISTA_BUS_KEY_FILE")]
+    pub bus_key_file: Option<PathBuf>,
     /// Where uploads and reports live: a directory, or `s3://bucket/prefix` on any
     /// S3-compatible store (credentials, region and endpoint from the usual `AWS_*`
     /// variables), which several nodes can share. Default: the data dir.

@@ -19,6 +19,8 @@ pub struct Metrics {
     pub jobs: Family<StateLabel, Gauge>,
     pub bytes_validated: Counter,
     pub validation_seconds: Histogram,
+    /// Messages from Redis dropped unread: no valid signature (see `hub::redis_bus`).
+    pub bus_rejected: Counter,
 }
 
 impl Metrics {
@@ -44,12 +46,19 @@ impl Metrics {
             "Time from a validation's start to its report",
             validation_seconds.clone(),
         );
+        let bus_rejected = Counter::default();
+        registry.register(
+            "bus_rejected_messages",
+            "Messages from Redis dropped unread: missing or bad signature",
+            bus_rejected.clone(),
+        );
         Metrics {
             registry,
             connections,
             jobs,
             bytes_validated,
             validation_seconds,
+            bus_rejected,
         }
     }
 

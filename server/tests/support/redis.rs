@@ -1,6 +1,7 @@
 //! A real Redis for tests: Debian's `redis-server` (which `cargo xtask test` installs) on a
 //! free loopback port, nothing saved to disk, killed on drop. It can be restarted on the same
-//! port, to test how the nodes come back from a Redis outage.
+//! port, to test how the nodes come back from a Redis outage, and anyone who can reach it can
+//! publish on it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -51,6 +52,30 @@ impl TestRedis {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+
+    /// `PUBLISH channel payload`, as any client that reaches Redis can; how many subscribers
+    /// it reached.
+    pub fn publish(&self, channel: &str, payload: &str) -> u64 {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("Redis answers");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut command = String::from("*3\r\n");
+        for part in ["PUBLISH", channel, payload] {
+            command.push_str(&format!("${}\r\n{part}\r\n", part.len()));
+        }
+        stream
+            .write_all(command.as_bytes())
+            .expect("the command is sent");
+        let mut reply = String::new();
+        let mut byte = [0; 1];
+        while !reply.ends_with("\r\n") {
+            stream.read_exact(&mut byte).expect("Redis replies");
+            reply.push(byte[0] as char);
+        }
+        reply
+            .strip_prefix(':')
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("PUBLISH answered {reply:?}"))
     }
 
     fn stop(&mut self) {
