@@ -21,6 +21,8 @@ pub struct Metrics {
     pub validation_seconds: Histogram,
     /// Messages from Redis dropped unread: no valid signature (see `hub::redis_bus`).
     pub bus_rejected: Counter,
+    /// Events this node could not queue for the other nodes (see `hub::redis_bus`).
+    pub bus_dropped: Counter,
 }
 
 impl Metrics {
@@ -52,6 +54,12 @@ impl Metrics {
             "Messages from Redis dropped unread: missing or bad signature",
             bus_rejected.clone(),
         );
+        let bus_dropped = Counter::default();
+        registry.register(
+            "bus_dropped_messages",
+            "Messages for the other nodes dropped: the queue to Redis was full",
+            bus_dropped.clone(),
+        );
         Metrics {
             registry,
             connections,
@@ -59,6 +67,7 @@ impl Metrics {
             bytes_validated,
             validation_seconds,
             bus_rejected,
+            bus_dropped,
         }
     }
 

@@ -16,8 +16,15 @@
 //! counted, logged (at most once a minute) and dropped unread. A signed message can still be
 //! replayed by someone who recorded it; at worst that resends an old state, which the hub
 //! treats like any event that arrives late.
+//!
+//! Publishing never waits for Redis: messages wait in a bounded queue ([`OUTGOING_QUEUE`]).
+//! While Redis is slow or away the queue fills, and what does not fit is dropped (counted and
+//! logged); once the queue moves again, the other nodes are asked to resynchronise, as after a
+//! failed publish.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,6 +45,9 @@ use crate::metrics::Metrics;
 const CHANNEL: &str = "datavista:events";
 /// Between attempts to reach Redis again.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+/// Messages waiting for Redis, at most: a few seconds of a busy node's events (a few hundred
+/// bytes each, so about 2 MB), enough to ride out a slow moment without dropping any.
+pub const OUTGOING_QUEUE: usize = 4096;
 /// A warning that could repeat for every message is logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Shorter keys are refused: the key is all that keeps strangers off the channel.
@@ -145,7 +155,35 @@ pub struct RedisBus {
     node: String,
     hub: HubHandle,
     key: BusKey,
-    outgoing: mpsc::UnboundedSender<String>,
+    outgoing: Outgoing,
+}
+
+/// The bounded queue to the publishing task.
+struct Outgoing {
+    queue: mpsc::Sender<String>,
+    /// Set when a message did not fit; the publishing task then has every node resynchronise.
+    dropped: Arc<AtomicBool>,
+    drops: Counter,
+    warning: Mutex<Throttled>,
+}
+
+impl Outgoing {
+    /// Never waits: this runs where jobs store their changes.
+    fn send(&self, payload: String) {
+        let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(payload) else {
+            return; // queued, or the publishing task is gone because the runtime is stopping
+        };
+        self.dropped.store(true, Ordering::Release);
+        self.drops.inc();
+        let mut warning = self.warning.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dropped) = warning.count(Instant::now()) {
+            tracing::warn!(
+                dropped,
+                "Redis is not keeping up: events for the other nodes were dropped; they will \
+                 resynchronise their tabs from the database"
+            );
+        }
+    }
 }
 
 impl RedisBus {
@@ -158,6 +196,16 @@ impl RedisBus {
         key: BusKey,
         metrics: &Metrics,
     ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
+        RedisBus::start_queueing(url, hub, key, metrics, OUTGOING_QUEUE).await
+    }
+
+    async fn start_queueing(
+        url: &str,
+        hub: HubHandle,
+        key: BusKey,
+        metrics: &Metrics,
+        queue_len: usize,
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
         let client = client(url)?;
         let publisher = client
             .get_multiplexed_async_connection()
@@ -167,11 +215,18 @@ impl RedisBus {
             .await
             .map_err(|e| format!("cannot subscribe on Redis: {e}"))?;
         let node = uuid::Uuid::new_v4().to_string();
-        let (outgoing, queued) = mpsc::unbounded_channel();
+        let (queue, queued) = mpsc::channel(queue_len);
+        let outgoing = Outgoing {
+            queue,
+            dropped: Arc::new(AtomicBool::new(false)),
+            drops: metrics.bus_dropped.clone(),
+            warning: Mutex::new(Throttled::new()),
+        };
         let resync = Wire::Resync { node: node.clone() }.signed(&key);
         let publishing = Publishing {
             client: client.clone(),
             queued,
+            dropped: outgoing.dropped.clone(),
             resync,
         };
         tokio::spawn(publishing.run(publisher));
@@ -204,7 +259,7 @@ impl EventBus for RedisBus {
         };
         let payload = wire.signed(&self.key);
         self.hub.deliver(event);
-        let _ = self.outgoing.send(payload);
+        self.outgoing.send(payload);
     }
 
     fn request_cancel(&self, owner: &OwnerId, job_id: &str) {
@@ -213,7 +268,7 @@ impl EventBus for RedisBus {
             owner: owner.as_str().to_owned(),
             job_id: job_id.to_owned(),
         };
-        let _ = self.outgoing.send(wire.signed(&self.key));
+        self.outgoing.send(wire.signed(&self.key));
     }
 }
 
@@ -291,16 +346,26 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
 /// The task that publishes the queued messages, in order.
 struct Publishing {
     client: redis::Client,
-    queued: mpsc::UnboundedReceiver<String>,
+    queued: mpsc::Receiver<String>,
+    /// Set by [`Outgoing::send`] when a message did not fit in the queue.
+    dropped: Arc<AtomicBool>,
     /// This node's signed request that every node resynchronise.
     resync: String,
 }
 
 impl Publishing {
-    /// Publish in order; after a failure, once reconnected, have every node resynchronise.
+    /// Publish in order; after a message was dropped, or after a failure (once reconnected),
+    /// have every node resynchronise. The snapshots they take then hold what was lost: a
+    /// change is stored before it is published.
     async fn run(mut self, mut connection: redis::aio::MultiplexedConnection) {
         while let Some(payload) = self.queued.recv().await {
-            let sent: redis::RedisResult<()> = connection.publish(CHANNEL, &payload).await;
+            let mut sent: redis::RedisResult<()> = Ok(());
+            if self.dropped.swap(false, Ordering::AcqRel) {
+                sent = connection.publish(CHANNEL, &self.resync).await;
+            }
+            if sent.is_ok() {
+                sent = connection.publish(CHANNEL, &payload).await;
+            }
             let Err(error) = sent else { continue };
             tracing::warn!("an event did not reach Redis ({error}); reconnecting");
             connection = self.reconnect().await;
@@ -314,6 +379,7 @@ impl Publishing {
             let Ok(mut fresh) = self.client.get_multiplexed_async_connection().await else {
                 continue;
             };
+            self.dropped.store(false, Ordering::Release); // this resync covers those too
             let asked: redis::RedisResult<()> = fresh.publish(CHANNEL, &self.resync).await;
             if asked.is_ok() {
                 tracing::info!("reconnected to Redis; the other nodes resynchronise");
@@ -346,9 +412,17 @@ async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, mut to
     }
 }
 
+/// The integration tests' Redis, for the queue test below.
+#[cfg(test)]
+#[allow(dead_code)] // shared with the integration tests, which use all of it
+#[path = "../../tests/support/redis.rs"]
+mod test_redis;
+
 #[cfg(test)]
 mod tests {
+    use super::test_redis::TestRedis;
     use super::*;
+    use crate::hub::CONNECTION_QUEUE;
 
     fn key(byte: u8) -> BusKey {
         BusKey::new(&[byte; MIN_KEY_BYTES]).unwrap()
@@ -397,6 +471,61 @@ mod tests {
         assert_eq!(throttled.count(start + Duration::from_secs(1)), None);
         assert_eq!(throttled.count(start + Duration::from_secs(59)), None);
         assert_eq!(throttled.count(start + WARN_EVERY), Some(3));
+    }
+
+    /// Redis stalls: publishing still returns at once, what does not fit in the queue is
+    /// dropped and counted, and once Redis answers again the other node resynchronises its
+    /// tabs (they missed events).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_drops_events_and_the_other_nodes_resynchronise() {
+        let redis = TestRedis::start();
+        let (here, there) = (
+            HubHandle::new(CONNECTION_QUEUE, 8),
+            HubHandle::new(CONNECTION_QUEUE, 8),
+        );
+        let metrics = Metrics::new();
+        let (bus, _) = RedisBus::start_queueing(&redis.url, here, key(1), &metrics, 8)
+            .await
+            .unwrap();
+        let (_other, _) = RedisBus::start(&redis.url, there.clone(), key(1), &Metrics::new())
+            .await
+            .unwrap();
+        let owner = OwnerId::random();
+        let mut tab = there.subscribe(owner.clone()).unwrap();
+        let event = |seq| OwnerEvent {
+            owner: owner.clone(),
+            message: ServerMessage::JobRemoved {
+                seq,
+                job_id: format!("j{seq}"),
+            },
+        };
+        bus.publish(event(1));
+        let first = tokio::time::timeout(Duration::from_secs(10), tab.messages.recv()).await;
+        assert_eq!(first.unwrap().map(|m| m.seq()), Some(1), "the bus works");
+
+        redis.pause();
+        let started = Instant::now();
+        for seq in 2..=40 {
+            bus.publish(event(seq));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "publishing waited"
+        );
+        // One on its way to Redis, eight queued, the rest dropped.
+        let dropped = metrics.bus_dropped.get();
+        assert!((30..=31).contains(&dropped), "{dropped} dropped");
+        assert!(!tab.lagged.load(Ordering::Acquire));
+
+        redis.resume();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tab.lagged.load(Ordering::Acquire) {
+            assert!(
+                Instant::now() < deadline,
+                "the other node never resynchronised"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Parsing needs no server; without the TLS feature the client refuses `rediss://`.

@@ -1,7 +1,7 @@
 //! A real Redis for tests: Debian's `redis-server` (which `cargo xtask test` installs) on a
 //! free loopback port, nothing saved to disk, killed on drop. It can be restarted on the same
-//! port, to test how the nodes come back from a Redis outage, and anyone who can reach it can
-//! publish on it.
+//! port, to test how the nodes come back from a Redis outage, paused (as a Redis too busy to
+//! answer), and anyone who can reach it can publish on it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -52,6 +52,25 @@ impl TestRedis {
     pub fn restart(&mut self) {
         self.stop();
         self.launch();
+    }
+
+    /// Redis stops answering (SIGSTOP): connections stay open, commands wait.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Redis answers again, the commands that waited first.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.server.as_ref().expect("redis-server runs").id();
+        let sent = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "kill {signal} {pid}");
     }
 
     /// `PUBLISH channel payload`, as any client that reaches Redis can; how many subscribers
