@@ -368,6 +368,50 @@ async fn forged_bus_messages_are_dropped() {
     }
 }
 
+/// `rediss://`: a node reaches Redis over TLS, checking its certificate against the CA that
+/// `SSL_CERT_FILE` names, and its subscription gets what is published there (here a forged
+/// message, which it counts). Without that CA it refuses to start: the certificate is checked.
+#[tokio::test]
+async fn a_node_reaches_redis_over_tls() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = support::postgres::make_certificates(temp.path());
+    let redis = TestRedis::start_with_tls(temp.path());
+    let bus_key = temp.path().join("bus.key");
+    std::fs::write(&bus_key, "a test key, the same for every node").unwrap();
+    let args = [
+        "--redis-url",
+        redis.tls_url.as_deref().unwrap(),
+        "--bus-key-file",
+        bus_key.to_str().unwrap(),
+    ];
+    let trusting = [("SSL_CERT_FILE", ca.display().to_string())];
+    let node = TestServer::start_with_env(&temp.path().join("data"), &args, &trusting);
+    assert_eq!(
+        redis.publish("datavista:events", "forged"),
+        1,
+        "one subscriber, over TLS"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while counter(&node, "datavista_bus_rejected_messages_total").await == 0 {
+        assert!(Instant::now() < deadline, "the node never got the message");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let distrusting = std::process::Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .env_remove("SSL_CERT_FILE")
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(temp.path().join("other"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!distrusting.status.success());
+    let said = String::from_utf8_lossy(&distrusting.stderr);
+    assert!(
+        said.contains("cannot reach Redis") && said.contains("certificate"),
+        "{said}"
+    );
+}
+
 /// A node on Redis without the key refuses to start, and says why.
 #[test]
 fn redis_without_a_bus_key_is_refused() {

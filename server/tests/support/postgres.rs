@@ -173,8 +173,9 @@ fn server_bin_dir() -> PathBuf {
 }
 
 /// A CA and a certificate for 127.0.0.1 signed by it, in `dir`: `ca.pem`, `server.pem` and
-/// `server.key` (private, as PostgreSQL requires). Returns the CA's file.
-fn make_certificates(dir: &Path) -> PathBuf {
+/// `server.key` (private, as PostgreSQL requires). Returns the CA's file. The TLS Redis of
+/// the multi-node tests uses them too.
+pub fn make_certificates(dir: &Path) -> PathBuf {
     let openssl = |args: &[&str]| {
         let made = Command::new("openssl")
             .current_dir(dir)

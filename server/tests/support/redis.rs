@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,25 +14,58 @@ pub struct TestRedis {
     port: u16,
     /// `redis://127.0.0.1:PORT`
     pub url: String,
+    /// With [`TestRedis::start_with_tls`]: `rediss://127.0.0.1:TLS_PORT` (the plain port stays
+    /// open too, for the test's own commands).
+    pub tls_url: Option<String>,
+    /// Where `server.pem`, `server.key` and `ca.pem` are.
+    certificates: Option<PathBuf>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
 }
 
 impl TestRedis {
     pub fn start() -> TestRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
+        TestRedis::start_with(None)
+    }
+
+    /// Also listening for TLS, with the certificate in `certificates` (see
+    /// `support::postgres::make_certificates`).
+    pub fn start_with_tls(certificates: &Path) -> TestRedis {
+        TestRedis::start_with(Some(certificates.to_owned()))
+    }
+
+    fn start_with(certificates: Option<PathBuf>) -> TestRedis {
+        let port = free_port();
+        let tls_url = certificates
+            .as_ref()
+            .map(|_| format!("rediss://127.0.0.1:{}", free_port()));
         let mut redis = TestRedis {
             server: None,
             port,
             url: format!("redis://127.0.0.1:{port}"),
+            tls_url,
+            certificates,
         };
         redis.launch();
         redis
     }
 
     fn launch(&mut self) {
-        let server = Command::new("redis-server")
+        let mut server = Command::new("redis-server");
+        if let (Some(url), Some(dir)) = (&self.tls_url, &self.certificates) {
+            let file = |name: &str| dir.join(name).display().to_string();
+            server.args(["--tls-port", url.rsplit(':').next().unwrap()]);
+            server.args(["--tls-cert-file", &file("server.pem")]);
+            server.args(["--tls-key-file", &file("server.key")]);
+            server.args(["--tls-ca-cert-file", &file("ca.pem")]);
+            server.args(["--tls-auth-clients", "no"]);
+        }
+        let server = server
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
