@@ -333,6 +333,22 @@ mod tests {
         assert!(store.schemas(&bob).unwrap().is_empty());
     }
 
+    /// A token stored before tokens had ids (with `hash`, owner `o`, made at 7 ms) gets from
+    /// the migration the id that `token revoke` derives from the token, and never expires.
+    pub(super) fn a_token_from_before_ids_is_listed_and_revoked(store: &dyn JobStore, hash: &str) {
+        let token = StoredToken {
+            id: token_id(hash).to_owned(),
+            owner: OwnerId::from_stored("o".to_owned()),
+            hint: None,
+            created_at_ms: 7,
+            expires_at_ms: None,
+        };
+        assert_eq!(store.tokens().unwrap(), std::slice::from_ref(&token));
+        assert_eq!(store.token(hash).unwrap(), Some(token));
+        assert!(store.remove_token(token_id(hash)).unwrap());
+        assert_eq!(store.token(hash).unwrap(), None);
+    }
+
     fn lease(millis: u64) -> Lease {
         Lease::new(Duration::from_millis(millis))
     }

@@ -96,6 +96,16 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl PgStore {
     /// Connect (waiting up to `connect_timeout` for the database to answer) and migrate.
     pub fn connect(url: &str, connect_timeout: Duration, lease: Lease) -> StoreResult<PgStore> {
+        PgStore::connect_migrating(url, connect_timeout, lease, MIGRATIONS)
+    }
+
+    /// Connect and apply `migrations` (the tests stop at an older version).
+    fn connect_migrating(
+        url: &str,
+        connect_timeout: Duration,
+        lease: Lease,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<PgStore> {
         let runtime = SideRuntime::new("datavista-postgres", 2).map_err(err)?;
         let options = PgPoolOptions::new()
             .max_connections(16)
@@ -104,7 +114,7 @@ impl PgStore {
         let pool = runtime
             .wait_for(async move {
                 let pool = options.connect(&url).await?;
-                migrate(&pool).await?;
+                migrate(&pool, migrations).await?;
                 Ok(pool)
             })
             .unwrap_or(Err(sqlx::Error::WorkerCrashed))
@@ -139,7 +149,7 @@ fn claimed_jobs(rows: &[PgRow]) -> Result<Vec<(OwnerId, Job)>, sqlx::Error> {
     Ok(jobs)
 }
 
-async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn migrate(pool: &PgPool, migrations: &[&str]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
@@ -152,7 +162,7 @@ async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM datavista_migrations")
             .fetch_one(&mut *tx)
             .await?;
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, migration) in migrations.iter().enumerate().skip(version as usize) {
         // One statement at a time (the migrations hold no `;` inside a statement).
         for statement in migration.split(';').filter(|s| !s.trim().is_empty()) {
             sqlx::query(statement).execute(&mut *tx).await?;
@@ -562,5 +572,39 @@ impl JobStore for PgStore {
                 .map(|(id, name, body)| StoredSchema { id, name, body })
                 .collect())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_postgres::TestPostgres;
+    use super::super::tests::a_token_from_before_ids_is_listed_and_revoked;
+    use super::*;
+    use crate::identity::token_hash;
+
+    #[test]
+    fn tokens_from_before_ids_are_listed_and_revoked() {
+        let postgres = TestPostgres::start();
+        let lease = || Lease::new(Duration::from_secs(10));
+        let hash = token_hash("dv_old");
+        let old = PgStore::connect_migrating(
+            &postgres.url,
+            Duration::from_secs(10),
+            lease(),
+            &MIGRATIONS[..2],
+        )
+        .unwrap();
+        let inserted = hash.clone();
+        old.run(|pool| async move {
+            sqlx::query("INSERT INTO tokens (hash, owner_id, created_at) VALUES ($1, 'o', 7)")
+                .bind(inserted)
+                .execute(&pool)
+                .await
+        })
+        .unwrap();
+        drop(old);
+
+        let store = PgStore::connect(&postgres.url, Duration::from_secs(10), lease()).unwrap();
+        a_token_from_before_ids_is_listed_and_revoked(&store, &hash);
     }
 }

@@ -580,7 +580,7 @@ impl JobStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::token_id;
+    use crate::store::tests::a_token_from_before_ids_is_listed_and_revoked;
 
     /// Commits leave the WAL alone, and the checkpointer still carries it into the database
     /// file: without it the file would keep its size for ever, with it the WAL would be
@@ -616,8 +616,6 @@ mod tests {
         assert!(grew, "the database file stayed at {before} bytes");
     }
 
-    /// A token made before tokens had ids gets one from the migration, the same that
-    /// `token revoke` derives from the token, and never expires.
     #[test]
     fn tokens_from_before_ids_are_listed_and_revoked() {
         let dir = tempfile::tempdir().unwrap();
@@ -637,17 +635,7 @@ mod tests {
         drop(old);
 
         let store = SqliteStore::open(&path, Lease::new(Duration::from_secs(10))).unwrap();
-        let token = StoredToken {
-            id: token_id(&hash).to_owned(),
-            owner: OwnerId::from_stored("o".to_owned()),
-            hint: None,
-            created_at_ms: 7,
-            expires_at_ms: None,
-        };
-        assert_eq!(store.tokens().unwrap(), std::slice::from_ref(&token));
-        assert_eq!(store.token(&hash).unwrap(), Some(token));
-        assert!(store.remove_token(token_id(&hash)).unwrap());
-        assert_eq!(store.token(&hash).unwrap(), None);
+        a_token_from_before_ids_is_listed_and_revoked(&store, &hash);
     }
 
     /// A read never queues behind a write: with the writer's connection taken and inside an
