@@ -32,11 +32,17 @@ pub async fn run(binary: &Path, load: Load) -> Result<[Outcome; 3], String> {
 
     let database = postgres::TestPostgres::start();
     let bus = redis::TestRedis::start();
+    let key_dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+    let bus_key = key_dir.path().join("bus.key");
+    std::fs::write(&bus_key, "the loadgen's bus key, for both nodes")
+        .map_err(|e| format!("cannot write the bus key: {e}"))?;
     let shared = [
         "--database-url",
         database.url.as_str(),
         "--redis-url",
         bus.url.as_str(),
+        "--bus-key-file",
+        bus_key.to_str().ok_or("the temp dir's path is not UTF-8")?,
     ];
     let first = Server::start(binary, &shared)?;
     let one_node = push::run_datavista(&first, load).await?;

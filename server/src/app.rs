@@ -9,7 +9,7 @@ use actix_web::{web, App, HttpServer};
 use datavista_shared::protocol::Job;
 
 use crate::config::Config;
-use crate::hub::redis_bus::RedisBus;
+use crate::hub::redis_bus::{BusKey, RedisBus};
 use crate::hub::{CancelRequest, EventBus, HubHandle, InProcessBus};
 use crate::identity::{self, OwnerId};
 use crate::jobs::{JobRunner, Publisher, Rules};
@@ -52,7 +52,13 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let trusted_proxies = crate::session_rate::parse_proxies(&config.trusted_proxies)?;
     let (bus, cancel_requests): (Arc<dyn EventBus>, _) = match &config.redis_url {
         Some(url) => {
-            let (bus, cancel_requests) = RedisBus::start(url, hub.clone()).await?;
+            let key = config.bus_key_file.as_deref().ok_or(
+                "--redis-url needs --bus-key-file: a file of at least 32 random bytes, the same \
+                 on every node, that signs the messages between nodes (e.g. `openssl rand -hex \
+                 32 > bus.key`)",
+            )?;
+            let key = BusKey::load(key)?;
+            let (bus, cancel_requests) = RedisBus::start(url, hub.clone(), key, &metrics).await?;
             (Arc::new(bus), Some(cancel_requests))
         }
         None => (Arc::new(InProcessBus(hub.clone())), None),

@@ -61,14 +61,19 @@ pub struct Config {
     /// Uploads are refused while less than this many bytes are free on the data disk.
     #[arg(long, env = "DATAVISTA_MIN_FREE_BYTES", default_value_t = 256 << 20)]
     pub min_free_bytes: u64,
-    /// PostgreSQL for the job store, shared by several nodes (`postgres://user@host/db`);
-    /// without it, a SQLite file in the data dir.
+    /// PostgreSQL for the job store, shared by several nodes (`postgres://user@host/db`;
+    /// TLS as the URL's `sslmode` says); without it, a SQLite file in the data dir.
     #[arg(long, env = "DATAVISTA_DATABASE_URL")]
     pub database_url: Option<String>,
-    /// Redis for pushing events between server nodes (`redis://host:port`); without it,
-    /// events stay in this process.
+    /// Redis for pushing events between server nodes (`redis://host:port`, or `rediss://`
+    /// over TLS); without it, events stay in this process.
     #[arg(long, env = "DATAVISTA_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// The key that signs the messages between nodes, so that no one else who can reach
+    /// Redis can forge them: a file of at least 32 random bytes, the same on every node.
+    /// Required with `--redis-url`.
+    #[arg(long, env = "DATAVISTA_BUS_KEY_FILE")]
+    pub bus_key_file: Option<PathBuf>,
     /// Where uploads and reports live: a directory, or `s3://bucket/prefix` on any
     /// S3-compatible store (credentials, region and endpoint from the usual `AWS_*`
     /// variables), which several nodes can share. Default: the data dir.

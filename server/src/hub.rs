@@ -353,6 +353,14 @@ mod tests {
         Arc::new(removed(seq))
     }
 
+    /// Clients read in docs/API.md how far back a reconnect catches up without a snapshot.
+    #[test]
+    fn the_api_docs_state_the_history_kept() {
+        let docs = include_str!("../../docs/API.md");
+        let said = format!("keeps the last {HISTORY} per owner");
+        assert!(docs.contains(&said), "docs/API.md should say '{said}'");
+    }
+
     #[test]
     fn history_replays_only_without_gaps() {
         let history: VecDeque<_> = (5..=9).map(shared).collect();

@@ -84,10 +84,19 @@ async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
             .to_owned();
         let hash = token_hash(&token);
         let store = state.store.clone();
-        let owner = web::block(move || store.token_owner(&hash)).await??;
-        return owner
-            .map(Owner)
-            .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()));
+        return match web::block(move || store.token(&hash)).await?? {
+            None => Err(ApiError::Unauthenticated("unknown or revoked token".into())),
+            Some(token) => match token.expires_at_ms {
+                Some(at) if token.expired(crate::now_ms()) => {
+                    Err(ApiError::Unauthenticated(format!(
+                        "token {} expired at {}: ask for a new one",
+                        token.id,
+                        utc(at)
+                    )))
+                }
+                _ => Ok(Owner(token.owner)),
+            },
+        };
     }
     if let Some(owner) = req.extensions().get::<OwnerId>() {
         return Ok(Owner(owner.clone())); // a session minted for this very request
@@ -184,6 +193,17 @@ pub fn new_token() -> String {
     format!(
         "dv_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// How much of a token `token list` shows: the prefix and four characters of the secret.
+pub const TOKEN_HINT_CHARS: usize = 7;
+
+/// A time for people: `2026-12-07 19:04:18 UTC`.
+pub fn utc(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64).map_or_else(
+        || format!("{ms} ms after 1970"),
+        |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
     )
 }
 

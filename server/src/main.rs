@@ -17,6 +17,7 @@
 //! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
 //! - [`session_rate`] — new sessions per client address per minute.
 //! - [`validate_command`] — `validate`: the engine from a terminal.
+//! - [`token_command`] — `token create|list|revoke`: bearer tokens, in the server's store.
 
 mod app;
 mod config;
@@ -34,13 +35,13 @@ mod side_runtime;
 mod state;
 mod storage;
 mod store;
+mod token_command;
 mod validate_command;
 mod validator_threads;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -61,43 +62,7 @@ enum Command {
     Validate(validate_command::ValidateArgs),
     /// Manage API tokens for scripts.
     #[command(subcommand)]
-    Token(TokenCommand),
-}
-
-#[derive(Subcommand)]
-enum TokenCommand {
-    /// Create a token and print it (it is stored only as a hash: keep it).
-    Create(TokenArgs),
-    /// Revoke a token: requests with it get 401 from now on (open sockets stay until closed).
-    /// Exit code: 0 revoked, 1 no such token, 2 could not run.
-    Revoke(RevokeArgs),
-}
-
-#[derive(Args)]
-struct RevokeArgs {
-    #[command(flatten)]
-    store: StoreLocation,
-    /// The token, as `token create` printed it.
-    token: String,
-}
-
-/// Where `serve` keeps its tokens: give the token commands the same.
-#[derive(Args)]
-struct StoreLocation {
-    #[arg(long, env = "DATAVISTA_DATA_DIR", default_value = "data")]
-    data_dir: PathBuf,
-    #[arg(long, env = "DATAVISTA_DATABASE_URL")]
-    database_url: Option<String>,
-}
-
-#[derive(Args)]
-struct TokenArgs {
-    #[command(flatten)]
-    store: StoreLocation,
-    /// Give the token to an existing owner (e.g. your dashboard's, from GET /api/session),
-    /// so script and dashboard share uploads; by default the token is a new owner.
-    #[arg(long)]
-    owner: Option<String>,
+    Token(token_command::TokenCommand),
 }
 
 /// Milliseconds since the Unix epoch.
@@ -112,6 +77,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Validate(args) => validate_command::run(&args),
         Command::Serve(config) => {
+            // redis's TLS asks rustls for the process's provider; naming it here keeps
+            // `rediss://` working even if another crate ever enables a second one. An error
+            // only says one is installed already.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
             tracing_subscriber::fmt()
@@ -127,69 +96,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Token(TokenCommand::Create(args)) => create_token(&args),
-        Command::Token(TokenCommand::Revoke(args)) => revoke_token(&args),
-    }
-}
-
-/// The server's store, for the token commands (which may run next to `serve`).
-fn open_store(location: &StoreLocation) -> Result<std::sync::Arc<dyn store::JobStore>, String> {
-    // The token commands never save a job, so their lease is never used.
-    let lease = store::Lease::new(std::time::Duration::ZERO);
-    store::open(location.database_url.as_deref(), &location.data_dir, lease)
-        .map_err(|e| e.to_string())
-}
-
-fn revoke_token(args: &RevokeArgs) -> ExitCode {
-    let revoked = open_store(&args.store).and_then(|store| {
-        store
-            .remove_token(&identity::token_hash(args.token.trim()))
-            .map_err(|e| e.to_string())
-    });
-    match revoked {
-        Ok(true) => {
-            eprintln!("revoked: requests with this token now get 401");
-            ExitCode::SUCCESS
-        }
-        Ok(false) => {
-            eprintln!("datavista: no such token (already revoked, or from another data dir)");
-            ExitCode::from(1)
-        }
-        Err(message) => {
-            eprintln!("datavista: {message}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-fn create_token(args: &TokenArgs) -> ExitCode {
-    let owner = match &args.owner {
-        Some(id) => match uuid::Uuid::parse_str(id) {
-            Ok(id) => identity::OwnerId::from_stored(id.to_string()),
-            Err(_) => {
-                eprintln!("datavista: --owner must be an owner id (a UUID)");
-                return ExitCode::from(2);
-            }
-        },
-        None => identity::OwnerId::random(),
-    };
-    let store = match open_store(&args.store) {
-        Ok(store) => store,
-        Err(message) => {
-            eprintln!("datavista: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let token = identity::new_token();
-    match store.add_token(&identity::token_hash(&token), &owner) {
-        Ok(()) => {
-            println!("{token}");
-            eprintln!("owner {owner}: send it as 'Authorization: Bearer {token}'");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("datavista: {e}");
-            ExitCode::from(2)
-        }
+        Command::Token(command) => token_command::run(command),
     }
 }

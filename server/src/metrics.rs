@@ -33,6 +33,10 @@ pub struct Metrics {
     pub jobs: Family<StateLabel, Gauge>,
     pub bytes_validated: Counter,
     pub validation_seconds: Histogram,
+    /// Messages from Redis dropped unread: no valid signature (see `hub::redis_bus`).
+    pub bus_rejected: Counter,
+    /// Events this node could not queue for the other nodes (see `hub::redis_bus`).
+    pub bus_dropped: Counter,
 }
 
 impl Metrics {
@@ -58,6 +62,18 @@ impl Metrics {
             "Time from a validation's start to its report",
             validation_seconds.clone(),
         );
+        let bus_rejected = Counter::default();
+        registry.register(
+            "bus_rejected_messages",
+            "Messages from Redis dropped unread: missing or bad signature",
+            bus_rejected.clone(),
+        );
+        let bus_dropped = Counter::default();
+        registry.register(
+            "bus_dropped_messages",
+            "Messages for the other nodes dropped: the queue to Redis was full",
+            bus_dropped.clone(),
+        );
         Metrics {
             registry,
             counts: tokio::sync::Mutex::new(None),
@@ -65,6 +81,8 @@ impl Metrics {
             jobs,
             bytes_validated,
             validation_seconds,
+            bus_rejected,
+            bus_dropped,
         }
     }
 

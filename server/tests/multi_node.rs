@@ -41,10 +41,13 @@ impl Cluster {
         let database = ["--database-url", postgres.url.as_str()];
         let token = create_token_with(&temp.path().join("token"), &database);
         let key_file = temp.path().join("session.key");
+        let bus_key = temp.path().join("bus.key");
+        std::fs::write(&bus_key, "a test key, the same for both nodes\n").unwrap();
         let storage = s3.url("cluster");
         let args = [
             &database[..],
             &["--redis-url", redis.url.as_str()],
+            &["--bus-key-file", bus_key.to_str().unwrap()],
             &["--storage", storage.as_str()],
             &["--session-key-file", key_file.to_str().unwrap()],
         ]
@@ -281,14 +284,153 @@ async fn a_job_is_cancelled_through_any_node() {
     assert!(cluster.s3.objects_settled("cluster/uploads").is_empty());
 }
 
-/// Bytes this node has run through the validator (from `/metrics`).
-async fn validated_bytes(node: &TestServer) -> u64 {
+/// A counter of this node's `/metrics`, e.g. `datavista_validated_bytes_total`.
+async fn counter(node: &TestServer, name: &str) -> u64 {
     let metrics = node.metrics().await;
     metrics
         .lines()
-        .find_map(|line| line.strip_prefix("datavista_validated_bytes_total "))
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no validated bytes in {metrics}"))
+        .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+}
+
+/// Bytes this node has run through the validator (from `/metrics`).
+async fn validated_bytes(node: &TestServer) -> u64 {
+    counter(node, "datavista_validated_bytes_total").await
+}
+
+/// Someone who can reach Redis but has not got the nodes' key publishes a job update for a
+/// made-up job and a cancel of a running one, unsigned and with a made-up signature. Both
+/// nodes drop and count all four; no tab sees the update, the job is not cancelled, and the
+/// nodes' own events still reach the tab.
+#[tokio::test]
+async fn forged_bus_messages_are_dropped() {
+    let cluster = Cluster::start();
+    let on1 = cluster.client(0);
+    let owner = on1.get_json("/api/session").await["owner"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tab = on1.socket("").await;
+    tab.greeting().await;
+    let big = [("big.csv", people_csv(400_000, 1_000))];
+    let id = created_id(cluster.client(1).upload(Some("people"), &big).await).await;
+    let seq = until_validating(&mut tab, &id).await;
+
+    let forged_job = Job {
+        id: "forged".to_owned(),
+        ..on1.job(&id).await
+    };
+    let update = ServerMessage::JobUpdate {
+        seq: seq + 1,
+        job: forged_job,
+    };
+    let event = format!(
+        r#"{{"kind":"event","node":"intruder","owner":"{owner}","message":{}}}"#,
+        update.to_json()
+    );
+    let cancel =
+        format!(r#"{{"kind":"cancel","node":"intruder","owner":"{owner}","job_id":"{id}"}}"#);
+    for body in [&event, &cancel] {
+        for payload in [body.clone(), format!("AAAA {body}")] {
+            let reached = cluster.redis.publish("datavista:events", &payload);
+            assert_eq!(reached, 2, "both nodes listen");
+        }
+    }
+
+    let deadline = Instant::now() + PATIENCE;
+    let job = loop {
+        assert!(Instant::now() < deadline, "job {id} never ended");
+        match tab.next().await {
+            ServerMessage::JobUpdate { job, .. } if job.id == "forged" => {
+                panic!("a forged update reached the tab")
+            }
+            ServerMessage::JobUpdate { job, .. } if job.id == id && job.state.is_final() => {
+                break job;
+            }
+            ServerMessage::Snapshot { jobs, .. } => {
+                assert!(jobs.iter().all(|j| j.id != "forged"));
+                if let Some(job) = jobs.into_iter().find(|j| j.id == id && j.state.is_final()) {
+                    break job;
+                }
+            }
+            _ => {}
+        }
+    };
+    assert_eq!(
+        (job.state, job.error_counts.values().sum::<u64>()),
+        (JobState::Invalid, 400),
+        "the forged cancel was not applied"
+    );
+    for node in &cluster.nodes {
+        let rejected = counter(node, "datavista_bus_rejected_messages_total").await;
+        assert_eq!(rejected, 4);
+    }
+}
+
+/// `rediss://`: a node reaches Redis over TLS, checking its certificate against the CA that
+/// `SSL_CERT_FILE` names, and its subscription gets what is published there (here a forged
+/// message, which it counts). Without that CA it refuses to start: the certificate is checked.
+#[tokio::test]
+async fn a_node_reaches_redis_over_tls() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = support::postgres::make_certificates(temp.path());
+    let redis = TestRedis::start_with_tls(temp.path());
+    let bus_key = temp.path().join("bus.key");
+    std::fs::write(&bus_key, "a test key, the same for every node").unwrap();
+    let args = [
+        "--redis-url",
+        redis.tls_url.as_deref().unwrap(),
+        "--bus-key-file",
+        bus_key.to_str().unwrap(),
+    ];
+    let trusting = [("SSL_CERT_FILE", ca.display().to_string())];
+    let node = TestServer::start_with_env(&temp.path().join("data"), &args, &trusting);
+    assert_eq!(
+        redis.publish("datavista:events", "forged"),
+        1,
+        "one subscriber, over TLS"
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while counter(&node, "datavista_bus_rejected_messages_total").await == 0 {
+        assert!(Instant::now() < deadline, "the node never got the message");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let distrusting = std::process::Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .env_remove("SSL_CERT_FILE")
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(temp.path().join("other"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!distrusting.status.success());
+    let said = String::from_utf8_lossy(&distrusting.stderr);
+    assert!(
+        said.contains("cannot reach Redis") && said.contains("certificate"),
+        "{said}"
+    );
+}
+
+/// A node on Redis without the key refuses to start, and says why.
+#[test]
+fn redis_without_a_bus_key_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--redis-url",
+            "redis://127.0.0.1:1",
+        ])
+        .arg("--data-dir")
+        .arg(temp.path())
+        .output()
+        .unwrap();
+    assert!(!started.status.success());
+    let said = String::from_utf8_lossy(&started.stderr);
+    assert!(said.contains("--redis-url needs --bus-key-file"), "{said}");
 }
 
 /// Node 2 has one worker and gets four files at once; node 1, idle, takes the queued ones

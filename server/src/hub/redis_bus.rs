@@ -10,21 +10,120 @@
 //!
 //! Cancels travel the same channel: a node asked to cancel a job it does not run passes the
 //! request on, and the node running the job ends it.
+//!
+//! Anyone who can reach Redis can publish on the channel, so every message is signed with a
+//! key the nodes share ([`BusKey`], `--bus-key-file`): a message without a valid signature is
+//! counted, logged (at most once a minute) and dropped unread. A signed message can still be
+//! replayed by someone who recorded it; at worst that resends an old state, which the hub
+//! treats like any event that arrives late.
+//!
+//! Publishing never waits for Redis: messages wait in a bounded queue ([`OUTGOING_QUEUE`]).
+//! While Redis is slow or away the queue fills, and what does not fit is dropped (counted and
+//! logged); once the queue moves again, the other nodes are asked to resynchronise, as after a
+//! failed publish.
 
-use std::time::Duration;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use datavista_shared::protocol::ServerMessage;
 use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use prometheus_client::metrics::counter::Counter;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::{CancelRequest, EventBus, HubHandle, OwnerEvent};
 use crate::identity::OwnerId;
+use crate::metrics::Metrics;
 
 const CHANNEL: &str = "datavista:events";
 /// Between attempts to reach Redis again.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+/// Messages waiting for Redis, at most: a few seconds of a busy node's events (a few hundred
+/// bytes each, so about 2 MB), enough to ride out a slow moment without dropping any.
+pub const OUTGOING_QUEUE: usize = 4096;
+/// A warning that could repeat for every message is logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Shorter keys are refused: the key is all that keeps strangers off the channel.
+const MIN_KEY_BYTES: usize = 32;
+
+/// The key every node signs and checks bus messages with: HMAC-SHA256.
+#[derive(Clone)]
+pub struct BusKey(Hmac<Sha256>);
+
+impl BusKey {
+    /// The key in `path`: at least 32 bytes (whitespace around them is ignored, so a key
+    /// written by `openssl rand -hex 32` with its newline works).
+    pub fn load(path: &Path) -> Result<BusKey, String> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read the bus key {}: {e}", path.display()))?;
+        BusKey::new(bytes.trim_ascii()).ok_or_else(|| {
+            format!(
+                "the bus key {} is too short: it needs at least {MIN_KEY_BYTES} bytes \
+                 (e.g. `openssl rand -hex 32 > bus.key`, the same file on every node)",
+                path.display()
+            )
+        })
+    }
+
+    fn new(bytes: &[u8]) -> Option<BusKey> {
+        // HMAC takes a key of any length: it cannot fail.
+        (bytes.len() >= MIN_KEY_BYTES).then(|| BusKey(Hmac::new_from_slice(bytes).unwrap()))
+    }
+
+    fn tag(&self, body: &str) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(body.as_bytes());
+        mac
+    }
+
+    /// What goes on the channel: `TAG BODY`, the tag in URL-safe base64.
+    fn sign(&self, body: &str) -> String {
+        let tag = URL_SAFE_NO_PAD.encode(self.tag(body).finalize().into_bytes());
+        format!("{tag} {body}")
+    }
+
+    /// The body of a message this key signed; `None` when the tag is missing or wrong.
+    fn open<'a>(&self, payload: &'a str) -> Option<&'a str> {
+        let (tag, body) = payload.split_once(' ')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        // Compared in constant time: timing tells a forger nothing.
+        self.tag(body).verify_slice(&tag).ok()?;
+        Some(body)
+    }
+}
+
+/// Counts something that may happen for every message, and says when to warn about it: the
+/// first time, then at most once per [`WARN_EVERY`], with how many happened since.
+struct Throttled {
+    next_warning: Option<Instant>,
+    since_warning: u64,
+}
+
+impl Throttled {
+    fn new() -> Throttled {
+        Throttled {
+            next_warning: None,
+            since_warning: 0,
+        }
+    }
+
+    /// Count one at `now`; `Some(n)` when it is time to warn about the `n` since the last.
+    fn count(&mut self, now: Instant) -> Option<u64> {
+        self.since_warning += 1;
+        if self.next_warning.is_some_and(|next| now < next) {
+            return None;
+        }
+        self.next_warning = Some(now + WARN_EVERY);
+        Some(std::mem::take(&mut self.since_warning))
+    }
+}
 
 /// What travels on the channel.
 #[derive(Serialize, Deserialize)]
@@ -45,22 +144,69 @@ enum Wire {
     },
 }
 
+impl Wire {
+    fn signed(&self, key: &BusKey) -> String {
+        key.sign(&serde_json::to_string(self).expect("bus messages serialize"))
+    }
+}
+
 pub struct RedisBus {
     /// This process, to skip its own messages coming back.
     node: String,
     hub: HubHandle,
-    outgoing: mpsc::UnboundedSender<String>,
+    key: BusKey,
+    outgoing: Outgoing,
+}
+
+/// The bounded queue to the publishing task.
+struct Outgoing {
+    queue: mpsc::Sender<String>,
+    /// Set when a message did not fit; the publishing task then has every node resynchronise.
+    dropped: Arc<AtomicBool>,
+    drops: Counter,
+    warning: Mutex<Throttled>,
+}
+
+impl Outgoing {
+    /// Never waits: this runs where jobs store their changes.
+    fn send(&self, payload: String) {
+        let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(payload) else {
+            return; // queued, or the publishing task is gone because the runtime is stopping
+        };
+        self.dropped.store(true, Ordering::Release);
+        self.drops.inc();
+        let mut warning = self.warning.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(dropped) = warning.count(Instant::now()) {
+            tracing::warn!(
+                dropped,
+                "Redis is not keeping up: events for the other nodes were dropped; they will \
+                 resynchronise their tabs from the database"
+            );
+        }
+    }
 }
 
 impl RedisBus {
     /// Connect (both the publishing and the subscribing side, so a bad URL stops the start
-    /// with a clear error) and start relaying. Cancels that other nodes ask for arrive on
-    /// the returned receiver.
+    /// with a clear error) and start relaying, signing and checking messages with `key`.
+    /// Cancels that other nodes ask for arrive on the returned receiver.
     pub async fn start(
         url: &str,
         hub: HubHandle,
+        key: BusKey,
+        metrics: &Metrics,
     ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+        RedisBus::start_queueing(url, hub, key, metrics, OUTGOING_QUEUE).await
+    }
+
+    async fn start_queueing(
+        url: &str,
+        hub: HubHandle,
+        key: BusKey,
+        metrics: &Metrics,
+        queue_len: usize,
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
+        let client = client(url)?;
         let publisher = client
             .get_multiplexed_async_connection()
             .await
@@ -69,18 +215,35 @@ impl RedisBus {
             .await
             .map_err(|e| format!("cannot subscribe on Redis: {e}"))?;
         let node = uuid::Uuid::new_v4().to_string();
-        let (outgoing, queue) = mpsc::unbounded_channel();
+        let (queue, queued) = mpsc::channel(queue_len);
+        let outgoing = Outgoing {
+            queue,
+            dropped: Arc::new(AtomicBool::new(false)),
+            drops: metrics.bus_dropped.clone(),
+            warning: Mutex::new(Throttled::new()),
+        };
+        let resync = Wire::Resync { node: node.clone() }.signed(&key);
+        let publishing = Publishing {
+            client: client.clone(),
+            queued,
+            dropped: outgoing.dropped.clone(),
+            resync,
+        };
+        tokio::spawn(publishing.run(publisher));
         let (cancels, cancel_requests) = mpsc::unbounded_channel();
-        tokio::spawn(publish(client.clone(), publisher, queue, node.clone()));
         let relay_to = Relay {
             hub: hub.clone(),
             cancels,
             node: node.clone(),
+            key: key.clone(),
+            rejected: metrics.bus_rejected.clone(),
+            warning: Throttled::new(),
         };
         tokio::spawn(relay(client, subscriber, relay_to));
         let bus = RedisBus {
             node,
             hub,
+            key,
             outgoing,
         };
         Ok((bus, cancel_requests))
@@ -94,9 +257,9 @@ impl EventBus for RedisBus {
             owner: event.owner.as_str().to_owned(),
             message: Box::new(event.message.clone()),
         };
-        let payload = serde_json::to_string(&wire).expect("events serialize");
+        let payload = wire.signed(&self.key);
         self.hub.deliver(event);
-        let _ = self.outgoing.send(payload);
+        self.outgoing.send(payload);
     }
 
     fn request_cancel(&self, owner: &OwnerId, job_id: &str) {
@@ -105,9 +268,7 @@ impl EventBus for RedisBus {
             owner: owner.as_str().to_owned(),
             job_id: job_id.to_owned(),
         };
-        let _ = self
-            .outgoing
-            .send(serde_json::to_string(&wire).expect("cancels serialize"));
+        self.outgoing.send(wire.signed(&self.key));
     }
 }
 
@@ -117,9 +278,33 @@ struct Relay {
     cancels: mpsc::UnboundedSender<CancelRequest>,
     /// This process, to skip its own messages coming back.
     node: String,
+    key: BusKey,
+    /// Messages dropped for a missing or bad signature.
+    rejected: Counter,
+    warning: Throttled,
 }
 
 impl Relay {
+    /// Act on one message from the channel, if one of the nodes signed it.
+    fn receive(&mut self, payload: &str) {
+        let Some(body) = self.key.open(payload) else {
+            self.rejected.inc();
+            if let Some(rejected) = self.warning.count(Instant::now()) {
+                tracing::warn!(
+                    rejected,
+                    "dropped messages on {CHANNEL} without a valid signature: someone else \
+                     publishes there, or a node has another --bus-key-file"
+                );
+            }
+            return;
+        };
+        match serde_json::from_str::<Wire>(body) {
+            Ok(wire) => self.handle(wire),
+            // Signed, so from a node: one of another version.
+            Err(error) => tracing::warn!("ignored a message on {CHANNEL}: {error}"),
+        }
+    }
+
     fn handle(&self, wire: Wire) {
         match wire {
             Wire::Event {
@@ -146,35 +331,59 @@ impl Relay {
     }
 }
 
+/// A client for `redis://` or, over TLS, `rediss://` (the server's certificate is checked
+/// against the system's trusted ones; `SSL_CERT_FILE` names another bundle).
+fn client(url: &str) -> Result<redis::Client, String> {
+    redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))
+}
+
 async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(CHANNEL).await?;
     Ok(pubsub)
 }
 
-/// Publish in order; after a failure, reconnect and have every node resynchronise.
-async fn publish(
+/// The task that publishes the queued messages, in order.
+struct Publishing {
     client: redis::Client,
-    mut connection: redis::aio::MultiplexedConnection,
-    mut queue: mpsc::UnboundedReceiver<String>,
-    node: String,
-) {
-    while let Some(payload) = queue.recv().await {
-        let sent: redis::RedisResult<()> = connection.publish(CHANNEL, &payload).await;
-        let Err(error) = sent else { continue };
-        tracing::warn!("an event did not reach Redis ({error}); reconnecting");
+    queued: mpsc::Receiver<String>,
+    /// Set by [`Outgoing::send`] when a message did not fit in the queue.
+    dropped: Arc<AtomicBool>,
+    /// This node's signed request that every node resynchronise.
+    resync: String,
+}
+
+impl Publishing {
+    /// Publish in order; after a message was dropped, or after a failure (once reconnected),
+    /// have every node resynchronise. The snapshots they take then hold what was lost: a
+    /// change is stored before it is published.
+    async fn run(mut self, mut connection: redis::aio::MultiplexedConnection) {
+        while let Some(payload) = self.queued.recv().await {
+            let mut sent: redis::RedisResult<()> = Ok(());
+            if self.dropped.swap(false, Ordering::AcqRel) {
+                sent = connection.publish(CHANNEL, &self.resync).await;
+            }
+            if sent.is_ok() {
+                sent = connection.publish(CHANNEL, &payload).await;
+            }
+            let Err(error) = sent else { continue };
+            tracing::warn!("an event did not reach Redis ({error}); reconnecting");
+            connection = self.reconnect().await;
+        }
+    }
+
+    /// A fresh connection, once it has carried the request to resynchronise.
+    async fn reconnect(&self) -> redis::aio::MultiplexedConnection {
         loop {
             tokio::time::sleep(RECONNECT_EVERY).await;
-            let Ok(mut fresh) = client.get_multiplexed_async_connection().await else {
+            let Ok(mut fresh) = self.client.get_multiplexed_async_connection().await else {
                 continue;
             };
-            let resync = serde_json::to_string(&Wire::Resync { node: node.clone() })
-                .expect("resync serializes");
-            let asked: redis::RedisResult<()> = fresh.publish(CHANNEL, resync).await;
+            self.dropped.store(false, Ordering::Release); // this resync covers those too
+            let asked: redis::RedisResult<()> = fresh.publish(CHANNEL, &self.resync).await;
             if asked.is_ok() {
                 tracing::info!("reconnected to Redis; the other nodes resynchronise");
-                connection = fresh;
-                break;
+                return fresh;
             }
         }
     }
@@ -182,16 +391,13 @@ async fn publish(
 
 /// Deliver other nodes' events here; after losing the subscription, resubscribe and
 /// resynchronise every tab on this node.
-async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, to: Relay) {
+async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, mut to: Relay) {
     loop {
         let mut messages = subscriber.into_on_message();
         while let Some(message) = messages.next().await {
-            let Ok(payload) = message.get_payload::<String>() else {
-                continue;
-            };
-            match serde_json::from_str::<Wire>(&payload) {
-                Ok(wire) => to.handle(wire),
-                Err(error) => tracing::warn!("ignored a message on {CHANNEL}: {error}"),
+            match message.get_payload::<String>() {
+                Ok(payload) => to.receive(&payload),
+                Err(_) => to.receive(""), // not text: it cannot carry a signature
             }
         }
         tracing::warn!("lost the Redis subscription; reconnecting");
@@ -203,5 +409,135 @@ async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, to: Re
         };
         tracing::info!("resubscribed to Redis; every tab here gets a fresh snapshot");
         to.hub.resync_all();
+    }
+}
+
+/// The integration tests' Redis, for the queue test below.
+#[cfg(test)]
+#[allow(dead_code)] // shared with the integration tests, which use all of it
+#[path = "../../tests/support/redis.rs"]
+mod test_redis;
+
+#[cfg(test)]
+mod tests {
+    use super::test_redis::TestRedis;
+    use super::*;
+    use crate::hub::CONNECTION_QUEUE;
+
+    fn key(byte: u8) -> BusKey {
+        BusKey::new(&[byte; MIN_KEY_BYTES]).unwrap()
+    }
+
+    #[test]
+    fn only_messages_signed_with_the_key_open() {
+        let body = r#"{"kind":"resync","node":"n"}"#;
+        let signed = key(7).sign(body);
+        assert_eq!(key(7).open(&signed), Some(body));
+        assert_eq!(key(8).open(&signed), None, "another key");
+        let (tag, _) = signed.split_once(' ').unwrap();
+        let altered = format!(r#"{tag} {{"kind":"resync","node":"m"}}"#);
+        assert_eq!(key(7).open(&altered), None, "altered");
+        assert_eq!(key(7).open(body), None, "unsigned");
+        assert_eq!(key(7).open(&format!("AAAA {body}")), None, "a made-up tag");
+        assert!(BusKey::new(&[7; MIN_KEY_BYTES - 1]).is_none(), "too short");
+    }
+
+    #[test]
+    fn a_key_file_is_read_without_the_whitespace_around_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus.key");
+        std::fs::write(&path, format!("{}\n", "ab".repeat(32))).unwrap();
+        let body = "{}";
+        let signed = BusKey::load(&path).unwrap().sign(body);
+        assert_eq!(
+            BusKey::new("ab".repeat(32).as_bytes())
+                .unwrap()
+                .open(&signed),
+            Some(body)
+        );
+        std::fs::write(&path, "too short\n").unwrap();
+        assert!(BusKey::load(&path)
+            .err()
+            .unwrap()
+            .contains("at least 32 bytes"));
+        assert!(BusKey::load(&dir.path().join("none")).is_err());
+    }
+
+    #[test]
+    fn a_warning_comes_at_most_once_a_minute_with_the_count() {
+        let mut throttled = Throttled::new();
+        let start = Instant::now();
+        assert_eq!(throttled.count(start), Some(1), "the first at once");
+        assert_eq!(throttled.count(start + Duration::from_secs(1)), None);
+        assert_eq!(throttled.count(start + Duration::from_secs(59)), None);
+        assert_eq!(throttled.count(start + WARN_EVERY), Some(3));
+    }
+
+    /// Redis stalls: publishing still returns at once, what does not fit in the queue is
+    /// dropped and counted, and once Redis answers again the other node resynchronises its
+    /// tabs (they missed events).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_drops_events_and_the_other_nodes_resynchronise() {
+        let redis = TestRedis::start();
+        let (here, there) = (
+            HubHandle::new(CONNECTION_QUEUE, 8, 1_000),
+            HubHandle::new(CONNECTION_QUEUE, 8, 1_000),
+        );
+        let metrics = Metrics::new();
+        let (bus, _) = RedisBus::start_queueing(&redis.url, here, key(1), &metrics, 8)
+            .await
+            .unwrap();
+        let (_other, _) = RedisBus::start(&redis.url, there.clone(), key(1), &Metrics::new())
+            .await
+            .unwrap();
+        let owner = OwnerId::random();
+        let mut tab = there.subscribe(owner.clone()).unwrap();
+        let event = |seq| OwnerEvent {
+            owner: owner.clone(),
+            message: ServerMessage::JobRemoved {
+                seq,
+                job_id: format!("j{seq}"),
+            },
+        };
+        bus.publish(event(1));
+        let first = tokio::time::timeout(Duration::from_secs(10), tab.messages.recv()).await;
+        assert_eq!(first.unwrap().map(|m| m.seq()), Some(1), "the bus works");
+
+        redis.pause();
+        let started = Instant::now();
+        for seq in 2..=40 {
+            bus.publish(event(seq));
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "publishing waited"
+        );
+        // One on its way to Redis, eight queued, the rest dropped.
+        let dropped = metrics.bus_dropped.get();
+        assert!((30..=31).contains(&dropped), "{dropped} dropped");
+        assert!(!tab.lagged.load(Ordering::Acquire));
+
+        redis.resume();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tab.lagged.load(Ordering::Acquire) {
+            assert!(
+                Instant::now() < deadline,
+                "the other node never resynchronised"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Parsing needs no server; without the TLS feature the client refuses `rediss://`.
+    #[test]
+    fn plain_and_tls_urls_are_accepted() {
+        for url in [
+            "redis://cache.internal:6379",
+            "rediss://cache.internal:6380",
+            "rediss://:secret@cache.internal/0",
+        ] {
+            assert!(client(url).is_ok(), "{url}: {:?}", client(url).err());
+        }
+        assert!(client("http://cache.internal").is_err());
     }
 }

@@ -46,6 +46,50 @@ pub enum ListedFields {
     InBody(String),
 }
 
+/// A bearer token as the store keeps it: never the token itself, only its hash (by which
+/// requests find it) and what `token list` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredToken {
+    /// Names the token in `token list` and `token revoke --id`: the first digits of its
+    /// hash ([`token_id`]), so revoking by the token itself finds the same row.
+    pub id: String,
+    pub owner: OwnerId,
+    /// The token's first characters, to recognise it in a list; `None` for tokens made
+    /// before hints were kept.
+    pub hint: Option<String>,
+    pub created_at_ms: u64,
+    /// `None`: never expires.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl StoredToken {
+    /// A token made now, to be kept under `token_hash`.
+    pub fn new(
+        token_hash: &str,
+        owner: OwnerId,
+        hint: &str,
+        expires_at_ms: Option<u64>,
+    ) -> StoredToken {
+        StoredToken {
+            id: token_id(token_hash).to_owned(),
+            owner,
+            hint: Some(hint.to_owned()),
+            created_at_ms: crate::now_ms(),
+            expires_at_ms,
+        }
+    }
+
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
+    }
+}
+
+/// The id of the token with this hash. The migration that introduced ids derived the ids of
+/// existing tokens the same way (`substr(hash, 1, 12)`).
+pub fn token_id(token_hash: &str) -> &str {
+    token_hash.get(..12).unwrap_or(token_hash)
+}
+
 /// Which server process holds the jobs it saves, and for how long without renewing.
 /// Several nodes share one PostgreSQL database; a job whose node stopped renewing (it
 /// crashed, or was stopped) is taken over by another node.
@@ -145,10 +189,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// Jobs per state, for metrics.
     fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>>;
 
-    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()>;
-    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>>;
-    /// Forget a token; false when there was no such token.
-    fn remove_token(&self, token_hash: &str) -> StoreResult<bool>;
+    /// Keep a new token, by its hash.
+    fn add_token(&self, token_hash: &str, token: &StoredToken) -> StoreResult<()>;
+    /// The token with this hash, expired or not.
+    fn token(&self, token_hash: &str) -> StoreResult<Option<StoredToken>>;
+    /// Every token, oldest first.
+    fn tokens(&self) -> StoreResult<Vec<StoredToken>>;
+    /// Forget a token by its id; false when there was no such token.
+    fn remove_token(&self, id: &str) -> StoreResult<bool>;
 
     /// Keep a user's schema, unless they have `max_per_owner` already: false then. Counted
     /// in the insert's own transaction, so two adds at once cannot both pass the cap.
@@ -199,6 +247,7 @@ mod tests {
 
     use super::test_postgres::TestPostgres;
     use super::*;
+    use crate::identity::token_hash;
 
     fn job(id: &str, state: JobState, created_at_ms: u64) -> Job {
         Job {
@@ -306,13 +355,30 @@ mod tests {
         assert_eq!(store.delete_job(&alice, "a1").unwrap(), None);
         assert_eq!(store.snapshot(&alice).unwrap().0, 4);
 
-        // Tokens and schemas.
-        assert_eq!(store.token_owner("h1").unwrap(), None);
-        store.add_token("h1", &alice).unwrap();
-        assert_eq!(store.token_owner("h1").unwrap(), Some(alice.clone()));
-        assert!(store.remove_token("h1").unwrap());
-        assert!(!store.remove_token("h1").unwrap());
-        assert_eq!(store.token_owner("h1").unwrap(), None);
+        // Tokens: found by hash, listed oldest first, removed by id.
+        let (h1, h2) = (token_hash("dv_one"), token_hash("dv_two"));
+        assert_eq!(store.token(&h1).unwrap(), None);
+        let first = StoredToken::new(&h1, alice.clone(), "dv_o", None);
+        let second = StoredToken::new(&h2, bob.clone(), "dv_t", Some(42));
+        store.add_token(&h1, &first).unwrap();
+        store.add_token(&h2, &second).unwrap();
+        assert_eq!(
+            (first.id.as_str(), &first.owner, first.hint.as_deref()),
+            (token_id(&h1), &alice, Some("dv_o"))
+        );
+        assert_eq!(store.token(&h1).unwrap(), Some(first.clone()));
+        assert_eq!(store.token(&h2).unwrap().unwrap().expires_at_ms, Some(42));
+        assert!(second.expired(42) && !second.expired(41) && !first.expired(u64::MAX));
+        let mut listed = store.tokens().unwrap();
+        listed.sort_by_key(|t| t.owner == bob); // made in the same millisecond, maybe
+        assert_eq!(listed, [first.clone(), second.clone()]);
+        assert!(store.remove_token(&first.id).unwrap());
+        assert!(!store.remove_token(&first.id).unwrap());
+        assert_eq!(store.token(&h1).unwrap(), None);
+        assert_eq!(store.tokens().unwrap(), std::slice::from_ref(&second));
+        assert!(store.remove_token(&second.id).unwrap());
+
+        // Schemas.
         let schema = |id: &str| StoredSchema {
             id: id.into(),
             name: "people".into(),
@@ -369,6 +435,22 @@ mod tests {
         let added: usize = adders.into_iter().map(|a| a.join().unwrap()).sum();
         assert_eq!(added, 10);
         assert_eq!(store.schemas(&owner).unwrap().len(), 10);
+    }
+
+    /// A token stored before tokens had ids (with `hash`, owner `o`, made at 7 ms) gets from
+    /// the migration the id that `token revoke` derives from the token, and never expires.
+    pub(super) fn a_token_from_before_ids_is_listed_and_revoked(store: &dyn JobStore, hash: &str) {
+        let token = StoredToken {
+            id: token_id(hash).to_owned(),
+            owner: OwnerId::from_stored("o".to_owned()),
+            hint: None,
+            created_at_ms: 7,
+            expires_at_ms: None,
+        };
+        assert_eq!(store.tokens().unwrap(), std::slice::from_ref(&token));
+        assert_eq!(store.token(hash).unwrap(), Some(token));
+        assert!(store.remove_token(token_id(hash)).unwrap());
+        assert_eq!(store.token(hash).unwrap(), None);
     }
 
     fn lease(millis: u64) -> Lease {
@@ -572,6 +654,32 @@ mod tests {
         assert!(
             std::fs::read_dir(unused.path()).unwrap().next().is_none(),
             "no SQLite file next to PostgreSQL"
+        );
+    }
+
+    /// `sslmode` (and `sslrootcert`) in the URL reach the driver, and TLS is built in: a
+    /// server that takes TLS connections only accepts `require` and `verify-full` with its CA,
+    /// refuses `disable`, and `verify-full` without the CA fails on the certificate.
+    #[test]
+    fn postgres_sslmode_in_the_url_is_honoured() {
+        let postgres = TestPostgres::start_tls_only();
+        let unused = tempfile::tempdir().unwrap();
+        let ca = postgres.ca_file.clone().unwrap();
+        let with = |query: &str| {
+            let url = format!("{}?{query}", postgres.url);
+            open(Some(&url), unused.path(), lease(1_000))
+        };
+        let verified = format!("sslmode=verify-full&sslrootcert={}", ca.display());
+        for query in ["sslmode=require", verified.as_str()] {
+            let store = with(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+            assert_eq!(store.job_count(&OwnerId::random()).unwrap(), 0);
+        }
+        let refused = with("sslmode=disable").err().unwrap().0;
+        assert!(refused.contains("no encryption"), "{refused}");
+        let unknown_ca = with("sslmode=verify-full").err().unwrap().0;
+        assert!(
+            unknown_ca.to_lowercase().contains("certificate"),
+            "{unknown_ca}"
         );
     }
 

@@ -14,7 +14,7 @@ use datavista_shared::protocol::{Job, JobProgress, JobState};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema, StoredToken};
 use crate::identity::OwnerId;
 use crate::side_runtime::SideRuntime;
 
@@ -62,6 +62,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
     CREATE INDEX jobs_unfinished ON jobs (lease_until) WHERE state IN ('uploading', 'queued', 'validating');
 "#,
+    // Tokens get an id to list and revoke them by (see `store::token_id`), a hint and an
+    // optional expiry.
+    r#"
+    ALTER TABLE tokens ADD COLUMN id TEXT;
+    ALTER TABLE tokens ADD COLUMN hint TEXT;
+    ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
+    UPDATE tokens SET id = substr(hash, 1, 12);
+    CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
+"#,
     r#"
     ALTER TABLE schemas ADD COLUMN fields TEXT;
     CREATE INDEX schemas_by_owner ON schemas (owner_id, created_at);
@@ -91,6 +100,16 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 impl PgStore {
     /// Connect (waiting up to `connect_timeout` for the database to answer) and migrate.
     pub fn connect(url: &str, connect_timeout: Duration, lease: Lease) -> StoreResult<PgStore> {
+        PgStore::connect_migrating(url, connect_timeout, lease, MIGRATIONS)
+    }
+
+    /// Connect and apply `migrations` (the tests stop at an older version).
+    fn connect_migrating(
+        url: &str,
+        connect_timeout: Duration,
+        lease: Lease,
+        migrations: &'static [&'static str],
+    ) -> StoreResult<PgStore> {
         let runtime = SideRuntime::new("datavista-postgres", 2).map_err(err)?;
         let options = PgPoolOptions::new()
             .max_connections(16)
@@ -99,7 +118,7 @@ impl PgStore {
         let pool = runtime
             .wait_for(async move {
                 let pool = options.connect(&url).await?;
-                migrate(&pool).await?;
+                migrate(&pool, migrations).await?;
                 Ok(pool)
             })
             .unwrap_or(Err(sqlx::Error::WorkerCrashed))
@@ -134,7 +153,7 @@ fn claimed_jobs(rows: &[PgRow]) -> Result<Vec<(OwnerId, Job)>, sqlx::Error> {
     Ok(jobs)
 }
 
-async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
+async fn migrate(pool: &PgPool, migrations: &[&str]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
@@ -147,7 +166,7 @@ async fn migrate(pool: &PgPool) -> Result<(), sqlx::Error> {
         sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM datavista_migrations")
             .fetch_one(&mut *tx)
             .await?;
-    for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    for (i, migration) in migrations.iter().enumerate().skip(version as usize) {
         // One statement at a time (the migrations hold no `;` inside a statement).
         for statement in migration.split(';').filter(|s| !s.trim().is_empty()) {
             sqlx::query(statement).execute(&mut *tx).await?;
@@ -178,6 +197,18 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         reason: row.try_get(9)?,
         created_at_ms: row.try_get::<i64, _>(10)? as u64,
         updated_at_ms: row.try_get::<i64, _>(11)? as u64,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, owner_id, hint, created_at, expires_at";
+
+fn token_from_row(row: &PgRow) -> Result<StoredToken, sqlx::Error> {
+    Ok(StoredToken {
+        id: row.try_get(0)?,
+        owner: OwnerId::from_stored(row.try_get(1)?),
+        hint: row.try_get(2)?,
+        created_at_ms: row.try_get::<i64, _>(3)? as u64,
+        expires_at_ms: row.try_get::<Option<i64>, _>(4)?.map(|v| v as u64),
     })
 }
 
@@ -475,36 +506,54 @@ impl JobStore for PgStore {
         })
     }
 
-    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()> {
-        let (hash, owner) = (token_hash.to_owned(), owner.as_str().to_owned());
+    fn add_token(&self, token_hash: &str, token: &StoredToken) -> StoreResult<()> {
+        let (hash, token) = (token_hash.to_owned(), token.clone());
         self.run(|pool| async move {
-            sqlx::query("INSERT INTO tokens (hash, owner_id, created_at) VALUES ($1, $2, $3)")
-                .bind(hash)
-                .bind(owner)
-                .bind(crate::now_ms() as i64)
-                .execute(&pool)
-                .await?;
+            sqlx::query(
+                "INSERT INTO tokens (hash, id, owner_id, hint, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(hash)
+            .bind(token.id)
+            .bind(token.owner.as_str())
+            .bind(token.hint)
+            .bind(token.created_at_ms as i64)
+            .bind(token.expires_at_ms.map(|v| v as i64))
+            .execute(&pool)
+            .await?;
             Ok(())
         })
     }
 
-    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
+    fn token(&self, token_hash: &str) -> StoreResult<Option<StoredToken>> {
         let hash = token_hash.to_owned();
         self.run(|pool| async move {
-            let owner: Option<String> =
-                sqlx::query_scalar("SELECT owner_id FROM tokens WHERE hash = $1")
-                    .bind(hash)
-                    .fetch_optional(&pool)
-                    .await?;
-            Ok(owner.map(OwnerId::from_stored))
+            let row = sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1"
+            ))
+            .bind(hash)
+            .fetch_optional(&pool)
+            .await?;
+            row.as_ref().map(token_from_row).transpose()
         })
     }
 
-    fn remove_token(&self, token_hash: &str) -> StoreResult<bool> {
-        let hash = token_hash.to_owned();
+    fn tokens(&self) -> StoreResult<Vec<StoredToken>> {
         self.run(|pool| async move {
-            let removed = sqlx::query("DELETE FROM tokens WHERE hash = $1")
-                .bind(hash)
+            let rows = sqlx::query(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at"
+            ))
+            .fetch_all(&pool)
+            .await?;
+            rows.iter().map(token_from_row).collect()
+        })
+    }
+
+    fn remove_token(&self, id: &str) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.run(|pool| async move {
+            let removed = sqlx::query("DELETE FROM tokens WHERE id = $1")
+                .bind(id)
                 .execute(&pool)
                 .await?
                 .rows_affected();
@@ -587,5 +636,39 @@ impl JobStore for PgStore {
                     .unwrap_or_default(),
             }))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_postgres::TestPostgres;
+    use super::super::tests::a_token_from_before_ids_is_listed_and_revoked;
+    use super::*;
+    use crate::identity::token_hash;
+
+    #[test]
+    fn tokens_from_before_ids_are_listed_and_revoked() {
+        let postgres = TestPostgres::start();
+        let lease = || Lease::new(Duration::from_secs(10));
+        let hash = token_hash("dv_old");
+        let old = PgStore::connect_migrating(
+            &postgres.url,
+            Duration::from_secs(10),
+            lease(),
+            &MIGRATIONS[..2],
+        )
+        .unwrap();
+        let inserted = hash.clone();
+        old.run(|pool| async move {
+            sqlx::query("INSERT INTO tokens (hash, owner_id, created_at) VALUES ($1, 'o', 7)")
+                .bind(inserted)
+                .execute(&pool)
+                .await
+        })
+        .unwrap();
+        drop(old);
+
+        let store = PgStore::connect(&postgres.url, Duration::from_secs(10), lease()).unwrap();
+        a_token_from_before_ids_is_listed_and_revoked(&store, &hash);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use datavista_shared::protocol::{Job, JobProgress, JobState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema};
+use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema, StoredToken};
 use crate::identity::OwnerId;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` says where a file is.
@@ -51,6 +51,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE jobs ADD COLUMN node_id TEXT;
     ALTER TABLE jobs ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+"#,
+    // Tokens get an id to list and revoke them by (see `store::token_id`), a hint and an
+    // optional expiry.
+    r#"
+    ALTER TABLE tokens ADD COLUMN id TEXT;
+    ALTER TABLE tokens ADD COLUMN hint TEXT;
+    ALTER TABLE tokens ADD COLUMN expires_at INTEGER;
+    UPDATE tokens SET id = substr(hash, 1, 12);
+    CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
 "#,
     r#"
     ALTER TABLE schemas ADD COLUMN fields TEXT;
@@ -264,6 +273,18 @@ fn job_from_row(row: &Row<'_>) -> rusqlite::Result<Job> {
         reason: row.get(9)?,
         created_at_ms: row.get::<_, i64>(10)? as u64,
         updated_at_ms: row.get::<_, i64>(11)? as u64,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, owner_id, hint, created_at, expires_at";
+
+fn token_from_row(row: &Row<'_>) -> rusqlite::Result<StoredToken> {
+    Ok(StoredToken {
+        id: row.get(0)?,
+        owner: OwnerId::from_stored(row.get(1)?),
+        hint: row.get(2)?,
+        created_at_ms: row.get::<_, i64>(3)? as u64,
+        expires_at_ms: row.get::<_, Option<i64>>(4)?.map(|v| v as u64),
     })
 }
 
@@ -500,33 +521,49 @@ impl JobStore for SqliteStore {
         })
     }
 
-    fn add_token(&self, token_hash: &str, owner: &OwnerId) -> StoreResult<()> {
+    fn add_token(&self, token_hash: &str, token: &StoredToken) -> StoreResult<()> {
         self.with(|connection| {
             connection.execute(
-                "INSERT INTO tokens (hash, owner_id, created_at) VALUES (?1, ?2, ?3)",
-                params![token_hash, owner.as_str(), crate::now_ms() as i64],
+                "INSERT INTO tokens (hash, id, owner_id, hint, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token_hash,
+                    token.id,
+                    token.owner.as_str(),
+                    token.hint,
+                    token.created_at_ms as i64,
+                    token.expires_at_ms.map(|v| v as i64)
+                ],
             )?;
             Ok(())
         })
     }
 
-    fn token_owner(&self, token_hash: &str) -> StoreResult<Option<OwnerId>> {
+    fn token(&self, token_hash: &str) -> StoreResult<Option<StoredToken>> {
         self.read(|connection| {
             connection
                 .query_row(
-                    "SELECT owner_id FROM tokens WHERE hash = ?1",
+                    &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
                     params![token_hash],
-                    |row| row.get(0),
+                    token_from_row,
                 )
                 .optional()
-                .map(|owner| owner.map(OwnerId::from_stored))
         })
     }
 
-    fn remove_token(&self, token_hash: &str) -> StoreResult<bool> {
+    fn tokens(&self) -> StoreResult<Vec<StoredToken>> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at"
+            ))?;
+            let rows = statement.query_map([], token_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn remove_token(&self, id: &str) -> StoreResult<bool> {
         self.with(|connection| {
-            let removed =
-                connection.execute("DELETE FROM tokens WHERE hash = ?1", params![token_hash])?;
+            let removed = connection.execute("DELETE FROM tokens WHERE id = ?1", params![id])?;
             Ok(removed > 0)
         })
     }
@@ -607,6 +644,7 @@ impl JobStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::tests::a_token_from_before_ids_is_listed_and_revoked;
 
     /// Commits leave the WAL alone, and the checkpointer still carries it into the database
     /// file: without it the file would keep its size for ever, with it the WAL would be
@@ -631,13 +669,37 @@ mod tests {
         let before = database_bytes();
         let owner = OwnerId::random();
         for i in 0..300 {
-            store.add_token(&format!("hash-{i:04}"), &owner).unwrap();
+            let hash = format!("hash-{i:04}");
+            let token = StoredToken::new(&hash, owner.clone(), "dv_", None);
+            store.add_token(&hash, &token).unwrap();
         }
         let grew = (0..250).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
             database_bytes() > before
         });
         assert!(grew, "the database file stayed at {before} bytes");
+    }
+
+    #[test]
+    fn tokens_from_before_ids_are_listed_and_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&format!(
+            "{}{}PRAGMA user_version = 2;",
+            MIGRATIONS[0], MIGRATIONS[1]
+        ))
+        .unwrap();
+        let hash = crate::identity::token_hash("dv_old");
+        old.execute(
+            "INSERT INTO tokens (hash, owner_id, created_at) VALUES (?1, 'o', 7)",
+            params![hash],
+        )
+        .unwrap();
+        drop(old);
+
+        let store = SqliteStore::open(&path, Lease::new(Duration::from_secs(10))).unwrap();
+        a_token_from_before_ids_is_listed_and_revoked(&store, &hash);
     }
 
     /// A read never queues behind a write: with the writer's connection taken and inside an
@@ -649,7 +711,8 @@ mod tests {
             SqliteStore::open(&dir.path().join("db"), Lease::new(Duration::from_secs(10))).unwrap(),
         );
         let owner = OwnerId::random();
-        store.add_token("committed", &owner).unwrap();
+        let token = StoredToken::new("committed", owner.clone(), "dv_", None);
+        store.add_token("committed", &token).unwrap();
         let schema = StoredSchema {
             id: "s1".into(),
             name: "people".into(),
@@ -669,8 +732,8 @@ mod tests {
         let reader_owner = owner.clone();
         std::thread::spawn(move || {
             let _ = answer.send((
-                reading.token_owner("committed"),
-                reading.token_owner("uncommitted"),
+                reading.token("committed"),
+                reading.token("uncommitted"),
                 reading.schemas(&reader_owner),
                 reading.snapshot(&reader_owner),
             ));
@@ -681,7 +744,7 @@ mod tests {
         drop(writer);
         let (committed, uncommitted, schemas, snapshot) =
             answers.expect("a read waited for the writer");
-        assert_eq!(committed.unwrap(), Some(owner));
+        assert_eq!(committed.unwrap().map(|t| t.owner), Some(owner));
         assert_eq!(
             uncommitted.unwrap(),
             None,

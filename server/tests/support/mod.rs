@@ -517,13 +517,29 @@ pub async fn created_ids(response: reqwest::Response) -> Vec<String> {
         .collect()
 }
 
-/// `datavista token revoke`; its exit code.
-pub fn revoke_token(data_dir: &Path, token: &str) -> Option<i32> {
-    Command::new(env!("CARGO_BIN_EXE_datavista"))
-        .args(["token", "revoke", token, "--data-dir"])
+/// `datavista token ARGS… --data-dir DIR`, with `stdin` on its standard input.
+pub fn token_command(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_datavista"))
+        .arg("token")
+        .args(args)
+        .arg("--data-dir")
         .arg(data_dir)
-        .status()
-        .unwrap()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = command.stdin.take().unwrap();
+    let _ = input.write_all(stdin.as_bytes()); // a command that reads nothing may be gone
+    drop(input);
+    command.wait_with_output().unwrap()
+}
+
+/// `datavista token revoke --token-file -`, the token on standard input; its exit code.
+pub fn revoke_token(data_dir: &Path, token: &str) -> Option<i32> {
+    token_command(data_dir, &["revoke", "--token-file", "-"], token)
+        .status
         .code()
 }
 
@@ -536,12 +552,7 @@ pub fn create_token(data_dir: &Path, owner: Option<&str>) -> String {
 
 /// `datavista token create --data-dir DIR EXTRA…` (e.g. `--database-url URL`).
 pub fn create_token_with(data_dir: &Path, extra: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_datavista"))
-        .args(["token", "create", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .output()
-        .unwrap();
+    let output = token_command(data_dir, &[&["create"], extra].concat(), "");
     assert!(output.status.success(), "{output:?}");
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
