@@ -285,6 +285,7 @@ impl Hub {
             channel.history.pop_front();
         }
         channel.history.push_back(message.clone());
+        let before = channel.connections.len();
         channel.connections.retain(|connection| {
             if connection.lagged.load(Ordering::Acquire) {
                 return true; // waiting for its snapshot: nothing more to queue
@@ -299,6 +300,9 @@ impl Hub {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         });
+        // A connection whose task ended without unsubscribing (a panic) frees its place in
+        // the server's count here.
+        self.open -= before - channel.connections.len();
     }
 }
 
@@ -478,6 +482,15 @@ mod tests {
             hub.subscribe(OwnerId::random()).err(),
             Some(Refused::Server)
         );
+        // A connection whose task ended without unsubscribing frees its place once an event
+        // finds it gone.
+        let (owner, gone) = tabs.into_iter().nth(1).unwrap();
+        drop(gone);
+        hub.deliver(OwnerEvent {
+            owner,
+            message: removed(1),
+        });
+        assert!(hub.subscribe(OwnerId::random()).is_ok());
     }
 
     #[test]

@@ -977,26 +977,36 @@ impl JobRunner {
         }
         let job = control.job();
         tracing::info!(job = %job.id, owner = %control.owner, state = state.as_str(), rows = job.progress.rows, errors = job.progress.errors, "job ended");
-        self.keep_only_the_newest_finished(&control.owner);
+        self.keep_only_the_newest_finished(&control.owner, &control.id);
         true
     }
 
-    /// Retention: past the owner's quota of finished jobs, the oldest are removed with their
-    /// reports, and every tab hears of it as of any removal. Blocking.
-    fn keep_only_the_newest_finished(&self, owner: &OwnerId) {
-        let past = match self
-            .publisher
-            .store()
-            .finished_jobs_past(owner, self.finished_per_owner)
+    /// Retention: past the owner's quota of finished jobs, those that finished first are
+    /// removed with their reports (never `just_finished`, whose verdict the user is waiting
+    /// for), and every tab hears of it as of any removal. Blocking.
+    fn keep_only_the_newest_finished(&self, owner: &OwnerId, just_finished: &str) {
+        let store = self.publisher.store();
+        // The usual case costs one indexed count.
+        if store
+            .job_count(owner)
+            .is_ok_and(|count| count as usize <= self.finished_per_owner)
         {
+            return;
+        }
+        let past = match store.finished_jobs_past(owner, self.finished_per_owner) {
             Ok(past) => past,
             Err(e) => return tracing::warn!(%owner, error = %e, "cannot apply job retention"),
         };
-        for id in past {
-            let _ = self.storage.remove_report(&id);
-            let _ = self.storage.remove_upload(&id);
-            if let Err(e) = self.publisher.job_removed(owner, &id) {
-                tracing::warn!(job = %id, error = %e, "cannot remove a job past retention");
+        for id in past.iter().filter(|id| *id != just_finished) {
+            // The row first: a report read meanwhile then answers 404, not a missing file.
+            match self.publisher.job_removed(owner, id) {
+                Ok(_) => {
+                    let _ = self.storage.remove_report(id);
+                    let _ = self.storage.remove_upload(id);
+                }
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "cannot remove a job past retention")
+                }
             }
         }
     }

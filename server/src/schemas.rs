@@ -70,9 +70,11 @@ impl CompiledSchema {
         })
     }
 
-    /// About the memory it holds: the parsed schema is a few times its JSON.
+    /// About the memory it holds: the parsed schema is a few times its JSON, and each field
+    /// costs a few hundred bytes whatever its JSON (defaults such as boolean values).
     fn weight(&self) -> u64 {
-        (4 * self.body.len() + self.schema.compiled_bytes() + self.patterns.len()) as u64
+        let parsed = 4 * self.body.len() + 512 * self.schema.fields.len();
+        (parsed + self.schema.compiled_bytes() + self.patterns.len()) as u64
     }
 }
 
@@ -136,10 +138,8 @@ impl SchemaCatalog {
         for stored in store.schemas(owner)? {
             let fields = match stored.fields {
                 ListedFields::Names(names) => names,
-                ListedFields::InBody(body) => match Schema::from_json(&body) {
-                    Ok(schema) => schema.fields.into_iter().map(|f| f.name).collect(),
-                    Err(_) => continue,
-                },
+                // Only the names are read: compiling the schema here would cost every list.
+                ListedFields::InBody(body) => field_names(&body),
             };
             list.push(SchemaInfo {
                 id: stored.id,
@@ -162,21 +162,23 @@ impl SchemaCatalog {
         if let Some(schema) = self.shared.iter().find(|e| e.info.id == id) {
             return Ok(Some(schema.clone()));
         }
-        if let Some(schema) = self.compiled.get(id) {
-            return Ok((schema.owner.as_ref() == Some(owner)).then_some(schema));
+        // One compile however many ask for a schema at once (after a restart, say): the others
+        // wait for it. Nothing is kept when it is not the owner's.
+        let found = self.compiled.get_or_insert_with(id, || {
+            let Some(stored) = store.schema(owner, id).map_err(Some)? else {
+                return Err(None);
+            };
+            // Checked when added; one that no longer loads (a stricter server) is gone.
+            let mut compiled =
+                CompiledSchema::compile(id, &stored.body, Some(owner.clone())).map_err(|_| None)?;
+            compiled.info.name = stored.name;
+            Ok(Arc::new(compiled))
+        });
+        match found {
+            Ok(schema) => Ok((schema.owner.as_ref() == Some(owner)).then_some(schema)),
+            Err(None) => Ok(None),
+            Err(Some(e)) => Err(e),
         }
-        let Some(stored) = store.schema(owner, id)? else {
-            return Ok(None);
-        };
-        // It was checked when added; one that no longer loads (a stricter server) is gone.
-        let Ok(mut compiled) = CompiledSchema::compile(id, &stored.body, Some(owner.clone()))
-        else {
-            return Ok(None);
-        };
-        compiled.info.name = stored.name;
-        let compiled = Arc::new(compiled);
-        self.compiled.insert(id.to_owned(), compiled.clone());
-        Ok(Some(compiled))
     }
 
     /// Check, compile and keep a user's schema; the error is the shared crate's reason.
@@ -217,6 +219,17 @@ impl SchemaCatalog {
 pub enum AddError {
     Invalid(String),
     Store(String),
+}
+
+/// The field names of a schema's JSON, without loading the schema.
+fn field_names(body: &str) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let fields = json.get("fields").and_then(|f| f.as_array());
+    fields
+        .into_iter()
+        .flatten()
+        .filter_map(|field| Some(field.get("name")?.as_str()?.to_owned()))
+        .collect()
 }
 
 /// A schema's name as a label: no control characters, 100 characters at most.

@@ -111,7 +111,12 @@ pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNe
     };
     let mut client = peer;
     for hop in forwarded_for.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
+        // Some proxies add the port ("192.0.2.1:5123", "[2001:db8::1]:443").
+        let hop = hop.trim();
+        let address = hop
+            .parse::<IpAddr>()
+            .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
+        match address {
             Ok(address) => {
                 client = address;
                 if !is_trusted(&address) {
@@ -184,6 +189,14 @@ mod tests {
         assert_eq!(
             client_address(ip("192.0.2.9"), Some("junk, 10.0.0.2"), &proxies),
             ip("10.0.0.2")
+        );
+        assert_eq!(
+            client_address(ip("192.0.2.9"), Some("[2001:db8::5]:443"), &proxies),
+            ip("2001:db8::5")
+        );
+        assert_eq!(
+            client_address(ip("192.0.2.9"), Some("203.0.113.7:5123"), &proxies),
+            ip("203.0.113.7")
         );
         assert!(parse_proxies(&["nope".into()]).is_err());
     }

@@ -165,8 +165,8 @@ pub trait JobStore: Send + Sync + 'static {
     /// Newest first.
     fn jobs(&self, owner: &OwnerId, offset: u64, limit: u64) -> StoreResult<Vec<Job>>;
     fn job_count(&self, owner: &OwnerId) -> StoreResult<u64>;
-    /// The owner's finished jobs past the newest `keep` of them, oldest first: what the
-    /// retention of finished jobs removes.
+    /// The owner's finished jobs past the `keep` that finished last, the first to finish
+    /// first: what the retention of finished jobs removes.
     fn finished_jobs_past(&self, owner: &OwnerId, keep: usize) -> StoreResult<Vec<String>>;
     /// All of an owner's jobs (newest first) and the sequence number they are current at.
     fn snapshot(&self, owner: &OwnerId) -> StoreResult<(u64, Vec<Job>)>;
@@ -331,12 +331,15 @@ mod tests {
         assert_eq!(store.finished_jobs_past(&alice, 0).unwrap(), ["a1"]);
         assert!(store.finished_jobs_past(&alice, 1).unwrap().is_empty());
         let carol = OwnerId::random();
-        for (id, created) in [("c3", 30), ("c1", 10), ("c2", 20)] {
-            store
-                .create_job(&carol, &job(id, JobState::Valid, created))
-                .unwrap();
+        // By when they finished, not when they began: a long upload started first may end last.
+        for (id, created, finished) in [("c1", 10, 40), ("c2", 20, 50), ("c3", 30, 35)] {
+            let done = Job {
+                updated_at_ms: finished,
+                ..job(id, JobState::Valid, created)
+            };
+            store.create_job(&carol, &done).unwrap();
         }
-        assert_eq!(store.finished_jobs_past(&carol, 1).unwrap(), ["c1", "c2"]);
+        assert_eq!(store.finished_jobs_past(&carol, 1).unwrap(), ["c3", "c1"]);
         let (seq, jobs) = store.snapshot(&alice).unwrap();
         assert_eq!(
             (seq, ids(jobs)),

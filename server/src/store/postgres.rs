@@ -379,7 +379,7 @@ impl JobStore for PgStore {
         self.run(|pool| async move {
             let mut ids: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT id FROM jobs WHERE owner_id = $1 AND NOT {UNFINISHED}
-                 ORDER BY created_at DESC, id DESC OFFSET $2"
+                 ORDER BY updated_at DESC, id DESC OFFSET $2"
             ))
             .bind(owner)
             .bind(keep as i64)

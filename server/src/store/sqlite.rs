@@ -431,7 +431,7 @@ impl JobStore for SqliteStore {
         self.read(|connection| {
             let mut statement = connection.prepare(&format!(
                 "SELECT id FROM jobs WHERE owner_id = ?1 AND NOT {UNFINISHED}
-                 ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?2"
+                 ORDER BY updated_at DESC, id DESC LIMIT -1 OFFSET ?2"
             ))?;
             let ids =
                 statement.query_map(params![owner.as_str(), keep as i64], |row| row.get(0))?;
