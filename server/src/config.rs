@@ -29,6 +29,10 @@ pub struct Config {
     /// owners, so per-owner limits alone bound nothing); past it an upload gets 429.
     #[arg(long, env = "DATAVISTA_MAX_UPLOADS", default_value_t = 64)]
     pub max_uploads: usize,
+    /// Jobs not finished yet (arriving, queued or validating) this server holds, all owners
+    /// together; past it a new upload gets 429. Validations running at once are `--workers`.
+    #[arg(long, env = "DATAVISTA_MAX_UNFINISHED_JOBS", default_value_t = 10_000)]
+    pub max_unfinished_jobs: usize,
     /// Longest an upload may take, in seconds, however steadily it sends (default 6 h: 5 GiB
     /// at 250 KB/s); a client dribbling bytes cannot hold a slot forever.
     #[arg(long, env = "DATAVISTA_UPLOAD_DEADLINE_SECS", default_value_t = 6 * 3600)]

@@ -376,6 +376,25 @@ async fn new_owners_cannot_pass_the_servers_upload_and_connection_limits() {
 }
 
 #[tokio::test]
+async fn new_owners_cannot_pass_the_servers_limit_of_unfinished_jobs() {
+    let server = TestServer::start(&["--max-unfinished-jobs", "1"]);
+    let first = server.session().await;
+    let _open = begin_unfinished_upload(&server, &first, b"id,name\n1,a\n").await;
+    let deadline = Instant::now() + support::PATIENCE;
+    while server.stored_uploads().is_empty() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = server.session().await;
+    let refused = second.upload(None, &[("a.csv", b"id\n1\n".to_vec())]).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(
+        message(refused).await,
+        "the server has as many files waiting as it takes; try again in a moment"
+    );
+}
+
+#[tokio::test]
 async fn an_upload_that_dribbles_past_its_deadline_is_failed() {
     let server = TestServer::start(&["--upload-deadline-secs", "2"]);
     let client = server.session().await;

@@ -177,6 +177,11 @@ async fn receive_file(
     raw_name: &str,
     part: &mut actix_multipart::Field,
 ) -> Result<Job, ApiError> {
+    if state.jobs.running_count() >= state.config.max_unfinished_jobs {
+        return Err(ApiError::TooManyUploads(
+            "the server has as many files waiting as it takes; try again in a moment".into(),
+        ));
+    }
     if state.jobs.unfinished_count(owner) >= MAX_UNFINISHED_PER_OWNER {
         return Err(ApiError::TooManyUploads(format!(
             "{MAX_UNFINISHED_PER_OWNER} of your files are still waiting; let some finish first"
