@@ -349,12 +349,7 @@ async fn new_owners_cannot_pass_the_servers_upload_and_connection_limits() {
         open.push(begin_unfinished_upload(&server, &owner, b"id,name\n1,a\n").await);
     }
     let third = server.session().await;
-    // The two uploads are under way once their jobs show.
-    let deadline = Instant::now() + support::PATIENCE;
-    while server.stored_uploads().len() < 2 {
-        assert!(Instant::now() < deadline, "the uploads never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_stored_uploads(2).await;
     let refused = third.upload(None, &[("a.csv", b"id\n1\n".to_vec())]).await;
     assert_eq!(refused.status(), 429);
     assert!(message(refused)
@@ -380,11 +375,7 @@ async fn new_owners_cannot_pass_the_servers_limit_of_unfinished_jobs() {
     let server = TestServer::start(&["--max-unfinished-jobs", "1"]);
     let first = server.session().await;
     let _open = begin_unfinished_upload(&server, &first, b"id,name\n1,a\n").await;
-    let deadline = Instant::now() + support::PATIENCE;
-    while server.stored_uploads().is_empty() {
-        assert!(Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_stored_uploads(1).await;
     let second = server.session().await;
     let refused = second.upload(None, &[("a.csv", b"id\n1\n".to_vec())]).await;
     assert_eq!(refused.status(), 429);
@@ -439,11 +430,7 @@ async fn sigterm_while_a_file_arrives_ends_its_upload_cleanly() {
     let mut server = TestServer::start_logging_to(&data_dir, &[], &log);
     let client = server.session().await;
     let _tcp = begin_unfinished_upload(&server, &client, &support::people_csv(1_000, 0)).await;
-    let deadline = Instant::now() + support::PATIENCE;
-    while server.stored_uploads().is_empty() {
-        assert!(Instant::now() < deadline, "the upload never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_for_stored_uploads(1).await;
     assert!(server.terminate().success());
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(!log.contains("panicked"), "{log}");

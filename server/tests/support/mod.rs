@@ -142,6 +142,16 @@ impl TestServer {
         }
     }
 
+    /// Wait (up to [`PATIENCE`]) until `count` files are arriving in the uploads folder: the
+    /// uploads are under way.
+    pub async fn wait_for_stored_uploads(&self, count: usize) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.stored_uploads().len() < count {
+            assert!(Instant::now() < deadline, "the uploads never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The uploads folder once the server has cleaned up: a job's file goes just after its
     /// final state is stored, so this waits (up to 2 s) for the folder to empty.
     pub fn stored_uploads_settled(&self) -> Vec<String> {
