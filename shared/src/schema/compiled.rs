@@ -201,6 +201,18 @@ mod tests {
             .has_dense_matcher());
     }
 
+    /// Patterns a DFA cannot express cost the schema's DFA budget nothing: the pattern after
+    /// twenty of them still gets its DFA.
+    #[test]
+    fn patterns_beyond_a_dfa_leave_the_dfa_budget_to_the_others() {
+        let mut patterns: Vec<String> = (0..20).map(|i| format!(r"\bword{i}\b")).collect();
+        patterns.push("[0-9]+".into());
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        let server = schema(&patterns);
+        let last = server.fields[20].constraints.pattern.as_ref().unwrap();
+        assert!(last.has_dense_matcher());
+    }
+
     #[test]
     fn bytes_for_another_schema_are_refused() {
         let bytes = schema(&["[0-9]+"]).compiled_patterns();

@@ -56,10 +56,15 @@ impl Pattern {
             })?;
         budget.add_compiled(regex.memory_usage());
         let dfa_limit = dense::SIZE_LIMIT.min(budget.dfa_bytes_left());
-        let matcher = (dfa_limit > 0)
-            .then(|| dense::build_dfa(&anchored(source), dfa_limit))
-            .flatten();
-        budget.add_dfa(matcher.as_ref().map_or(dfa_limit, |dfa| dfa.memory_usage()));
+        let attempt = (dfa_limit > 0).then(|| dense::build_dfa(&anchored(source), dfa_limit));
+        // What the attempt cost: a DFA's size, or its allowance when it grew past it. A
+        // pattern a DFA cannot express (Unicode `\b`) is refused before it grows.
+        budget.add_dfa(match &attempt {
+            Some(Ok(dfa)) => dfa.memory_usage(),
+            Some(Err(e)) if e.is_size_limit_exceeded() => dfa_limit,
+            _ => 0,
+        });
+        let matcher = attempt.and_then(Result::ok);
         // Left empty without a DFA: one loaded later (as in the browser) may still go in.
         let dense = Arc::new(OnceLock::new());
         if let Some(matcher) = matcher.and_then(dense::Matcher::from_dfa) {
@@ -117,7 +122,7 @@ impl Pattern {
     pub fn to_dfa_bytes(&self) -> Option<Vec<u8>> {
         // Only a pattern given a DFA within the schema's budget gets one again here.
         self.dense()?;
-        let dfa = dense::build_dfa(&anchored(&self.source), dense::SIZE_LIMIT)?;
+        let dfa = dense::build_dfa(&anchored(&self.source), dense::SIZE_LIMIT).ok()?;
         let (bytes, padding) = dfa.to_bytes_little_endian();
         Some(bytes[padding..].to_vec())
     }
@@ -252,10 +257,13 @@ mod dense {
         }
     }
 
-    /// The dense DFA of an anchored pattern; `None` past `size_limit` (at most `SIZE_LIMIT`)
-    /// or when the pattern uses what a DFA cannot (Unicode `\b`).
+    /// The dense DFA of an anchored pattern; an error past `size_limit` (at most
+    /// `SIZE_LIMIT`) or when the pattern uses what a DFA cannot (Unicode `\b`).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn build_dfa(anchored_pattern: &str, size_limit: usize) -> Option<dense::DFA<Vec<u32>>> {
+    pub fn build_dfa(
+        anchored_pattern: &str,
+        size_limit: usize,
+    ) -> Result<dense::DFA<Vec<u32>>, dense::BuildError> {
         use regex_automata::{dfa::StartKind, MatchKind};
         let config = dense::Config::new()
             // "Is there any match", with no leftmost-first pruning of other threads.
@@ -266,7 +274,6 @@ mod dense {
         dense::Builder::new()
             .configure(config)
             .build(anchored_pattern)
-            .ok()
     }
 
     impl Table {
