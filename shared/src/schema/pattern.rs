@@ -61,7 +61,7 @@ impl Pattern {
         // pattern a DFA cannot express (Unicode `\b`) is refused before it grows.
         budget.add_dfa(match &attempt {
             Some(Ok(dfa)) => dfa.memory_usage(),
-            Some(Err(e)) if e.is_size_limit_exceeded() => dfa_limit,
+            Some(Err(dense::NoDfa::TooBig)) => dfa_limit,
             _ => 0,
         });
         let matcher = attempt.and_then(Result::ok);
@@ -257,13 +257,21 @@ mod dense {
         }
     }
 
-    /// The dense DFA of an anchored pattern; an error past `size_limit` (at most
-    /// `SIZE_LIMIT`) or when the pattern uses what a DFA cannot (Unicode `\b`).
+    /// Why a pattern has no dense DFA.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub enum NoDfa {
+        /// It grew past its size limit.
+        TooBig,
+        /// It uses what a DFA cannot express (Unicode `\b`).
+        Inexpressible,
+    }
+
+    /// The dense DFA of an anchored pattern, within `size_limit` (at most `SIZE_LIMIT`).
     #[cfg(not(target_arch = "wasm32"))]
     pub fn build_dfa(
         anchored_pattern: &str,
         size_limit: usize,
-    ) -> Result<dense::DFA<Vec<u32>>, dense::BuildError> {
+    ) -> Result<dense::DFA<Vec<u32>>, NoDfa> {
         use regex_automata::{dfa::StartKind, MatchKind};
         let config = dense::Config::new()
             // "Is there any match", with no leftmost-first pruning of other threads.
@@ -274,6 +282,10 @@ mod dense {
         dense::Builder::new()
             .configure(config)
             .build(anchored_pattern)
+            .map_err(|e| match e.is_size_limit_exceeded() {
+                true => NoDfa::TooBig,
+                false => NoDfa::Inexpressible,
+            })
     }
 
     impl Table {
