@@ -512,3 +512,80 @@ async fn a_client_asking_for_snapshots_in_a_loop_gets_one_a_second() {
         started.elapsed()
     );
 }
+
+/// Send `head` and `body` on a raw connection as `client`, then nothing more; what the server
+/// answers before it closes, within `wait`.
+async fn stall_after(
+    server: &TestServer,
+    client: &Client,
+    head: &str,
+    body: &[u8],
+    wait: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let support::Auth::Cookie(cookie) = &client.auth else {
+        panic!("a browser session's client")
+    };
+    let mut tcp = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
+    let head = head
+        .replace("{host}", &server.address)
+        .replace("{cookie}", cookie);
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0; 4096];
+    let deadline = tokio::time::Instant::now() + wait;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, tcp.read(&mut buffer)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn a_schema_body_that_stalls_gets_408_after_30_seconds() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let started = Instant::now();
+    let answer = stall_after(
+        &server,
+        &client,
+        "POST /api/schemas HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+        b"{\"fields\": [",
+        Duration::from_secs(90),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("the schema did not arrive within 30 seconds"),
+        "{answer}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(30));
+    server.assert_healthy().await;
+}
+
+#[tokio::test]
+async fn a_form_field_that_stalls_gets_408_and_holds_nothing() {
+    let server = TestServer::start(&[]);
+    let client = server.session().await;
+    let body = b"--B\r\nContent-Disposition: form-data; name=\"schema\"\r\n\r\npeo";
+    let answer = stall_after(
+        &server,
+        &client,
+        "POST /api/uploads HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n",
+        body,
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("a text field of the form did not arrive in time"),
+        "{answer}"
+    );
+    let jobs = client.get_json("/api/uploads").await;
+    assert_eq!(jobs["total"], 0, "no job was made");
+}
