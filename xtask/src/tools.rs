@@ -193,6 +193,8 @@ fn ensure_debian_packages() -> Result<(), String> {
         ),
         (postgres_installed, "postgresql"),
         (Path::new("/usr/bin/redis-server").exists(), "redis-server"),
+        // Makes the throwaway certificate authority of the TLS tests (PostgreSQL, Redis).
+        (Path::new("/usr/bin/openssl").exists(), "openssl"),
     ];
     let missing: Vec<&str> = wanted
         .iter()
