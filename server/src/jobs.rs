@@ -1091,7 +1091,7 @@ impl Drop for UploadSlot {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::{Read, Write};
     use std::sync::atomic::AtomicUsize;
 
@@ -1142,7 +1142,7 @@ mod tests {
         }
     }
 
-    fn runner_on(
+    pub(crate) fn runner_on(
         store: Arc<dyn crate::store::JobStore>,
         storage: Arc<dyn Storage>,
         limits: UploadLimits,

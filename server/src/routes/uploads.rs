@@ -205,23 +205,15 @@ async fn receive_file(
             "the server is low on disk space; try again later".into(),
         ));
     }
-    let runner = state.jobs.clone();
-    let start_owner = owner.clone();
-    let file_name = display_name(raw_name);
-    let (mut upload, file) = web::block(move || {
-        let (control, file) = runner.start_upload(&start_owner, file_name, schema_id, rules)?;
-        // Made here, not after the await: a request dropped while this runs still ends the
-        // job, when the guard is dropped, instead of leaving it `uploading`.
-        let upload = InProgress {
-            runner,
-            control,
-            ended: false,
-            _slot: slot,
-        };
-        Ok::<_, String>((upload, file))
-    })
-    .await?
-    .map_err(ApiError::Internal)?;
+    let (mut upload, file) = begin_upload(
+        state.jobs.clone(),
+        owner.clone(),
+        display_name(raw_name),
+        schema_id,
+        rules,
+        slot,
+    )
+    .await?;
     let control = upload.control.clone();
     let mut writer = Writer {
         runner: state.jobs.clone(),
@@ -322,6 +314,31 @@ async fn receive_file(
     let done = control.clone();
     web::block(move || runner.complete_upload(&done)).await?;
     Ok(control.job())
+}
+
+/// Create the upload's job and file, holding `slot`. The guard is made on the blocking thread,
+/// not after the await: a request dropped while the job is being made still ends it, when
+/// the guard is dropped there, instead of leaving it `uploading`.
+async fn begin_upload(
+    runner: Arc<JobRunner>,
+    owner: OwnerId,
+    file_name: String,
+    schema_id: Option<String>,
+    rules: Rules,
+    slot: UploadSlot,
+) -> Result<(InProgress, Box<dyn UploadWriter>), ApiError> {
+    web::block(move || {
+        let (control, file) = runner.start_upload(&owner, file_name, schema_id, rules)?;
+        let upload = InProgress {
+            runner,
+            control,
+            ended: false,
+            _slot: slot,
+        };
+        Ok::<_, String>((upload, file))
+    })
+    .await?
+    .map_err(ApiError::Internal)
 }
 
 /// Writes an upload to storage in batches on the blocking pool, so no thread waits on a slow
@@ -781,7 +798,63 @@ async fn report_csv(
 
 #[cfg(test)]
 mod tests {
-    use super::display_name;
+    use std::time::Duration;
+
+    use datavista_shared::protocol::JobState;
+
+    use super::{begin_upload, display_name, Rules};
+    use crate::identity::OwnerId;
+    use crate::jobs::{tests::runner_on, UploadLimits};
+
+    /// A request dropped while its job is being made (the client left, the server stopped)
+    /// leaves no job `uploading`.
+    #[tokio::test]
+    async fn a_request_dropped_while_its_job_is_made_ends_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            crate::store::sqlite::SqliteStore::open(
+                &dir.path().join("db"),
+                crate::store::Lease::new(Duration::from_secs(10)),
+            )
+            .unwrap(),
+        );
+        let storage = std::sync::Arc::new(crate::storage::LocalDisk::new(dir.path()).unwrap());
+        let limits = UploadLimits {
+            per_owner: 8,
+            total: 8,
+        };
+        let runner = runner_on(store.clone(), storage, limits);
+        let owner = OwnerId::random();
+        let slot = runner.begin_upload_slot(&owner).unwrap();
+        let rules = Rules {
+            schema: datavista_shared::Schema::structural_only(),
+            dialect: Default::default(),
+        };
+        let making = begin_upload(
+            runner.clone(),
+            owner.clone(),
+            "a.csv".into(),
+            None,
+            rules,
+            slot,
+        );
+        // Polled once, so the job is being made on a blocking thread, then dropped.
+        let _ = tokio::time::timeout(Duration::ZERO, making).await;
+        let mut state = None;
+        for _ in 0..200 {
+            let jobs = crate::store::JobStore::jobs(store.as_ref(), &owner, 0, 10).unwrap();
+            state = jobs.first().map(|job| job.state);
+            if state.is_some_and(|s| s.is_final()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(state, Some(JobState::Cancelled));
+        assert!(
+            runner.begin_upload_slot(&owner).is_ok(),
+            "the slot is given back"
+        );
+    }
 
     #[test]
     fn hostile_names_become_harmless_labels() {
