@@ -370,6 +370,11 @@ enum Ending {
     Stopped(JobState, String),
 }
 
+/// Why a job ends when its file stopped arriving because the server stopped: said the same
+/// whether the upload was ended by a graceful shutdown or found cut off after a crash.
+pub const STOPPED_MID_UPLOAD: &str =
+    "the server stopped while the file was uploading; upload it again";
+
 pub struct JobRunner {
     storage: Arc<dyn Storage>,
     /// Finished jobs an owner keeps; the oldest beyond go, with their reports.
@@ -619,8 +624,7 @@ impl JobRunner {
                 job.state = JobState::Failed;
                 job.reason = Some(match rules {
                     None => "the job's schema is no longer available".to_owned(),
-                    Some(_) => "the server stopped while the file was uploading; upload it again"
-                        .to_owned(),
+                    Some(_) => STOPPED_MID_UPLOAD.to_owned(),
                 });
                 job.updated_at_ms = crate::now_ms();
                 match self.publisher.job_changed(&owner, &job) {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
-use crate::jobs::{JobControl, JobRunner, Rules, SlotRefused, UploadSlot};
+use crate::jobs::{JobControl, JobRunner, Rules, SlotRefused, UploadSlot, STOPPED_MID_UPLOAD};
 use crate::reports::CachedReport;
 use crate::state::AppState;
 use crate::storage::UploadWriter;
@@ -42,10 +42,6 @@ const WRITE_EVERY: Duration = Duration::from_millis(100);
 const UPLOAD_IDLE: Duration = Duration::from_secs(60);
 /// A form's text fields together, and the headers of all its parts, must arrive within this.
 const FORM_FIELDS_DEADLINE: Duration = Duration::from_secs(60);
-/// Why a job ends when the server shuts down while its file arrives: the same words as a
-/// restart after a crash gives it (`JobRunner::recover`).
-pub const STOPPED_MID_UPLOAD: &str =
-    "the server stopped while the file was uploading; upload it again";
 const MAX_SCHEMA_FIELD_BYTES: usize = 256;
 /// Free disk space is checked again each time this many more bytes have arrived.
 const DISK_CHECK_EVERY: u64 = 64 << 20;
