@@ -1,39 +1,12 @@
 //! Calls to the server's HTTP API (the session cookie goes along by itself).
 
-use datavista_shared::{Schema, ValidationError};
+use datavista_shared::http::{ErrorBody, SchemaList};
+pub use datavista_shared::http::{ErrorPage, SchemaInfo};
+use datavista_shared::Schema;
 use gloo_net::http::{Request, Response};
-use serde::Deserialize;
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct SchemaInfo {
-    pub id: String,
-    pub name: String,
-    pub shared: bool,
-    pub fields: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct SchemaList {
-    schemas: Vec<SchemaInfo>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ErrorPage {
-    pub errors: Vec<ValidationError>,
-    pub offset: u64,
-    pub limit: u64,
-    pub sample_size: u64,
-    pub error_total: u64,
-    pub sample_capped: bool,
-}
-
-#[derive(Deserialize)]
-struct ApiError {
-    message: String,
-}
 
 async fn failure(response: Response) -> String {
-    match response.json::<ApiError>().await {
+    match response.json::<ErrorBody>().await {
         Ok(error) => error.message,
         Err(_) => format!("the server answered {}", response.status()),
     }

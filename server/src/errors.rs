@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
+use datavista_shared::http::ErrorBody;
 
 use crate::store::StoreError;
 
@@ -39,12 +39,6 @@ pub enum ApiError {
     TooManySessions(String, u32),
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
 }
 
 impl ApiError {
@@ -120,7 +114,7 @@ impl ResponseError for ApiError {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds));
         }
         response.json(ErrorBody {
-            code: self.code(),
+            code: self.code().to_owned(),
             message,
         })
     }

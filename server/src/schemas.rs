@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+pub use datavista_shared::http::SchemaInfo;
 use datavista_shared::Schema;
-use serde::Serialize;
 
 use crate::identity::OwnerId;
 use crate::store::{JobStore, ListedFields, StoreResult, StoredSchema};
@@ -26,15 +26,6 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("people", include_str!("../schemas/people.json")),
     ("orders", include_str!("../schemas/orders.json")),
 ];
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SchemaInfo {
-    pub id: String,
-    pub name: String,
-    /// Shipped with the server or loaded from `--schema-dir` (shared by every user).
-    pub shared: bool,
-    pub fields: Vec<String>,
-}
 
 /// A schema ready to use, with everything the API serves of it.
 pub struct CompiledSchema {

@@ -15,6 +15,7 @@
 //!   is not sure (`validator/fast.rs`).
 //! - [`report`] — error codes (Frictionless names), errors, the [`Report`] and the [`Limits`].
 //! - [`protocol`] — WebSocket messages and job states.
+//! - [`http`] — the HTTP API's bodies, one type each for the server, dashboard and tests.
 //!
 //! ## Row numbers
 //! As in Frictionless, rows count CSV records from 1 and the header is row 1, so the first
@@ -23,6 +24,7 @@
 
 mod clock;
 pub mod dialect;
+pub mod http;
 pub mod protocol;
 pub mod report;
 pub mod schema;

@@ -1,6 +1,7 @@
 //! `/api/schemas`: the schemas a user can validate against, and adding their own.
 
 use actix_web::{web, HttpResponse};
+use datavista_shared::http::SchemaList;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
@@ -30,7 +31,7 @@ async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, 
     let state2 = state.clone();
     let schemas =
         web::block(move || state2.schemas.list(state2.store.as_ref(), &owner.0)).await??;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "schemas": schemas })))
+    Ok(HttpResponse::Ok().json(SchemaList { schemas }))
 }
 
 /// `GET /api/schemas/{id}`: the Table Schema JSON itself.

@@ -9,6 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{ContentType, CONTENT_SECURITY_POLICY};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use datavista_shared::http::{Health, Session};
 
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
@@ -38,7 +39,9 @@ async fn job_counts(state: &web::Data<AppState>) -> Result<Arc<Vec<(String, u64)
 
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     job_counts(&state).await?; // the database answered, a moment ago at most
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })))
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok".to_owned(),
+    }))
 }
 
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -73,7 +76,9 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// `GET /api/session`: who you are (a new anonymous session is made when there is none).
 async fn session(owner: Owner) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "owner": owner.0.as_str() }))
+    HttpResponse::Ok().json(Session {
+        owner: owner.0.as_str().to_owned(),
+    })
 }
 
 /// Give every browser an anonymous session on its first visit: requests for pages (and

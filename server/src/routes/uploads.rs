@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 
 use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
+use datavista_shared::http::{ErrorPage, JobPage, UploadsCreated};
 use datavista_shared::protocol::{Job, JobState};
-use datavista_shared::{Dialect, Schema, ValidationError};
+use datavista_shared::{Dialect, Schema};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::errors::ApiError;
 use crate::identity::{Owner, OwnerId};
@@ -49,11 +50,6 @@ const DISK_CHECK_EVERY: u64 = 64 << 20;
 #[derive(Deserialize)]
 struct UploadQuery {
     schema: Option<String>,
-}
-
-#[derive(Serialize)]
-struct Created {
-    uploads: Vec<Job>,
 }
 
 /// `POST /api/uploads[?schema=ID]`, multipart/form-data: any number of file parts, and
@@ -147,7 +143,7 @@ async fn create(
             "no file in the form: send multipart/form-data with one or more 'file' parts".into(),
         ));
     }
-    Ok(HttpResponse::Created().json(Created { uploads: created }))
+    Ok(HttpResponse::Created().json(UploadsCreated { uploads: created }))
 }
 
 /// The form's next item, within `UPLOAD_IDLE` and the deadline: a client that holds a form
@@ -494,14 +490,6 @@ struct Page {
     limit: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct JobList {
-    uploads: Vec<Job>,
-    total: u64,
-    offset: u64,
-    limit: u64,
-}
-
 /// `GET /api/uploads?offset=&limit=`: newest first.
 async fn list(
     state: web::Data<AppState>,
@@ -518,7 +506,7 @@ async fn list(
         ))
     })
     .await??;
-    Ok(HttpResponse::Ok().json(JobList {
+    Ok(HttpResponse::Ok().json(JobPage {
         uploads,
         total,
         offset,
@@ -653,18 +641,6 @@ async fn load_report(
     })
     .await?
     .map_err(ApiError::Internal)
-}
-
-#[derive(Serialize)]
-struct ErrorPage {
-    errors: Vec<ValidationError>,
-    offset: u64,
-    limit: u64,
-    /// Errors in the stored sample (at most 1,000).
-    sample_size: u64,
-    /// All errors found, past the sample too.
-    error_total: u64,
-    sample_capped: bool,
 }
 
 /// `GET /api/uploads/{id}/errors?offset=&limit=`: a page of the error sample.
