@@ -47,7 +47,7 @@ impl SessionRate {
             return Ok(());
         }
         let client = bucket(client);
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut windows = crate::sync::lock(&self.windows);
         if windows.len() >= MAX_ADDRESSES && !windows.contains_key(&client) {
             windows.retain(|_, window| now.duration_since(window.started) < WINDOW);
             if windows.len() >= MAX_ADDRESSES {

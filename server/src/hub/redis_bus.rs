@@ -175,7 +175,7 @@ impl Outgoing {
         };
         self.dropped.store(true, Ordering::Release);
         self.drops.inc();
-        let mut warning = self.warning.lock().unwrap_or_else(|p| p.into_inner());
+        let mut warning = crate::sync::lock(&self.warning);
         if let Some(dropped) = warning.count(Instant::now()) {
             tracing::warn!(
                 dropped,

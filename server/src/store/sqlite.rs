@@ -144,11 +144,9 @@ fn locked<T>(
     connection: &Mutex<Connection>,
     f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
 ) -> StoreResult<T> {
-    // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-    // back), so a poisoned lock is still safe to use.
-    let mut connection = connection
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    // A panic while holding the lock cannot leave SQLite half-written: a transaction rolls
+    // back when it drops.
+    let mut connection = crate::sync::lock(connection);
     f(&mut connection).map_err(err)
 }
 
