@@ -22,7 +22,7 @@
 //! logged); once the queue moves again, the other nodes are asked to resynchronise, as after a
 //! failed publish.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +53,35 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Shorter keys are refused: the key is all that keeps strangers off the channel.
 const MIN_KEY_BYTES: usize = 32;
 
+/// Why the bus cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot read the bus key {}: {source}", path.display())]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the bus key {} is too short: it needs at least {MIN_KEY_BYTES} bytes \
+         (e.g. `openssl rand -hex 32 > bus.key`, the same file on every node)",
+        path.display()
+    )]
+    ShortKey { path: PathBuf },
+    #[error("bad Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
+    #[error("cannot reach Redis: {0}")]
+    Unreachable(#[source] redis::RedisError),
+    #[error("cannot subscribe on Redis: {0}")]
+    Subscribe(#[source] redis::RedisError),
+}
+
+/// For `app::serve`, which still reports its errors as text.
+impl From<BusError> for String {
+    fn from(e: BusError) -> String {
+        e.to_string()
+    }
+}
+
 /// The key every node signs and checks bus messages with: HMAC-SHA256.
 #[derive(Clone)]
 pub struct BusKey(Hmac<Sha256>);
@@ -60,15 +89,13 @@ pub struct BusKey(Hmac<Sha256>);
 impl BusKey {
     /// The key in `path`: at least 32 bytes (whitespace around them is ignored, so a key
     /// written by `openssl rand -hex 32` with its newline works).
-    pub fn load(path: &Path) -> Result<BusKey, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the bus key {}: {e}", path.display()))?;
-        BusKey::new(bytes.trim_ascii()).ok_or_else(|| {
-            format!(
-                "the bus key {} is too short: it needs at least {MIN_KEY_BYTES} bytes \
-                 (e.g. `openssl rand -hex 32 > bus.key`, the same file on every node)",
-                path.display()
-            )
+    pub fn load(path: &Path) -> Result<BusKey, BusError> {
+        let bytes = std::fs::read(path).map_err(|source| BusError::ReadKey {
+            path: path.to_owned(),
+            source,
+        })?;
+        BusKey::new(bytes.trim_ascii()).ok_or_else(|| BusError::ShortKey {
+            path: path.to_owned(),
         })
     }
 
@@ -195,7 +222,7 @@ impl RedisBus {
         hub: HubHandle,
         key: BusKey,
         metrics: &Metrics,
-    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), BusError> {
         RedisBus::start_queueing(url, hub, key, metrics, OUTGOING_QUEUE).await
     }
 
@@ -205,15 +232,13 @@ impl RedisBus {
         key: BusKey,
         metrics: &Metrics,
         queue_len: usize,
-    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), BusError> {
         let client = client(url)?;
         let publisher = client
             .get_multiplexed_async_connection()
             .await
-            .map_err(|e| format!("cannot reach Redis: {e}"))?;
-        let subscriber = subscribe(&client)
-            .await
-            .map_err(|e| format!("cannot subscribe on Redis: {e}"))?;
+            .map_err(BusError::Unreachable)?;
+        let subscriber = subscribe(&client).await.map_err(BusError::Subscribe)?;
         let node = uuid::Uuid::new_v4().to_string();
         let (queue, queued) = mpsc::channel(queue_len);
         let outgoing = Outgoing {
@@ -333,8 +358,8 @@ impl Relay {
 
 /// A client for `redis://` or, over TLS, `rediss://` (the server's certificate is checked
 /// against the system's trusted ones; `SSL_CERT_FILE` names another bundle).
-fn client(url: &str) -> Result<redis::Client, String> {
-    redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))
+fn client(url: &str) -> Result<redis::Client, BusError> {
+    redis::Client::open(url).map_err(BusError::Url)
 }
 
 async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
@@ -459,6 +484,7 @@ mod tests {
         assert!(BusKey::load(&path)
             .err()
             .unwrap()
+            .to_string()
             .contains("at least 32 bytes"));
         assert!(BusKey::load(&dir.path().join("none")).is_err());
     }
