@@ -4,10 +4,15 @@
 //! `--database-url postgres://…` selects PostgreSQL ([`postgres::PgStore`]), which several
 //! server nodes can share. Calls are blocking: async code runs them on the blocking pool.
 //!
-//! This file holds the trait and the types it speaks in; [`error`] what can fail; [`rows`]
-//! what both backends write and read alike. Each backend is laid out the same way: its
-//! `mod.rs` opens the database, `migrations.rs` brings its tables up to date, `queries.rs`
-//! implements the trait.
+//! # Layout
+//! - this file — the [`JobStore`] trait, the types it speaks in, and [`open`].
+//! - [`error`] — what can fail, with its cause.
+//! - [`rows`] — what both backends write and read alike: the "unfinished" filter, the column
+//!   lists, the stored form of states and field names.
+//! - [`sqlite`], [`postgres`] — the backends, laid out alike: `mod.rs` opens the database,
+//!   `migrations.rs` brings its tables up to date, `queries.rs` implements the trait,
+//!   `tests.rs` tests what is the backend's own.
+//! - `tests.rs` — one behaviour, two backends: the trait's tests, run on both.
 
 mod error;
 pub mod postgres;
@@ -214,8 +219,8 @@ pub trait JobStore: Send + Sync + 'static {
     fn schema(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<StoredSchema>>;
 }
 
-/// The integration tests' PostgreSQL, which the store tests (in [`tests`] and in each
-/// backend's) start.
+/// The integration tests' PostgreSQL, which the store tests (`store/tests.rs` and each
+/// backend's `tests.rs`) start.
 #[cfg(test)]
 #[path = "../../tests/support/postgres.rs"]
 mod test_postgres;
