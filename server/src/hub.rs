@@ -116,9 +116,7 @@ impl HubHandle {
 
     /// Held only for a few map and queue operations, never across an await or I/O.
     fn hub(&self) -> MutexGuard<'_, Hub> {
-        self.hub
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.hub)
     }
 
     /// `Refused` when the owner, or the server, already has as many connections as allowed.

@@ -35,6 +35,7 @@ mod side_runtime;
 mod state;
 mod storage;
 mod store;
+mod sync;
 mod token_command;
 mod validate_command;
 mod validator_threads;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datavista_shared::protocol::JobState;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -86,11 +87,12 @@ impl Metrics {
         }
     }
 
-    /// Jobs per state, as counted at most [`COUNTS_FRESH_FOR`] ago; one request at a time
-    /// counts again, the others wait for its answer. An error means the store did not answer.
+    /// Jobs per state, as counted at most [`COUNTS_FRESH_FOR`] ago, each state named as its
+    /// `state` label shows it; one request at a time counts again, the others wait for its
+    /// answer. An error means the store did not answer.
     pub async fn job_counts(
         &self,
-        count: impl FnOnce() -> tokio::task::JoinHandle<Result<Vec<(String, u64)>, String>>,
+        count: impl FnOnce() -> tokio::task::JoinHandle<Result<Vec<(JobState, u64)>, String>>,
     ) -> Result<Arc<Vec<(String, u64)>>, String> {
         let mut cached = self.counts.lock().await;
         if let Some(counts) = cached
@@ -100,7 +102,12 @@ impl Metrics {
             return counts.result.clone();
         }
         let result = match count().await {
-            Ok(Ok(counts)) => Ok(Arc::new(counts)),
+            Ok(Ok(counts)) => Ok(Arc::new(
+                counts
+                    .into_iter()
+                    .map(|(state, count)| (state.as_str().to_owned(), count))
+                    .collect(),
+            )),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(e.to_string()),
         };
@@ -143,7 +150,7 @@ mod tests {
                         tokio::task::spawn_blocking(move || {
                             counted.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(Duration::from_millis(20));
-                            Ok(vec![("valid".to_owned(), 3)])
+                            Ok(vec![(JobState::Valid, 3)])
                         })
                     };
                     metrics.job_counts(count).await.unwrap()

@@ -47,7 +47,7 @@ impl SessionRate {
             return Ok(());
         }
         let client = bucket(client);
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut windows = crate::sync::lock(&self.windows);
         if windows.len() >= MAX_ADDRESSES && !windows.contains_key(&client) {
             windows.retain(|_, window| now.duration_since(window.started) < WINDOW);
             if windows.len() >= MAX_ADDRESSES {
@@ -85,8 +85,24 @@ fn bucket(address: IpAddr) -> IpAddr {
     }
 }
 
+/// A `--trusted-proxies` entry that is neither an address nor a network.
+#[derive(Debug, thiserror::Error)]
+#[error("--trusted-proxies: '{entry}' is not an address or a network")]
+pub struct NotAProxy {
+    entry: String,
+    /// Why it is not an address.
+    source: std::net::AddrParseError,
+}
+
+/// For `app::serve`, which still reports its errors as text.
+impl From<NotAProxy> for String {
+    fn from(e: NotAProxy) -> String {
+        e.to_string()
+    }
+}
+
 /// `--trusted-proxies` entries: addresses or networks (`10.0.0.0/8`), trimmed.
-pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
+pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, NotAProxy> {
     entries
         .iter()
         .map(|entry| entry.trim())
@@ -95,7 +111,10 @@ pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
             entry
                 .parse::<IpNet>()
                 .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("--trusted-proxies: '{entry}' is not an address or a network"))
+                .map_err(|source| NotAProxy {
+                    entry: entry.to_owned(),
+                    source,
+                })
         })
         .collect()
 }

@@ -18,10 +18,10 @@ use std::time::{Duration, Instant};
 use crate::side_runtime::SideRuntime;
 
 /// A turn is judged starved after this long with less than [`MIN_CPU_SHARE`] of a core. Long
-/// enough to sit out a background upload burst (a 200 MB upload over loopback takes both cores
-/// for about 0.2 s; 100 ms sent turns back to normal priority 136-258 times per 40 s bench run,
-/// into the pushes' way), short enough that a job's own upload does not delay its verdict
-/// (1 s did: time to verdict 1.45 s against 1.35 s). BENCHMARKS.md, "Push latency".
+/// enough to sit out a burst of other uploads, which take both cores for a moment (a shorter
+/// window sent turns back to normal priority, into the pushes' way), short enough that a
+/// job's own upload does not delay its verdict (a longer one did). The measurements are in
+/// BENCHMARKS.md, "Push latency", 2026-12-07, later.
 const STARVATION_WINDOW: Duration = Duration::from_millis(300);
 const MIN_CPU_SHARE: f64 = 0.25;
 

@@ -22,22 +22,22 @@
 //! logged); once the queue moves again, the other nodes are asked to resynchronise, as after a
 //! failed publish.
 
-use std::path::Path;
+mod key;
+
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use datavista_shared::protocol::ServerMessage;
 use futures_util::StreamExt;
-use hmac::{Hmac, Mac};
 use prometheus_client::metrics::counter::Counter;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use tokio::sync::mpsc;
 
+pub use self::key::BusKey;
+use self::key::MIN_KEY_BYTES;
 use super::{CancelRequest, EventBus, HubHandle, OwnerEvent};
 use crate::identity::OwnerId;
 use crate::metrics::Metrics;
@@ -50,52 +50,33 @@ const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 pub const OUTGOING_QUEUE: usize = 4096;
 /// A warning that could repeat for every message is logged at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(60);
-/// Shorter keys are refused: the key is all that keeps strangers off the channel.
-const MIN_KEY_BYTES: usize = 32;
 
-/// The key every node signs and checks bus messages with: HMAC-SHA256.
-#[derive(Clone)]
-pub struct BusKey(Hmac<Sha256>);
+/// Why the bus cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot read the bus key {}: {source}", path.display())]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the bus key {} is too short: it needs at least {MIN_KEY_BYTES} bytes \
+         (e.g. `openssl rand -hex 32 > bus.key`, the same file on every node)",
+        path.display()
+    )]
+    ShortKey { path: PathBuf },
+    #[error("bad Redis URL: {0}")]
+    Url(#[source] redis::RedisError),
+    #[error("cannot reach Redis: {0}")]
+    Unreachable(#[source] redis::RedisError),
+    #[error("cannot subscribe on Redis: {0}")]
+    Subscribe(#[source] redis::RedisError),
+}
 
-impl BusKey {
-    /// The key in `path`: at least 32 bytes (whitespace around them is ignored, so a key
-    /// written by `openssl rand -hex 32` with its newline works).
-    pub fn load(path: &Path) -> Result<BusKey, String> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| format!("cannot read the bus key {}: {e}", path.display()))?;
-        BusKey::new(bytes.trim_ascii()).ok_or_else(|| {
-            format!(
-                "the bus key {} is too short: it needs at least {MIN_KEY_BYTES} bytes \
-                 (e.g. `openssl rand -hex 32 > bus.key`, the same file on every node)",
-                path.display()
-            )
-        })
-    }
-
-    fn new(bytes: &[u8]) -> Option<BusKey> {
-        // HMAC takes a key of any length: it cannot fail.
-        (bytes.len() >= MIN_KEY_BYTES).then(|| BusKey(Hmac::new_from_slice(bytes).unwrap()))
-    }
-
-    fn tag(&self, body: &str) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
-        mac.update(body.as_bytes());
-        mac
-    }
-
-    /// What goes on the channel: `TAG BODY`, the tag in URL-safe base64.
-    fn sign(&self, body: &str) -> String {
-        let tag = URL_SAFE_NO_PAD.encode(self.tag(body).finalize().into_bytes());
-        format!("{tag} {body}")
-    }
-
-    /// The body of a message this key signed; `None` when the tag is missing or wrong.
-    fn open<'a>(&self, payload: &'a str) -> Option<&'a str> {
-        let (tag, body) = payload.split_once(' ')?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
-        // Compared in constant time: timing tells a forger nothing.
-        self.tag(body).verify_slice(&tag).ok()?;
-        Some(body)
+/// For `app::serve`, which still reports its errors as text.
+impl From<BusError> for String {
+    fn from(e: BusError) -> String {
+        e.to_string()
     }
 }
 
@@ -175,7 +156,7 @@ impl Outgoing {
         };
         self.dropped.store(true, Ordering::Release);
         self.drops.inc();
-        let mut warning = self.warning.lock().unwrap_or_else(|p| p.into_inner());
+        let mut warning = crate::sync::lock(&self.warning);
         if let Some(dropped) = warning.count(Instant::now()) {
             tracing::warn!(
                 dropped,
@@ -195,7 +176,7 @@ impl RedisBus {
         hub: HubHandle,
         key: BusKey,
         metrics: &Metrics,
-    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), BusError> {
         RedisBus::start_queueing(url, hub, key, metrics, OUTGOING_QUEUE).await
     }
 
@@ -205,15 +186,13 @@ impl RedisBus {
         key: BusKey,
         metrics: &Metrics,
         queue_len: usize,
-    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), String> {
+    ) -> Result<(RedisBus, mpsc::UnboundedReceiver<CancelRequest>), BusError> {
         let client = client(url)?;
         let publisher = client
             .get_multiplexed_async_connection()
             .await
-            .map_err(|e| format!("cannot reach Redis: {e}"))?;
-        let subscriber = subscribe(&client)
-            .await
-            .map_err(|e| format!("cannot subscribe on Redis: {e}"))?;
+            .map_err(BusError::Unreachable)?;
+        let subscriber = subscribe(&client).await.map_err(BusError::Subscribe)?;
         let node = uuid::Uuid::new_v4().to_string();
         let (queue, queued) = mpsc::channel(queue_len);
         let outgoing = Outgoing {
@@ -333,8 +312,8 @@ impl Relay {
 
 /// A client for `redis://` or, over TLS, `rediss://` (the server's certificate is checked
 /// against the system's trusted ones; `SSL_CERT_FILE` names another bundle).
-fn client(url: &str) -> Result<redis::Client, String> {
-    redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))
+fn client(url: &str) -> Result<redis::Client, BusError> {
+    redis::Client::open(url).map_err(BusError::Url)
 }
 
 async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
@@ -420,48 +399,10 @@ mod test_redis;
 
 #[cfg(test)]
 mod tests {
+    use super::key::tests::key;
     use super::test_redis::TestRedis;
     use super::*;
     use crate::hub::CONNECTION_QUEUE;
-
-    fn key(byte: u8) -> BusKey {
-        BusKey::new(&[byte; MIN_KEY_BYTES]).unwrap()
-    }
-
-    #[test]
-    fn only_messages_signed_with_the_key_open() {
-        let body = r#"{"kind":"resync","node":"n"}"#;
-        let signed = key(7).sign(body);
-        assert_eq!(key(7).open(&signed), Some(body));
-        assert_eq!(key(8).open(&signed), None, "another key");
-        let (tag, _) = signed.split_once(' ').unwrap();
-        let altered = format!(r#"{tag} {{"kind":"resync","node":"m"}}"#);
-        assert_eq!(key(7).open(&altered), None, "altered");
-        assert_eq!(key(7).open(body), None, "unsigned");
-        assert_eq!(key(7).open(&format!("AAAA {body}")), None, "a made-up tag");
-        assert!(BusKey::new(&[7; MIN_KEY_BYTES - 1]).is_none(), "too short");
-    }
-
-    #[test]
-    fn a_key_file_is_read_without_the_whitespace_around_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bus.key");
-        std::fs::write(&path, format!("{}\n", "ab".repeat(32))).unwrap();
-        let body = "{}";
-        let signed = BusKey::load(&path).unwrap().sign(body);
-        assert_eq!(
-            BusKey::new("ab".repeat(32).as_bytes())
-                .unwrap()
-                .open(&signed),
-            Some(body)
-        );
-        std::fs::write(&path, "too short\n").unwrap();
-        assert!(BusKey::load(&path)
-            .err()
-            .unwrap()
-            .contains("at least 32 bytes"));
-        assert!(BusKey::load(&dir.path().join("none")).is_err());
-    }
 
     #[test]
     fn a_warning_comes_at_most_once_a_minute_with_the_count() {

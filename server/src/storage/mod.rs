@@ -40,18 +40,44 @@ pub trait UploadWriter: Write + Send {
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
+/// Why the configured storage cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// `--storage` is a URL, but not an `s3://` one.
+    #[error("'{0}' is not a storage location: give a directory or s3://bucket/prefix")]
+    NotALocation(String),
+    /// The local directories could not be made.
+    #[error("{0}")]
+    Local(#[source] io::Error),
+    #[error("'{url}' names no bucket: use s3://bucket/prefix")]
+    NoBucket { url: String },
+    /// An `AWS_*` setting the object store client does not take.
+    #[error("{name}: {source}")]
+    Setting {
+        name: String,
+        source: object_store::Error,
+    },
+    /// The object store client refused the configuration.
+    #[error("cannot use the object store {url}: {source}")]
+    Config {
+        url: String,
+        source: object_store::Error,
+    },
+    /// The bucket did not answer.
+    #[error("cannot use the object store {url}: {source}")]
+    Unreachable { url: String, source: io::Error },
+    #[error("cannot start the object store client: {0}")]
+    Client(#[source] io::Error),
+}
+
 /// `--storage`: none for `DATA_DIR/uploads` and `DATA_DIR/reports`, a directory, or
 /// `s3://bucket/prefix` (credentials and endpoint from the usual `AWS_*` variables).
-pub fn open(location: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Storage>, String> {
+pub fn open(location: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Storage>, StorageError> {
     let storage: Arc<dyn Storage> = match location {
-        None => Arc::new(LocalDisk::new(data_dir).map_err(|e| e.to_string())?),
+        None => Arc::new(LocalDisk::new(data_dir).map_err(StorageError::Local)?),
         Some(url) if url.starts_with("s3://") => Arc::new(ObjectStorage::s3(url)?),
-        Some(url) if url.contains("://") => {
-            return Err(format!(
-                "'{url}' is not a storage location: give a directory or s3://bucket/prefix"
-            ))
-        }
-        Some(dir) => Arc::new(LocalDisk::new(Path::new(dir)).map_err(|e| e.to_string())?),
+        Some(url) if url.contains("://") => return Err(StorageError::NotALocation(url.to_owned())),
+        Some(dir) => Arc::new(LocalDisk::new(Path::new(dir)).map_err(StorageError::Local)?),
     };
     Ok(storage)
 }
@@ -249,9 +275,15 @@ mod tests {
         let other = dir.path().join("elsewhere");
         open(Some(other.to_str().unwrap()), dir.path()).unwrap();
         assert!(other.join("uploads").is_dir(), "a directory location");
-        let wrong = open(Some("ftp://host/x"), dir.path()).err().unwrap();
+        let wrong = open(Some("ftp://host/x"), dir.path())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(wrong.contains("s3://bucket/prefix"), "{wrong}");
-        let nameless = open(Some("s3:///prefix"), dir.path()).err().unwrap();
+        let nameless = open(Some("s3:///prefix"), dir.path())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(nameless.contains("names no bucket"), "{nameless}");
 
         // A bucket that does not answer stops the start, naming the store.
@@ -261,7 +293,8 @@ mod tests {
         settings.push(("AWS_ENDPOINT", "http://127.0.0.1:9".to_owned()));
         let refused = ObjectStorage::s3_with(&s3.url("x"), &settings)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(
             refused.contains("cannot use the object store s3://datavista/x"),
             "{refused}"

@@ -21,7 +21,7 @@ use object_store::{
     BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
 };
 
-use super::{checked, ignore_missing, Storage, UploadWriter};
+use super::{checked, ignore_missing, Storage, StorageError, UploadWriter};
 use crate::side_runtime::SideRuntime;
 
 /// Size of each multipart part (S3 wants at least 5 MiB for all but the last).
@@ -47,23 +47,28 @@ impl ObjectStorage {
     /// `s3://bucket/prefix`, with the credentials, region and endpoint (for a server that is
     /// not AWS) from the usual `AWS_*` environment variables. Checks at once that the bucket
     /// answers, so a wrong setting stops the server at start-up rather than the first upload.
-    pub fn s3(url: &str) -> Result<ObjectStorage, String> {
+    pub fn s3(url: &str) -> Result<ObjectStorage, StorageError> {
         ObjectStorage::s3_with(url, &[])
     }
 
     /// As [`ObjectStorage::s3`], with `settings` (`AWS_*` names) over the environment's.
-    pub fn s3_with(url: &str, settings: &[(&str, String)]) -> Result<ObjectStorage, String> {
+    pub fn s3_with(url: &str, settings: &[(&str, String)]) -> Result<ObjectStorage, StorageError> {
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(format!("'{url}' names no bucket: use s3://bucket/prefix"));
+            return Err(StorageError::NoBucket {
+                url: url.to_owned(),
+            });
         }
         let mut builder = AmazonS3Builder::from_env();
         for (name, value) in settings {
-            let key = name
-                .to_ascii_lowercase()
-                .parse()
-                .map_err(|e| format!("{name}: {e}"))?;
+            let key =
+                name.to_ascii_lowercase()
+                    .parse()
+                    .map_err(|source| StorageError::Setting {
+                        name: (*name).to_owned(),
+                        source,
+                    })?;
             builder = builder.with_config(key, value);
         }
         let store = builder
@@ -74,18 +79,23 @@ impl ObjectStorage {
                 retry_timeout: Duration::from_secs(30),
             })
             .build()
-            .map_err(|e| format!("cannot use the object store {url}: {e}"))?;
+            .map_err(|source| StorageError::Config {
+                url: url.to_owned(),
+                source,
+            })?;
         let storage = ObjectStorage {
             store: Arc::new(store),
             prefix: Path::from(prefix.trim_matches('/')),
             runtime: Arc::new(
-                SideRuntime::new("datavista-storage", 2)
-                    .map_err(|e| format!("cannot start the object store client: {e}"))?,
+                SideRuntime::new("datavista-storage", 2).map_err(StorageError::Client)?,
             ),
         };
         storage
             .check_reachable()
-            .map_err(|e| format!("cannot use the object store {url}: {e}"))?;
+            .map_err(|source| StorageError::Unreachable {
+                url: url.to_owned(),
+                source,
+            })?;
         Ok(storage)
     }
 

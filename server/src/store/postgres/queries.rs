@@ -1,147 +1,16 @@
-//! The job store on PostgreSQL (`--database-url postgres://…`), for several server nodes
-//! sharing one database.
-//!
-//! Same tables and guarantees as the SQLite store. Sequence numbers are allocated in the
-//! database, in the transaction that changes the job (`UPDATE … RETURNING` on the owner's
-//! row, which takes its lock), so they stay gap-free and ordered per owner whichever node
-//! writes. The trait is blocking; the queries run on a small runtime of the store's own, so a
-//! call works from any thread, async or not.
+//! The store's queries on PostgreSQL: jobs with their owners' sequence numbers, tokens,
+//! schemas.
 
-use std::future::Future;
 use std::time::Duration;
 
 use datavista_shared::protocol::{Job, JobProgress, JobState};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema, StoredToken};
+use super::PgStore;
 use crate::identity::OwnerId;
-use crate::side_runtime::SideRuntime;
-
-/// Each entry moves the schema one version up; `datavista_migrations` says where a database
-/// is. Statements are separated by `;`, which must not appear inside one.
-const MIGRATIONS: &[&str] = &[
-    r#"
-    CREATE TABLE owners (
-        id TEXT PRIMARY KEY,
-        last_seq BIGINT NOT NULL DEFAULT 0
-    );
-    CREATE TABLE tokens (
-        hash TEXT PRIMARY KEY,
-        owner_id TEXT NOT NULL,
-        created_at BIGINT NOT NULL
-    );
-    CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        owner_id TEXT NOT NULL,
-        seq BIGINT NOT NULL,
-        file_name TEXT NOT NULL,
-        schema_id TEXT,
-        state TEXT NOT NULL,
-        bytes_done BIGINT NOT NULL,
-        bytes_total BIGINT,
-        rows BIGINT NOT NULL,
-        errors BIGINT NOT NULL,
-        error_counts TEXT NOT NULL,
-        reason TEXT,
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL
-    );
-    CREATE INDEX jobs_by_owner ON jobs (owner_id, created_at DESC, id);
-    CREATE INDEX jobs_by_state ON jobs (state);
-    CREATE TABLE schemas (
-        id TEXT PRIMARY KEY,
-        owner_id TEXT NOT NULL,
-        name TEXT NOT NULL,
-        body TEXT NOT NULL,
-        created_at BIGINT NOT NULL
-    );
-"#,
-    r#"
-    ALTER TABLE jobs ADD COLUMN node_id TEXT;
-    ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;
-    CREATE INDEX jobs_unfinished ON jobs (lease_until) WHERE state IN ('uploading', 'queued', 'validating');
-"#,
-    // Tokens get an id to list and revoke them by (see `store::token_id`), a hint and an
-    // optional expiry.
-    r#"
-    ALTER TABLE tokens ADD COLUMN id TEXT;
-    ALTER TABLE tokens ADD COLUMN hint TEXT;
-    ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
-    UPDATE tokens SET id = substr(hash, 1, 12);
-    CREATE UNIQUE INDEX tokens_by_id ON tokens (id);
-"#,
-    r#"
-    ALTER TABLE schemas ADD COLUMN fields TEXT;
-    CREATE INDEX schemas_by_owner ON schemas (owner_id, created_at);
-"#,
-];
-
-/// Any constant, the same on every node: nodes starting together migrate one at a time.
-const MIGRATION_LOCK: i64 = 0x6461_7461_7669_7374; // "datavist"
-
-/// A job that has not reached a final state.
-const UNFINISHED: &str = "state IN ('uploading', 'queued', 'validating')";
-
-const JOB_COLUMNS: &str =
-    "id, file_name, schema_id, state, bytes_done, bytes_total, rows, errors, error_counts, reason, created_at, updated_at";
-
-pub struct PgStore {
-    pool: PgPool,
-    lease: Lease,
-    /// Runs the queries.
-    runtime: SideRuntime,
-}
-
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
-}
-
-impl PgStore {
-    /// Connect (waiting up to `connect_timeout` for the database to answer) and migrate.
-    pub fn connect(url: &str, connect_timeout: Duration, lease: Lease) -> StoreResult<PgStore> {
-        PgStore::connect_migrating(url, connect_timeout, lease, MIGRATIONS)
-    }
-
-    /// Connect and apply `migrations` (the tests stop at an older version).
-    fn connect_migrating(
-        url: &str,
-        connect_timeout: Duration,
-        lease: Lease,
-        migrations: &'static [&'static str],
-    ) -> StoreResult<PgStore> {
-        let runtime = SideRuntime::new("datavista-postgres", 2).map_err(err)?;
-        let options = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(connect_timeout);
-        let url = url.to_owned();
-        let pool = runtime
-            .wait_for(async move {
-                let pool = options.connect(&url).await?;
-                migrate(&pool, migrations).await?;
-                Ok(pool)
-            })
-            .unwrap_or(Err(sqlx::Error::WorkerCrashed))
-            .map_err(|e| StoreError(format!("cannot use the PostgreSQL database: {e}")))?;
-        Ok(PgStore {
-            pool,
-            lease,
-            runtime,
-        })
-    }
-
-    /// Run one database task on the store's runtime and wait for its result here.
-    fn run<T, F>(&self, task: impl FnOnce(PgPool) -> F) -> StoreResult<T>
-    where
-        F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.runtime
-            .wait_for(task(self.pool.clone()))
-            .unwrap_or(Err(sqlx::Error::WorkerCrashed))
-            .map_err(err)
-    }
-}
+use crate::store::rows::{self, JOB_COLUMNS, TOKEN_COLUMNS, UNFINISHED};
+use crate::store::{JobStore, SchemaListing, StoreResult, StoredSchema, StoredToken};
 
 /// Rows of `RETURNING {JOB_COLUMNS}, owner_id`, oldest job first.
 fn claimed_jobs(rows: &[PgRow]) -> Result<Vec<(OwnerId, Job)>, sqlx::Error> {
@@ -153,32 +22,6 @@ fn claimed_jobs(rows: &[PgRow]) -> Result<Vec<(OwnerId, Job)>, sqlx::Error> {
     Ok(jobs)
 }
 
-async fn migrate(pool: &PgPool, migrations: &[&str]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS datavista_migrations (version INT PRIMARY KEY)")
-        .execute(&mut *tx)
-        .await?;
-    let version: i32 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM datavista_migrations")
-            .fetch_one(&mut *tx)
-            .await?;
-    for (i, migration) in migrations.iter().enumerate().skip(version as usize) {
-        // One statement at a time (the migrations hold no `;` inside a statement).
-        for statement in migration.split(';').filter(|s| !s.trim().is_empty()) {
-            sqlx::query(statement).execute(&mut *tx).await?;
-        }
-        sqlx::query("INSERT INTO datavista_migrations (version) VALUES ($1)")
-            .bind(i as i32 + 1)
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await
-}
-
 fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
     let state: String = row.try_get(3)?;
     let counts: String = row.try_get(8)?;
@@ -186,7 +29,7 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         id: row.try_get(0)?,
         file_name: row.try_get(1)?,
         schema_id: row.try_get(2)?,
-        state: serde_json::from_value(serde_json::Value::String(state)).unwrap_or(JobState::Failed),
+        state: rows::state(state).unwrap_or(JobState::Failed),
         progress: JobProgress {
             bytes_done: row.try_get::<i64, _>(4)? as u64,
             bytes_total: row.try_get::<Option<i64>, _>(5)?.map(|v| v as u64),
@@ -199,8 +42,6 @@ fn job_from_row(row: &PgRow) -> Result<Job, sqlx::Error> {
         updated_at_ms: row.try_get::<i64, _>(11)? as u64,
     })
 }
-
-const TOKEN_COLUMNS: &str = "id, owner_id, hint, created_at, expires_at";
 
 fn token_from_row(row: &PgRow) -> Result<StoredToken, sqlx::Error> {
     Ok(StoredToken {
@@ -493,8 +334,8 @@ impl JobStore for PgStore {
         })
     }
 
-    fn count_by_state(&self) -> StoreResult<Vec<(String, u64)>> {
-        self.run(|pool| async move {
+    fn count_by_state(&self) -> StoreResult<Vec<(JobState, u64)>> {
+        let counts = self.run(|pool| async move {
             let rows: Vec<(String, i64)> =
                 sqlx::query_as("SELECT state, COUNT(*) FROM jobs GROUP BY state")
                     .fetch_all(&pool)
@@ -503,7 +344,8 @@ impl JobStore for PgStore {
                 .into_iter()
                 .map(|(state, n)| (state, n as u64))
                 .collect())
-        })
+        })?;
+        rows::counts_by_state(counts)
     }
 
     fn add_token(&self, token_hash: &str, token: &StoredToken) -> StoreResult<()> {
@@ -591,7 +433,7 @@ impl JobStore for PgStore {
             .bind(owner)
             .bind(schema.name)
             .bind(schema.body)
-            .bind(super::field_names_json(&schema.fields))
+            .bind(rows::field_names_json(&schema.fields))
             .bind(crate::now_ms() as i64)
             .execute(&mut *tx)
             .await?;
@@ -612,7 +454,7 @@ impl JobStore for PgStore {
             .await?;
             Ok(rows
                 .into_iter()
-                .map(|(id, name, fields, body)| super::listing(id, name, fields, body))
+                .map(|(id, name, fields, body)| rows::listing(id, name, fields, body))
                 .collect())
         })
     }
@@ -631,44 +473,8 @@ impl JobStore for PgStore {
                 id,
                 name,
                 body,
-                fields: fields
-                    .and_then(|f| serde_json::from_str(&f).ok())
-                    .unwrap_or_default(),
+                fields: rows::field_names(fields),
             }))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::test_postgres::TestPostgres;
-    use super::super::tests::a_token_from_before_ids_is_listed_and_revoked;
-    use super::*;
-    use crate::identity::token_hash;
-
-    #[test]
-    fn tokens_from_before_ids_are_listed_and_revoked() {
-        let postgres = TestPostgres::start();
-        let lease = || Lease::new(Duration::from_secs(10));
-        let hash = token_hash("dv_old");
-        let old = PgStore::connect_migrating(
-            &postgres.url,
-            Duration::from_secs(10),
-            lease(),
-            &MIGRATIONS[..2],
-        )
-        .unwrap();
-        let inserted = hash.clone();
-        old.run(|pool| async move {
-            sqlx::query("INSERT INTO tokens (hash, owner_id, created_at) VALUES ($1, 'o', 7)")
-                .bind(inserted)
-                .execute(&pool)
-                .await
-        })
-        .unwrap();
-        drop(old);
-
-        let store = PgStore::connect(&postgres.url, Duration::from_secs(10), lease()).unwrap();
-        a_token_from_before_ids_is_listed_and_revoked(&store, &hash);
     }
 }
