@@ -15,6 +15,11 @@
 //! Memory stays bounded whatever the input: one record at a time (capped by
 //! [`Limits::max_row_bytes`]), a capped error sample, and hashes for uniqueness checks under
 //! [`Limits::unique_memory_bytes`].
+//!
+//! The [`Validator`] reads records ([`records`]) and hands each to its checker, whose parts
+//! have a file each: `header.rs` (labels and the column of each field), `cells.rs` (the
+//! per-cell path: `fast.rs`'s check first, then the general one) and `keys.rs` (primary key,
+//! unique keys and unique fields, over the sets in `unique.rs`).
 
 mod cells;
 mod fast;

@@ -1,8 +1,8 @@
 //! Field types and how a cell's text becomes a typed value (Table Schema "logical" values).
 //!
 //! This module holds the [`FieldType`] dispatch and the [`Value`] it yields; each family of
-//! types parses in its own module: [`numbers`] (integer, number), [`temporal`] (date, time,
-//! datetime, year, yearmonth, duration, strftime patterns) and [`text`] (string formats).
+//! types parses in its own module: `numbers.rs` (integer, number), `temporal.rs` (date, time,
+//! datetime, year, yearmonth, duration, strftime patterns) and `text.rs` (string formats).
 //! Booleans and `any` need no parser of their own and are read here.
 
 use std::cmp::Ordering;
