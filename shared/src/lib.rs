@@ -7,12 +7,18 @@
 //! ## Layout
 //! - [`schema`] — the Frictionless Table Schema model: fields, types, formats, constraints,
 //!   keys; loaded from JSON, with every unsupported feature refused at load time.
-//!   [`schema::types`] turns a cell's text into a typed value.
+//!   [`schema::types`] turns a cell's text into a typed value: the [`schema::types::FieldType`]
+//!   dispatch in its `mod.rs`, then one module per family (`numbers.rs`, `temporal.rs`,
+//!   `text.rs`).
 //! - [`dialect`] — Table Dialect: delimiter, quoting, header rows, comments.
 //! - [`validator`] — the streaming [`Validator`] (`feed` chunks, then `finish`), on top of
-//!   [`validator::records`], the push-based record reader built on `csv-core`. Each cell meets
-//!   a fast check made once for its field first, and the general checks only when that check
-//!   is not sure (`validator/fast.rs`).
+//!   [`validator::records`], the push-based record reader built on `csv-core` (the record it
+//!   hands out is in `records/record.rs`). The checker's parts have a file each:
+//!   `validator/header.rs` (labels, and the column each field is read from),
+//!   `validator/cells.rs` (each cell meets a fast check made once for its field first, in
+//!   `validator/fast.rs`, and the general checks only when that check is not sure; cell
+//!   errors) and `validator/keys.rs` (primary key, unique keys and unique fields, over the
+//!   hashed sets of `validator/unique.rs`).
 //! - [`report`] — error codes (Frictionless names), errors, the [`Report`] and the [`Limits`].
 //! - [`protocol`] — WebSocket messages and job states.
 //! - [`http`] — the HTTP API's bodies, one type each for the server, dashboard and tests.

@@ -47,7 +47,7 @@ pub(crate) struct Budget {
 
 impl Budget {
     /// A budget with no room for DFAs.
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn without_dfas() -> Budget {
         Budget {
             dfa_bytes: MAX_DFA_BYTES,

@@ -167,7 +167,7 @@ impl Schema {
 
     /// As the browser loads a schema: its patterns get no DFA of their own, only those
     /// loaded with [`Schema::load_compiled_patterns`].
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(crate) fn from_json_without_dfas(text: &str) -> Schema {
         let map: Map<String, Json> = serde_json::from_str(text).unwrap();
         Schema::from_map_within(&map, limits::Budget::without_dfas()).unwrap()

@@ -134,7 +134,7 @@ impl Pattern {
     }
 
     /// Whether a dense matcher is in place (built here or loaded).
-    #[cfg(test)]
+    #[cfg(all(test, not(target_arch = "wasm32")))]
     pub(super) fn has_dense_matcher(&self) -> bool {
         self.dense.get().is_some_and(Option::is_some)
     }
@@ -251,7 +251,7 @@ mod dense {
         }
 
         /// Whether the cell walks two bytes a step (for the tests).
-        #[cfg(test)]
+        #[cfg(all(test, not(target_arch = "wasm32")))]
         pub fn has_pairs(&self) -> bool {
             matches!(self, Matcher::Table(table) if table.pairs.is_some())
         }

@@ -275,7 +275,8 @@ fn scaled(limit: f64) -> Option<ScaledBound> {
     Some(std::array::from_fn(|power| limit * 10i64.pow(power as u32)))
 }
 
-#[cfg(test)]
+// proptest is not a dev-dependency on wasm32.
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use proptest::prelude::*;
 

@@ -195,6 +195,8 @@ mod tests {
         }
     }
 
+    // proptest is not a dev-dependency on wasm32.
+    #[cfg(not(target_arch = "wasm32"))]
     proptest::proptest! {
         /// The run kept aside changes nothing: the same answers as a plain set, for ids that
         /// count up, jump, repeat and go back.

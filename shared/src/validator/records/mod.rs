@@ -6,10 +6,17 @@
 //! `\r`-only line ends, BOM handling, `skipInitialSpace`, a cap on row size, and the detection
 //! of a quote still open at the end of the file. A complete, well-formed record skips
 //! csv-core altogether: the splitter (`split.rs`) cuts it into cells in place, much faster.
-
-use std::borrow::Cow;
+//!
+//! This module is the reader and its position bookkeeping; the [`Record`] it hands out (and
+//! its cell access) is in `record.rs`, the `skipInitialSpace` filter in `space.rs`.
 
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder, Terminator};
+
+mod record;
+mod space;
+
+pub use record::{RawCell, Record};
+use space::SpaceFilter;
 
 use super::split::{Span, Split, Splitter};
 use super::text::{LineCounter, Utf8Checker};
@@ -17,143 +24,6 @@ use crate::dialect::Dialect;
 use crate::report::Limits;
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// One CSV record, borrowed from the reader until the callback returns.
-#[derive(Debug)]
-pub struct Record<'a> {
-    /// 1-based record number (Frictionless "row number").
-    pub row: u64,
-    /// 1-based physical line the record starts on.
-    pub line: u64,
-    /// Offset of the record's first byte from the start of the input.
-    pub byte_offset: u64,
-    /// Offset just past the record's last byte.
-    pub end_offset: u64,
-    /// The input ended inside a quoted cell: the record holds everything up to the end.
-    pub unclosed_quote: bool,
-    /// Offset of the first byte in the input so far that is not UTF-8, if any.
-    pub encoding_error: Option<u64>,
-    /// The record's bytes: as read (fast path) or unquoted by csv-core.
-    bytes: &'a [u8],
-    /// No bad UTF-8 so far: the stream's check has covered every byte fed (all but an
-    /// incomplete character at the end of the chunk, which no complete record reaches), so
-    /// this record's cells need no check of their own on the fast path. After the first bad
-    /// byte, every record takes the general path, which checks its cells one by one.
-    known_utf8: bool,
-    /// Where each cell's text is in `bytes`.
-    spans: &'a [Span],
-    /// The quote that `Span::doubled_quotes` doubles.
-    quote: u8,
-}
-
-impl<'a> Record<'a> {
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// Cell `i` as text; bytes that are not UTF-8 become U+FFFD (the encoding error is
-    /// reported once, separately).
-    #[inline]
-    pub fn cell(&self, i: usize) -> Cow<'a, str> {
-        let span = self.spans[i];
-        match std::str::from_utf8(&self.bytes[span.start..span.end]) {
-            Ok(cell) if !span.doubled_quotes => Cow::Borrowed(cell),
-            _ => self.cell_slow(span),
-        }
-    }
-
-    /// Cell `i`'s bytes as they are in the input, known to be UTF-8 (`None`: not known), and
-    /// whether they still hold doubled quotes: the validator's fast path, which reads them
-    /// without another UTF-8 check and undoubles them only when it must.
-    #[inline]
-    pub fn utf8_raw_cell(&self, i: usize) -> Option<RawCell<'a>> {
-        if !self.known_utf8 {
-            return None;
-        }
-        let span = self.spans[i];
-        Some(RawCell {
-            bytes: &self.bytes[span.start..span.end],
-            doubled_quotes: span.doubled_quotes,
-        })
-    }
-
-    /// A cell's text with its doubled quotes made single, built in `scratch`.
-    pub fn undoubled<'s>(&self, cell: RawCell<'_>, scratch: &'s mut Vec<u8>) -> &'s [u8] {
-        self.undouble_quotes(cell.bytes, scratch);
-        scratch
-    }
-
-    /// `bytes` into `out` with each doubled quote made single: in a quoted cell every quote
-    /// is doubled.
-    fn undouble_quotes(&self, bytes: &[u8], out: &mut Vec<u8>) {
-        out.clear();
-        let mut rest = bytes;
-        while let Some(at) = memchr::memchr(self.quote, rest) {
-            out.extend_from_slice(&rest[..=at]);
-            rest = rest.get(at + 2..).unwrap_or_default();
-        }
-        out.extend_from_slice(rest);
-    }
-
-    /// Cell `i` as text, borrowed from the record where it can be, else built in `scratch`
-    /// (a cell with doubled quotes, or bytes that are not UTF-8): the per-cell path, which
-    /// reuses one buffer instead of allocating.
-    #[inline]
-    pub fn cell_in<'s>(&'s self, i: usize, scratch: &'s mut String) -> &'s str {
-        let span = self.spans[i];
-        match std::str::from_utf8(&self.bytes[span.start..span.end]) {
-            Ok(cell) if !span.doubled_quotes => cell,
-            _ => {
-                self.write_cell(span, scratch);
-                scratch
-            }
-        }
-    }
-
-    /// A cell that is not valid UTF-8, or holds doubled quotes.
-    #[cold]
-    fn cell_slow(&self, span: Span) -> Cow<'a, str> {
-        let mut cell = String::new();
-        self.write_cell(span, &mut cell);
-        Cow::Owned(cell)
-    }
-
-    /// Quotes undone, then bytes that are not UTF-8 replaced (a quote is ASCII, so undoing
-    /// first replaces the same bytes).
-    #[cold]
-    fn write_cell(&self, span: Span, out: &mut String) {
-        let mut undoubled = Vec::new();
-        let mut bytes = &self.bytes[span.start..span.end];
-        if span.doubled_quotes {
-            self.undouble_quotes(bytes, &mut undoubled);
-            bytes = &undoubled;
-        }
-        out.clear();
-        out.push_str(&String::from_utf8_lossy(bytes));
-    }
-
-    pub fn cells(&self) -> impl Iterator<Item = Cow<'a, str>> + '_ {
-        (0..self.len()).map(|i| self.cell(i))
-    }
-
-    /// True when every cell is empty (a row like `,,,`).
-    pub fn is_blank(&self) -> bool {
-        self.spans.iter().all(|span| span.start == span.end)
-    }
-}
-
-/// A cell's bytes as they are in the input: its text, except that in a quoted cell with
-/// `doubled_quotes` each quote is still written twice. A cell's text is never longer, so a
-/// check on the length alone can pass it without undoubling.
-#[derive(Debug, Clone, Copy)]
-pub struct RawCell<'a> {
-    pub bytes: &'a [u8],
-    pub doubled_quotes: bool,
-}
 
 /// What the reader hands to its caller.
 #[derive(Debug)]
@@ -531,77 +401,6 @@ impl RecordReader {
         }
         self.out_len = 0;
         self.ends_len = 0;
-    }
-}
-
-/// Drops spaces right after a delimiter outside quotes (`skipInitialSpace`), following the
-/// quoting rules closely enough to know where cells start.
-#[derive(Debug)]
-struct SpaceFilter {
-    state: FilterState,
-    delimiter: u8,
-    quote: Option<u8>,
-    escape: Option<u8>,
-    double_quote: bool,
-    comment: Option<u8>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FilterState {
-    RecordStart,
-    CellStart,
-    Unquoted,
-    Quoted,
-    QuotedEscape,
-    QuoteInQuoted,
-    Comment,
-}
-
-impl SpaceFilter {
-    fn new(dialect: &Dialect) -> SpaceFilter {
-        SpaceFilter {
-            state: FilterState::RecordStart,
-            delimiter: dialect.delimiter,
-            quote: dialect.quote_char,
-            escape: dialect.escape_char,
-            double_quote: dialect.double_quote,
-            comment: dialect.comment_char,
-        }
-    }
-
-    /// Copy `raw` into `out` without the skipped spaces; returns, for each dropped byte, the
-    /// position in `out` it was dropped in front of.
-    fn filter(&mut self, raw: &[u8], out: &mut Vec<u8>) -> Vec<usize> {
-        use FilterState::*;
-        out.clear();
-        let mut dropped = Vec::new();
-        for &byte in raw {
-            let line_end = byte == b'\n' || byte == b'\r';
-            let is_quote = Some(byte) == self.quote;
-            self.state = match self.state {
-                CellStart if byte == b' ' => {
-                    dropped.push(out.len());
-                    continue;
-                }
-                RecordStart if line_end => RecordStart,
-                RecordStart if Some(byte) == self.comment => Comment,
-                RecordStart | CellStart if is_quote => Quoted,
-                RecordStart | CellStart | Unquoted | QuoteInQuoted if byte == self.delimiter => {
-                    CellStart
-                }
-                RecordStart | CellStart | Unquoted | QuoteInQuoted if line_end => RecordStart,
-                RecordStart | CellStart | Unquoted => Unquoted,
-                Quoted if Some(byte) == self.escape => QuotedEscape,
-                Quoted if is_quote => QuoteInQuoted,
-                Quoted | QuotedEscape => Quoted,
-                QuoteInQuoted if is_quote && self.double_quote => Quoted,
-                QuoteInQuoted => Unquoted,
-                Comment if line_end => RecordStart,
-                Comment => Comment,
-            };
-            out.push(byte);
-        }
-        dropped
     }
 }
 
