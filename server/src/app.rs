@@ -11,9 +11,10 @@ use datavista_shared::protocol::Job;
 use crate::config::Config;
 use crate::hub::redis_bus::{BusKey, RedisBus};
 use crate::hub::{CancelRequest, EventBus, HubHandle, InProcessBus};
-use crate::identity::{self, OwnerId};
-use crate::jobs::{JobRunner, Publisher, Rules};
+use crate::identity;
+use crate::jobs::{JobRunner, Publisher};
 use crate::metrics::Metrics;
+use crate::owner::OwnerId;
 use crate::routes::{self, system};
 use crate::schemas::SchemaCatalog;
 use crate::state::AppState;
@@ -91,7 +92,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         jobs,
         hub,
         schemas,
-        reports: crate::reports::ReportCache::new(),
+        reports: Arc::new(crate::reports::ReportCache::new()),
         metrics,
         sessions: identity::SessionCookies::new(session_key, config.https),
         session_rate: crate::session_rate::SessionRate::new(config.new_sessions_per_minute),
@@ -240,24 +241,6 @@ async fn take_queued_jobs(state: web::Data<AppState>) {
     }
 }
 
-/// The rules a job's file is validated by; `None` when its schema is gone.
-fn rules_for(state: &AppState, owner: &OwnerId, job: &Job) -> Result<Option<Rules>, String> {
-    let Some(id) = &job.schema_id else {
-        return Ok(Some(Rules {
-            schema: datavista_shared::Schema::structural_only(),
-            dialect: Default::default(),
-        }));
-    };
-    let schema = state
-        .schemas
-        .find(state.store.as_ref(), owner, id)
-        .map_err(|e| e.to_string())?;
-    Ok(schema.map(|compiled| Rules {
-        schema: compiled.schema.clone(),
-        dialect: Default::default(),
-    }))
-}
-
 /// Run the jobs that `claim` makes this node's.
 async fn take_over(
     state: &web::Data<AppState>,
@@ -270,8 +253,16 @@ async fn take_over(
         for (owner, job) in claimed {
             let id = job.id.clone();
             tracing::info!(job = %id, state = job.state.as_str(), "{why}");
-            let run = rules_for(&state, &owner, &job)
-                .and_then(|rules| state.jobs.recover(owner, job, rules));
+            let run = state
+                .schemas
+                .rules(state.store.as_ref(), &owner, job.schema_id.as_deref())
+                .map_err(|e| e.to_string())
+                .and_then(|rules| {
+                    state
+                        .jobs
+                        .recover(owner, job, rules)
+                        .map_err(|e| e.to_string())
+                });
             if let Err(e) = run {
                 // Claimed but not runnable now: let go, so it is taken again shortly.
                 tracing::warn!(job = %id, error = %e, "could not take a job over; letting it go");

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use datavista_shared::protocol::ServerMessage;
 use tokio::sync::{mpsc, Notify};
 
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 
 pub mod redis_bus;
 

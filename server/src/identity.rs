@@ -2,7 +2,6 @@
 //! Every upload, job, report and WebSocket belongs to one owner; another owner's ids answer
 //! 404, so ids leak nothing.
 
-use std::fmt;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -14,6 +13,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::errors::ApiError;
+use crate::owner::OwnerId;
 use crate::state::AppState;
 
 /// The session cookie's name when the server is reached over plain HTTP.
@@ -24,31 +24,6 @@ const SESSION_COOKIE: &str = "dv_session";
 const HTTPS_SESSION_COOKIE: &str = "__Host-dv_session";
 /// Bytes of a session key: [`Key`] signs with the first 32 and would encrypt with the rest.
 const KEY_BYTES: usize = 64;
-
-/// An owner's id: a random UUID v4, never derived from anything a user sent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OwnerId(String);
-
-impl OwnerId {
-    pub fn random() -> OwnerId {
-        OwnerId(uuid::Uuid::new_v4().to_string())
-    }
-
-    /// An id read back from our own store.
-    pub fn from_stored(id: String) -> OwnerId {
-        OwnerId(id)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OwnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 /// The owner of the current request. As an extractor it answers 401 when the request has
 /// neither a valid session cookie nor a valid bearer token.
@@ -87,7 +62,7 @@ async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
         return match web::block(move || store.token(&hash)).await?? {
             None => Err(ApiError::Unauthenticated("unknown or revoked token".into())),
             Some(token) => match token.expires_at_ms {
-                Some(at) if token.expired(crate::now_ms()) => {
+                Some(at) if token.expired(crate::clock::now_ms()) => {
                     Err(ApiError::Unauthenticated(format!(
                         "token {} expired at {}: ask for a new one",
                         token.id,
@@ -167,7 +142,7 @@ impl SessionCookies {
                 jar.add_original(cookie.clone());
                 let verified = jar.signed(&self.key).get(self.name)?;
                 let id = uuid::Uuid::parse_str(verified.value()).ok()?;
-                Some(OwnerId(id.to_string()))
+                Some(OwnerId::from_stored(id.to_string()))
             })
     }
 

@@ -20,12 +20,14 @@
 //! - [`token_command`] — `token create|list|revoke`: bearer tokens, in the server's store.
 
 mod app;
+mod clock;
 mod config;
 mod errors;
 mod hub;
 mod identity;
 mod jobs;
 mod metrics;
+mod owner;
 mod reports;
 mod routes;
 mod schemas;
@@ -35,7 +37,9 @@ mod side_runtime;
 mod state;
 mod storage;
 mod store;
+mod sync;
 mod token_command;
+mod uploads;
 mod validate_command;
 mod validator_threads;
 
@@ -63,13 +67,6 @@ enum Command {
     /// Manage API tokens for scripts.
     #[command(subcommand)]
     Token(token_command::TokenCommand),
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn main() -> ExitCode {

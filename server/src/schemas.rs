@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use datavista_shared::http::SchemaInfo;
-use datavista_shared::Schema;
+use datavista_shared::{Dialect, Schema};
 
-use crate::identity::OwnerId;
+use crate::jobs::Rules;
+use crate::owner::OwnerId;
 use crate::store::{JobStore, ListedFields, StoreResult, StoredSchema};
 
 /// Schemas one user may add.
@@ -170,6 +171,27 @@ impl SchemaCatalog {
             Err(None) => Ok(None),
             Err(Some(e)) => Err(e),
         }
+    }
+
+    /// The rules a file is validated by, under the schema with this id: the structural checks
+    /// alone without one; `None` when the owner may use no schema with this id. The one place
+    /// both a new upload and a job taken over resolve their schema. Blocking, as [`Self::find`].
+    pub fn rules(
+        &self,
+        store: &dyn JobStore,
+        owner: &OwnerId,
+        schema_id: Option<&str>,
+    ) -> StoreResult<Option<Rules>> {
+        let Some(id) = schema_id else {
+            return Ok(Some(Rules {
+                schema: Schema::structural_only(),
+                dialect: Dialect::default(),
+            }));
+        };
+        Ok(self.find(store, owner, id)?.map(|compiled| Rules {
+            schema: compiled.schema.clone(),
+            dialect: Dialect::default(),
+        }))
     }
 
     /// Check, compile and keep a user's schema; the error is the shared crate's reason.

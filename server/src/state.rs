@@ -18,7 +18,7 @@ pub struct AppState {
     pub jobs: Arc<JobRunner>,
     pub hub: HubHandle,
     pub schemas: SchemaCatalog,
-    pub reports: ReportCache,
+    pub reports: Arc<ReportCache>,
     pub metrics: Arc<Metrics>,
     /// Signs, names and checks session cookies.
     pub sessions: SessionCookies,

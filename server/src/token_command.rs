@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::{identity, now_ms, store};
+use crate::clock::now_ms;
+use crate::owner::OwnerId;
+use crate::{identity, store};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -193,13 +195,13 @@ fn list_tokens(location: &StoreLocation) -> ExitCode {
 fn create_token(args: &TokenArgs) -> ExitCode {
     let owner = match &args.owner {
         Some(id) => match uuid::Uuid::parse_str(id) {
-            Ok(id) => identity::OwnerId::from_stored(id.to_string()),
+            Ok(id) => OwnerId::from_stored(id.to_string()),
             Err(_) => {
                 eprintln!("datavista: --owner must be an owner id (a UUID)");
                 return ExitCode::from(2);
             }
         },
-        None => identity::OwnerId::random(),
+        None => OwnerId::random(),
     };
     let store = match open_store(&args.store) {
         Ok(store) => store,

@@ -39,8 +39,8 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use super::{CancelRequest, EventBus, HubHandle, OwnerEvent};
-use crate::identity::OwnerId;
 use crate::metrics::Metrics;
+use crate::owner::OwnerId;
 
 const CHANNEL: &str = "datavista:events";
 /// Between attempts to reach Redis again.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use datavista_shared::protocol::Job;
 
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -74,7 +74,7 @@ impl StoredToken {
             id: token_id(token_hash).to_owned(),
             owner,
             hint: Some(hint.to_owned()),
-            created_at_ms: crate::now_ms(),
+            created_at_ms: crate::clock::now_ms(),
             expires_at_ms,
         }
     }
@@ -110,7 +110,7 @@ impl Lease {
 
     /// The end of a lease taken or renewed now, in milliseconds since the epoch.
     fn until_ms(&self) -> i64 {
-        (crate::now_ms() + self.duration.as_millis() as u64) as i64
+        (crate::clock::now_ms() + self.duration.as_millis() as u64) as i64
     }
 }
 
@@ -575,7 +575,7 @@ mod tests {
         let node = || open(Some(&postgres.url), unused.path(), lease(60_000)).unwrap();
         let (busy, idle, other) = (node(), node(), node());
         let owner = OwnerId::random();
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         let fresh = |id: &str, state, created| Job {
             updated_at_ms: now,
             ..job(id, state, created)

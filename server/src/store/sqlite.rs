@@ -8,7 +8,7 @@ use datavista_shared::protocol::{Job, JobProgress, JobState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{JobStore, Lease, SchemaListing, StoreError, StoreResult, StoredSchema, StoredToken};
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 
 /// Each entry moves the schema one version up; `PRAGMA user_version` says where a file is.
 const MIGRATIONS: &[&str] = &[
@@ -592,7 +592,7 @@ impl JobStore for SqliteStore {
                     schema.name,
                     schema.body,
                     super::field_names_json(&schema.fields),
-                    crate::now_ms() as i64
+                    crate::clock::now_ms() as i64
                 ],
             )?;
             tx.commit()?;
