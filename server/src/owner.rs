@@ -1,5 +1,5 @@
 //! The owner of uploads, jobs, reports and WebSockets: a domain noun, apart from the HTTP
-//! extractor in [`crate::identity`] that finds it on a request, so the jobs, the hub and the
+//! extractor (in `identity`) that finds it on a request, so the jobs, the hub and the
 //! store need nothing of HTTP.
 
 use std::fmt;

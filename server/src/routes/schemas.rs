@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::errors::ApiError;
-use crate::identity::Owner;
+use crate::routes::auth::Owner;
 use crate::schemas::AddError;
 use crate::state::AppState;
 

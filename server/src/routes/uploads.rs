@@ -12,9 +12,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::errors::ApiError;
-use crate::identity::Owner;
 use crate::jobs::{Cancel, Rules, REMOTE_CANCEL_WAIT};
 use crate::owner::OwnerId;
+use crate::routes::auth::Owner;
 use crate::state::AppState;
 use crate::uploads::{receive_file, NewFile, UPLOAD_IDLE};
 

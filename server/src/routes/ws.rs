@@ -19,9 +19,9 @@ use serde::Deserialize;
 
 use crate::errors::ApiError;
 use crate::hub::{Refused, Subscription};
-use crate::identity::Owner;
 use crate::jobs::Cancel;
 use crate::owner::OwnerId;
+use crate::routes::auth::Owner;
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -72,7 +72,7 @@ pub async fn connect(
     query: web::Query<Connect>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
-    crate::identity::check_origin(&req, &state.config.allowed_origins)?;
+    crate::routes::auth::check_origin(&req, &state.config.allowed_origins)?;
     // Watched before the check: a shutdown that starts right after it still reaches this
     // connection's loop instead of slipping between the check and the subscription.
     let shutdown = state.shutdown.subscribe();
