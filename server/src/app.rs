@@ -8,29 +8,71 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 
 use crate::cluster;
+use crate::cluster::TakeOverError;
 use crate::config::Config;
 use crate::hub::redis_bus::{BusKey, RedisBus};
 use crate::hub::{EventBus, HubHandle, InProcessBus};
 use crate::identity;
+use crate::identity::KeyError;
 use crate::jobs::{JobRunner, Publisher};
 use crate::metrics::Metrics;
 use crate::routes::{self, system};
 use crate::schemas::SchemaCatalog;
+use crate::schemas::SchemaLoadError;
 use crate::state::AppState;
-use crate::store::Lease;
+use crate::store::{Lease, StoreError};
 
-pub async fn serve(config: Config) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data dir {}: {e}",
-            config.data_dir.display()
-        )
+/// Why the server could not start, or stopped. The messages tell the operator what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create the data dir {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Database(#[source] StoreError),
+    #[error("cannot prepare storage: {0}")]
+    Storage(String),
+    #[error(transparent)]
+    SessionKey(#[from] KeyError),
+    #[error(transparent)]
+    Schemas(#[from] SchemaLoadError),
+    /// `--trusted-proxies` does not parse.
+    #[error("{0}")]
+    Proxies(String),
+    #[error(
+        "--redis-url needs --bus-key-file: a file of at least 32 random bytes, the same on \
+         every node, that signs the messages between nodes (e.g. `openssl rand -hex 32 > \
+         bus.key`)"
+    )]
+    NoBusKey,
+    /// The bus key, or the Redis connection.
+    #[error("{0}")]
+    Bus(String),
+    #[error("cannot start the validator threads: {0}")]
+    ValidatorThreads(#[source] std::io::Error),
+    #[error(transparent)]
+    TakeOver(#[from] TakeOverError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
+
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
     })?;
     let lease = Lease::new(crate::cluster::LEASE);
     let store = crate::store::open(config.database_url.as_deref(), &config.data_dir, lease)
-        .map_err(|e| format!("cannot open the database: {e}"))?;
+        .map_err(ServeError::Database)?;
     let storage = crate::storage::open(config.storage.as_deref(), &config.data_dir)
-        .map_err(|e| format!("cannot prepare storage: {e}"))?;
+        .map_err(|e| ServeError::Storage(e.to_string()))?;
     let session_key = identity::load_or_create_key(&config.session_key_file())?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
@@ -39,16 +81,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
         config.max_connections_per_owner,
         config.max_connections,
     );
-    let trusted_proxies = crate::session_rate::parse_proxies(&config.trusted_proxies)?;
+    let trusted_proxies = crate::session_rate::parse_proxies(&config.trusted_proxies)
+        .map_err(|e| ServeError::Proxies(e.to_string()))?;
     let (bus, cancel_requests): (Arc<dyn EventBus>, _) = match &config.redis_url {
         Some(url) => {
-            let key = config.bus_key_file.as_deref().ok_or(
-                "--redis-url needs --bus-key-file: a file of at least 32 random bytes, the same \
-                 on every node, that signs the messages between nodes (e.g. `openssl rand -hex \
-                 32 > bus.key`)",
-            )?;
-            let key = BusKey::load(key)?;
-            let (bus, cancel_requests) = RedisBus::start(url, hub.clone(), key, &metrics).await?;
+            let key = config.bus_key_file.as_deref().ok_or(ServeError::NoBusKey)?;
+            let key = BusKey::load(key).map_err(|e| ServeError::Bus(e.to_string()))?;
+            let (bus, cancel_requests) = RedisBus::start(url, hub.clone(), key, &metrics)
+                .await
+                .map_err(|e| ServeError::Bus(e.to_string()))?;
             (Arc::new(bus), Some(cancel_requests))
         }
         None => (Arc::new(InProcessBus(hub.clone())), None),
@@ -69,7 +110,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 finished_per_owner: config.finished_jobs_per_owner,
             },
         )
-        .map_err(|e| format!("cannot start the validator threads: {e}"))?,
+        .map_err(ServeError::ValidatorThreads)?,
     );
     if let Some(requests) = cancel_requests {
         tokio::spawn(cluster::cancel_on_request(jobs.clone(), requests));
@@ -118,7 +159,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .disable_signals()
         .shutdown_timeout(10)
         .bind(config.bind)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+        .map_err(|source| ServeError::Listen {
+            address: config.bind,
+            source,
+        })?;
     for address in server.addrs() {
         // Tests and scripts read this line to find the port.
         println!("DataVista listening on http://{address}");
@@ -143,7 +187,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         }
         handle.stop(true).await;
     });
-    server.await.map_err(|e| format!("the server failed: {e}"))
+    server.await.map_err(ServeError::Server)
 }
 
 async fn wait_for_signal() {

@@ -9,10 +9,10 @@ use actix_web::web;
 use datavista_shared::protocol::Job;
 
 use crate::hub::CancelRequest;
-use crate::jobs::JobRunner;
+use crate::jobs::{JobError, JobRunner};
 use crate::owner::OwnerId;
 use crate::state::AppState;
-use crate::store::{JobStore, StoreResult};
+use crate::store::{JobStore, StoreError, StoreResult};
 
 /// How long a node holds its unfinished jobs without renewing: after it crashes, another
 /// node sharing the database takes them over this long after its last renewal.
@@ -61,7 +61,7 @@ pub async fn keep_leases(state: web::Data<AppState>) {
 /// Jobs whose node stopped (this process's own predecessor after a crash or restart, or
 /// another node sharing the database): validations start again from the stored file; an
 /// upload cut off half-way cannot be finished and is marked failed.
-pub async fn take_over_orphaned_jobs(state: &web::Data<AppState>) -> Result<(), String> {
+pub async fn take_over_orphaned_jobs(state: &web::Data<AppState>) -> Result<(), TakeOverError> {
     take_over(state, "taking over an interrupted job", |store| {
         store.claim_orphaned_jobs()
     })
@@ -93,28 +93,32 @@ pub async fn take_queued_jobs(state: web::Data<AppState>) {
     }
 }
 
+/// Why jobs could not be claimed. A claimed job that cannot run is let go, not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TakeOverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the takeover stopped: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
+}
+
 /// Run the jobs that `claim` makes this node's.
 async fn take_over(
     state: &web::Data<AppState>,
     why: &'static str,
     claim: impl FnOnce(&dyn JobStore) -> StoreResult<Vec<(OwnerId, Job)>> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), TakeOverError> {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
-        let claimed = claim(state.store.as_ref()).map_err(|e| e.to_string())?;
+        let claimed = claim(state.store.as_ref())?;
         for (owner, job) in claimed {
             let id = job.id.clone();
             tracing::info!(job = %id, state = job.state.as_str(), "{why}");
             let run = state
                 .schemas
                 .rules(state.store.as_ref(), &owner, job.schema_id.as_deref())
-                .map_err(|e| e.to_string())
-                .and_then(|rules| {
-                    state
-                        .jobs
-                        .recover(owner, job, rules)
-                        .map_err(|e| e.to_string())
-                });
+                .map_err(JobError::from)
+                .and_then(|rules| state.jobs.recover(owner, job, rules));
             if let Err(e) = run {
                 // Claimed but not runnable now: let go, so it is taken again shortly.
                 tracing::warn!(job = %id, error = %e, "could not take a job over; letting it go");
@@ -123,8 +127,7 @@ async fn take_over(
                 }
             }
         }
-        Ok::<_, String>(())
+        Ok::<_, TakeOverError>(())
     })
-    .await
-    .map_err(|e| e.to_string())?
+    .await?
 }

@@ -103,7 +103,31 @@ pub fn token_hash(token: &str) -> String {
 /// The key that signs session cookies, kept in a file so that sessions survive restarts and
 /// nodes behind one address share it; made when the file is missing. A file that cannot be
 /// read or is too short stops the server: replacing it would end every browser session.
-pub fn load_or_create_key(path: &Path) -> Result<Key, String> {
+/// Why the session key cannot be had. The messages tell the operator what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the session key {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the session key {} holds {len} bytes, fewer than the {KEY_BYTES} it needs: restore \
+         it, or delete it to have a new one made (which ends every browser session)",
+        path.display()
+    )]
+    TooShort {
+        path: std::path::PathBuf,
+        len: usize,
+    },
+    #[error("cannot create the session key {}: {source}", path.display())]
+    Create {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn load_or_create_key(path: &Path) -> Result<Key, KeyError> {
     match read_key(path)? {
         Some(key) => Ok(key),
         None => create_key(path),
@@ -111,24 +135,22 @@ pub fn load_or_create_key(path: &Path) -> Result<Key, String> {
 }
 
 /// The key in `path`; `None` when there is no such file.
-fn read_key(path: &Path) -> Result<Option<Key>, String> {
+fn read_key(path: &Path) -> Result<Option<Key>, KeyError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot read the session key {}: {e}",
-                path.display()
-            ))
+        Err(source) => {
+            return Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            })
         }
     };
     if bytes.len() < KEY_BYTES {
-        return Err(format!(
-            "the session key {} holds {} bytes, fewer than the {KEY_BYTES} it needs: restore \
-             it, or delete it to have a new one made (which ends every browser session)",
-            path.display(),
-            bytes.len()
-        ));
+        return Err(KeyError::TooShort {
+            path: path.to_owned(),
+            len: bytes.len(),
+        });
     }
     Ok(Some(Key::from(&bytes)))
 }
@@ -136,9 +158,11 @@ fn read_key(path: &Path) -> Result<Option<Key>, String> {
 /// Write a new random key to `path`, unless another node starting at the same time gets
 /// there first: then its key is the key. The file appears whole or not at all: the key is
 /// written under a temporary name, then hard-linked to `path`, which fails if it exists.
-fn create_key(path: &Path) -> Result<Key, String> {
-    let cannot_create =
-        |e: std::io::Error| format!("cannot create the session key {}: {e}", path.display());
+fn create_key(path: &Path) -> Result<Key, KeyError> {
+    let cannot_create = |source: std::io::Error| KeyError::Create {
+        path: path.to_owned(),
+        source,
+    };
     let mut bytes = [0u8; KEY_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| cannot_create(std::io::Error::other(e.to_string())))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();

@@ -10,11 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use datavista_shared::http::SchemaInfo;
-use datavista_shared::{Dialect, Schema};
+use datavista_shared::{Dialect, Schema, SchemaError};
 
 use crate::jobs::Rules;
 use crate::owner::OwnerId;
-use crate::store::{JobStore, ListedFields, StoreResult, StoredSchema};
+use crate::store::{JobStore, ListedFields, StoreError, StoreResult, StoredSchema};
 
 /// Schemas one user may add.
 const MAX_SCHEMAS_PER_OWNER: usize = 200;
@@ -41,8 +41,12 @@ pub struct CompiledSchema {
 }
 
 impl CompiledSchema {
-    fn compile(id: &str, body: &str, owner: Option<OwnerId>) -> Result<CompiledSchema, String> {
-        let schema = Schema::from_json(body).map_err(|e| e.to_string())?;
+    fn compile(
+        id: &str,
+        body: &str,
+        owner: Option<OwnerId>,
+    ) -> Result<CompiledSchema, SchemaError> {
+        let schema = Schema::from_json(body)?;
         let title = serde_json::from_str::<serde_json::Value>(body)
             .ok()
             .and_then(|v| v.get("title").and_then(|t| t.as_str()).map(clean_name))
@@ -86,11 +90,15 @@ pub struct SchemaCatalog {
 }
 
 impl SchemaCatalog {
-    pub fn load(schema_dir: Option<&Path>) -> Result<SchemaCatalog, String> {
+    pub fn load(schema_dir: Option<&Path>) -> Result<SchemaCatalog, SchemaLoadError> {
         let mut shared = Vec::new();
-        let mut add = |id: &str, body: &str, place: &str| -> Result<(), String> {
-            let schema =
-                CompiledSchema::compile(id, body, None).map_err(|e| format!("{place}: {e}"))?;
+        let mut add = |id: &str, body: &str, place: &str| -> Result<(), SchemaLoadError> {
+            let schema = CompiledSchema::compile(id, body, None).map_err(|source| {
+                SchemaLoadError::Invalid {
+                    place: place.to_owned(),
+                    source,
+                }
+            })?;
             shared.push(Arc::new(schema));
             Ok(())
         };
@@ -98,8 +106,10 @@ impl SchemaCatalog {
             add(id, body, &format!("built-in schema '{id}'"))?;
         }
         if let Some(dir) = schema_dir {
-            let files = std::fs::read_dir(dir)
-                .map_err(|e| format!("cannot read the schema dir {}: {e}", dir.display()))?;
+            let files = std::fs::read_dir(dir).map_err(|source| SchemaLoadError::ReadDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
             let mut paths: Vec<_> = files.filter_map(|f| f.ok().map(|f| f.path())).collect();
             paths.sort();
             for path in paths
@@ -111,8 +121,11 @@ impl SchemaCatalog {
                     .and_then(|s| s.to_str())
                     .unwrap_or_default()
                     .to_owned();
-                let body = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let body =
+                    std::fs::read_to_string(&path).map_err(|source| SchemaLoadError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 add(&id, &body, &path.display().to_string())?;
             }
         }
@@ -204,8 +217,8 @@ impl SchemaCatalog {
         body: String,
     ) -> Result<SchemaInfo, AddError> {
         let id = format!("s-{}", uuid::Uuid::new_v4());
-        let mut compiled =
-            CompiledSchema::compile(&id, &body, Some(owner.clone())).map_err(AddError::Invalid)?;
+        let mut compiled = CompiledSchema::compile(&id, &body, Some(owner.clone()))
+            .map_err(|e| AddError::Invalid(e.to_string()))?;
         if let Some(name) = name.map(|n| clean_name(&n)).filter(|n| !n.is_empty()) {
             compiled.info.name = name;
         }
@@ -215,9 +228,7 @@ impl SchemaCatalog {
             body,
             fields: compiled.info.fields.clone(),
         };
-        let added = store
-            .add_schema(owner, &stored, MAX_SCHEMAS_PER_OWNER)
-            .map_err(|e| AddError::Store(e.to_string()))?;
+        let added = store.add_schema(owner, &stored, MAX_SCHEMAS_PER_OWNER)?;
         if !added {
             return Err(AddError::Invalid(format!(
                 "you have {MAX_SCHEMAS_PER_OWNER} schemas already, the most one user may add"
@@ -229,9 +240,31 @@ impl SchemaCatalog {
     }
 }
 
+/// Why a user's schema was not added.
+#[derive(Debug, thiserror::Error)]
 pub enum AddError {
+    /// The schema cannot be used, or the user has as many as they may: the text says which.
+    #[error("{0}")]
     Invalid(String),
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why the shared schemas (built in, and `--schema-dir`) could not be loaded at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaLoadError {
+    #[error("{place}: {source}")]
+    Invalid { place: String, source: SchemaError },
+    #[error("cannot read the schema dir {}: {source}", dir.display())]
+    ReadDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    ReadFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The field names of a schema's JSON, without loading the schema.

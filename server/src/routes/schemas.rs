@@ -117,6 +117,6 @@ async fn add(
     {
         Ok(info) => Ok(HttpResponse::Created().json(info)),
         Err(AddError::Invalid(reason)) => Err(ApiError::InvalidSchema(reason)),
-        Err(AddError::Store(e)) => Err(ApiError::Internal(e)),
+        Err(AddError::Store(e)) => Err(e.into()),
     }
 }
