@@ -121,7 +121,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         store,
         jobs,
         hub,
-        schemas,
+        schemas: Arc::new(schemas),
         reports: Arc::new(crate::reports::ReportCache::new()),
         metrics,
         sessions: identity::SessionCookies::new(session_key, config.https),

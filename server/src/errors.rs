@@ -7,6 +7,7 @@ use datavista_shared::http::ErrorBody;
 
 use crate::jobs::JobError;
 use crate::reports::ReportError;
+use crate::schemas::LookupError;
 use crate::store::StoreError;
 use crate::uploads::ReceiveError;
 
@@ -171,5 +172,11 @@ impl From<ReportError> for ApiError {
             ReportError::NotYet(_) => ApiError::NotFinished(message),
             ReportError::Job(_) | ReportError::Unreadable(_) => ApiError::Internal(message),
         }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
+        ApiError::Internal(e.to_string())
     }
 }

@@ -240,6 +240,65 @@ impl SchemaCatalog {
     }
 }
 
+/// The async surface the routes call: each does its own blocking, as its blocking twin
+/// above says.
+impl SchemaCatalog {
+    pub async fn list_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+    ) -> Result<Vec<SchemaInfo>, LookupError> {
+        let (catalog, store, owner) = (self.clone(), store.clone(), owner.clone());
+        Ok(tokio::task::spawn_blocking(move || catalog.list(store.as_ref(), &owner)).await??)
+    }
+
+    pub async fn find_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+        id: &str,
+    ) -> Result<Option<Arc<CompiledSchema>>, LookupError> {
+        let (catalog, store) = (self.clone(), store.clone());
+        let (owner, id) = (owner.clone(), id.to_owned());
+        let found = tokio::task::spawn_blocking(move || catalog.find(store.as_ref(), &owner, &id));
+        Ok(found.await??)
+    }
+
+    pub async fn rules_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+        schema_id: Option<&str>,
+    ) -> Result<Option<Rules>, LookupError> {
+        let (catalog, store) = (self.clone(), store.clone());
+        let (owner, id) = (owner.clone(), schema_id.map(str::to_owned));
+        let rules = tokio::task::spawn_blocking(move || {
+            catalog.rules(store.as_ref(), &owner, id.as_deref())
+        });
+        Ok(rules.await??)
+    }
+
+    pub async fn add_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+        name: Option<String>,
+        body: String,
+    ) -> Result<SchemaInfo, AddError> {
+        let (catalog, store, owner) = (self.clone(), store.clone(), owner.clone());
+        tokio::task::spawn_blocking(move || catalog.add(store.as_ref(), &owner, name, body)).await?
+    }
+}
+
+/// Why a schema could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a schema lookup stopped: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
+}
+
 /// Why a user's schema was not added.
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
@@ -248,6 +307,8 @@ pub enum AddError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("adding a schema stopped: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
 }
 
 /// Why the shared schemas (built in, and `--schema-dir`) could not be loaded at start.

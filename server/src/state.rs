@@ -17,7 +17,7 @@ pub struct AppState {
     pub store: Arc<dyn JobStore>,
     pub jobs: Arc<JobRunner>,
     pub hub: HubHandle,
-    pub schemas: SchemaCatalog,
+    pub schemas: Arc<SchemaCatalog>,
     pub reports: Arc<ReportCache>,
     pub metrics: Arc<Metrics>,
     /// Signs, names and checks session cookies.

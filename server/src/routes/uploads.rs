@@ -160,13 +160,10 @@ async fn resolve_rules(
     owner: &OwnerId,
     schema_id: Option<String>,
 ) -> Result<Rules, ApiError> {
-    let (state2, owner2, id2) = (state.clone(), owner.clone(), schema_id.clone());
-    let rules = web::block(move || {
-        state2
-            .schemas
-            .rules(state2.store.as_ref(), &owner2, id2.as_deref())
-    })
-    .await??;
+    let rules = state
+        .schemas
+        .rules_async(&state.store, owner, schema_id.as_deref())
+        .await?;
     rules.ok_or_else(|| {
         let id = schema_id.unwrap_or_default();
         ApiError::BadRequest(format!("unknown schema '{id}': see GET /api/schemas"))
