@@ -170,7 +170,7 @@ impl From<ReportError> for ApiError {
             ReportError::NoSuchJob => ApiError::job_not_found(),
             ReportError::NoReport(_) => ApiError::NotFound(message),
             ReportError::NotYet(_) => ApiError::NotFinished(message),
-            ReportError::Job(_) | ReportError::Unreadable(_) => ApiError::Internal(message),
+            ReportError::Job(_) | ReportError::Stored(_) => ApiError::Internal(message),
         }
     }
 }

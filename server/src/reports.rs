@@ -48,11 +48,10 @@ impl ReportCache {
         &self,
         id: &str,
         read: impl FnOnce() -> std::io::Result<Vec<u8>>,
-    ) -> Result<Arc<CachedReport>, String> {
+    ) -> Result<Arc<CachedReport>, ReadError> {
         self.reports.get_or_insert_with(id, || {
-            let json = read().map_err(|e| format!("cannot read the stored report: {e}"))?;
-            let report = serde_json::from_slice(&json)
-                .map_err(|e| format!("stored report unreadable: {e}"))?;
+            let json = read().map_err(ReadError::Read)?;
+            let report = serde_json::from_slice(&json).map_err(ReadError::Unreadable)?;
             Ok(Arc::new(CachedReport {
                 report,
                 json_bytes: json.len(),
@@ -64,6 +63,15 @@ impl ReportCache {
     pub fn forget(&self, id: &str) {
         self.reports.remove(id);
     }
+}
+
+/// Why a stored report could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the stored report: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("stored report unreadable: {0}")]
+    Unreadable(#[source] serde_json::Error),
 }
 
 /// Why a job's report cannot be served.
@@ -78,8 +86,8 @@ pub enum ReportError {
     NotYet(JobState),
     #[error(transparent)]
     Job(#[from] JobError),
-    #[error("{0}")]
-    Unreadable(String),
+    #[error(transparent)]
+    Stored(#[from] ReadError),
 }
 
 impl ReportCache {
@@ -104,8 +112,7 @@ impl ReportCache {
             cache.get_or_read(&id, || storage.read_report(&id))
         })
         .await
-        .map_err(JobError::from)?
-        .map_err(ReportError::Unreadable)?;
+        .map_err(JobError::from)??;
         Ok((job, report))
     }
 }
@@ -195,6 +202,7 @@ mod tests {
         assert!(broken
             .err()
             .unwrap()
+            .to_string()
             .starts_with("stored report unreadable"));
     }
 }
