@@ -52,7 +52,7 @@ impl Work {
     }
 }
 
-/// Where a turn runs: tokio's blocking pool, or the [`ValidatorThreads`].
+/// Where a turn runs: tokio's blocking pool, or the [`crate::validator_threads::ValidatorThreads`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Priority {
     Normal,
