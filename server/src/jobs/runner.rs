@@ -52,7 +52,8 @@ impl Work {
     }
 }
 
-/// Where a turn runs: tokio's blocking pool, or the [`crate::validator_threads::ValidatorThreads`].
+/// Where a turn runs: tokio's blocking pool, or the idle-priority
+/// [`crate::validator_threads::ValidatorThreads`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Priority {
     Normal,
