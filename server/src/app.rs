@@ -6,41 +6,72 @@ use std::time::Duration;
 
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use datavista_shared::protocol::Job;
 
+use crate::cluster::{self, TakeOverError};
 use crate::config::Config;
-use crate::hub::redis_bus::{BusKey, RedisBus};
-use crate::hub::{CancelRequest, EventBus, HubHandle, InProcessBus};
-use crate::identity::{self, OwnerId};
-use crate::jobs::{JobRunner, Publisher, Rules};
+use crate::hub::redis_bus::{BusError, BusKey, RedisBus};
+use crate::hub::{EventBus, HubHandle, InProcessBus};
+use crate::identity::{self, KeyError};
+use crate::jobs::{JobRunner, Publisher};
 use crate::metrics::Metrics;
 use crate::routes::{self, system};
-use crate::schemas::SchemaCatalog;
+use crate::schemas::{SchemaCatalog, SchemaLoadError};
+use crate::session_rate::NotAProxy;
 use crate::state::AppState;
-use crate::store::{JobStore, Lease, StoreResult};
+use crate::storage::StorageError;
+use crate::store::{Lease, StoreError};
 
-/// How long a node holds its unfinished jobs without renewing: after it crashes, another
-/// node sharing the database takes them over this long after its last renewal.
-const LEASE: Duration = Duration::from_secs(10);
-/// How often a node renews its leases and looks for jobs whose node stopped renewing.
-const LEASE_CHECK_EVERY: Duration = Duration::from_secs(3);
-/// How often a node with idle workers looks for queued jobs of busy nodes.
-const QUEUED_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// A job queued this recently is left to its own node, which may be about to start it.
-const QUEUED_LEFT_TO_ITS_NODE: Duration = Duration::from_secs(1);
+/// Why the server could not start, or stopped. The messages tell the operator what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot create the data dir {}: {source}", path.display())]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Database(#[source] StoreError),
+    #[error("cannot prepare storage: {0}")]
+    Storage(#[source] StorageError),
+    #[error(transparent)]
+    SessionKey(#[from] KeyError),
+    #[error(transparent)]
+    Schemas(#[from] SchemaLoadError),
+    /// `--trusted-proxies` does not parse.
+    #[error(transparent)]
+    Proxies(#[from] NotAProxy),
+    #[error(
+        "--redis-url needs --bus-key-file: a file of at least 32 random bytes, the same on \
+         every node, that signs the messages between nodes (e.g. `openssl rand -hex 32 > \
+         bus.key`)"
+    )]
+    NoBusKey,
+    /// The bus key, or the Redis connection.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("cannot start the validator threads: {0}")]
+    ValidatorThreads(#[source] std::io::Error),
+    #[error(transparent)]
+    TakeOver(#[from] TakeOverError),
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    Server(#[source] std::io::Error),
+}
 
-pub async fn serve(config: Config) -> Result<(), String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data dir {}: {e}",
-            config.data_dir.display()
-        )
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        path: config.data_dir.clone(),
+        source,
     })?;
-    let lease = Lease::new(LEASE);
+    let lease = Lease::new(crate::cluster::LEASE);
     let store = crate::store::open(config.database_url.as_deref(), &config.data_dir, lease)
-        .map_err(|e| format!("cannot open the database: {e}"))?;
+        .map_err(ServeError::Database)?;
     let storage = crate::storage::open(config.storage.as_deref(), &config.data_dir)
-        .map_err(|e| format!("cannot prepare storage: {e}"))?;
+        .map_err(ServeError::Storage)?;
     let session_key = identity::load_or_create_key(&config.session_key_file())?;
     let schemas = SchemaCatalog::load(config.schema_dir.as_deref())?;
     let metrics = Arc::new(Metrics::new());
@@ -52,11 +83,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let trusted_proxies = crate::session_rate::parse_proxies(&config.trusted_proxies)?;
     let (bus, cancel_requests): (Arc<dyn EventBus>, _) = match &config.redis_url {
         Some(url) => {
-            let key = config.bus_key_file.as_deref().ok_or(
-                "--redis-url needs --bus-key-file: a file of at least 32 random bytes, the same \
-                 on every node, that signs the messages between nodes (e.g. `openssl rand -hex \
-                 32 > bus.key`)",
-            )?;
+            let key = config.bus_key_file.as_deref().ok_or(ServeError::NoBusKey)?;
             let key = BusKey::load(key)?;
             let (bus, cancel_requests) = RedisBus::start(url, hub.clone(), key, &metrics).await?;
             (Arc::new(bus), Some(cancel_requests))
@@ -79,10 +106,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 finished_per_owner: config.finished_jobs_per_owner,
             },
         )
-        .map_err(|e| format!("cannot start the validator threads: {e}"))?,
+        .map_err(ServeError::ValidatorThreads)?,
     );
     if let Some(requests) = cancel_requests {
-        tokio::spawn(cancel_on_request(jobs.clone(), requests));
+        tokio::spawn(cluster::cancel_on_request(jobs.clone(), requests));
     }
     let (shutdown, _) = tokio::sync::watch::channel(false);
     let state = web::Data::new(AppState {
@@ -90,8 +117,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         store,
         jobs,
         hub,
-        schemas,
-        reports: crate::reports::ReportCache::new(),
+        schemas: Arc::new(schemas),
+        reports: Arc::new(crate::reports::ReportCache::new()),
         metrics,
         sessions: identity::SessionCookies::new(session_key, config.https),
         session_rate: crate::session_rate::SessionRate::new(config.new_sessions_per_minute),
@@ -99,9 +126,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
         shutdown,
     });
 
-    take_over_orphaned_jobs(&state).await?;
-    tokio::spawn(keep_leases(state.clone()));
-    tokio::spawn(take_queued_jobs(state.clone()));
+    cluster::take_over_orphaned_jobs(&state).await?;
+    tokio::spawn(cluster::keep_leases(state.clone()));
+    tokio::spawn(cluster::take_queued_jobs(state.clone()));
 
     let app_state = state.clone();
     let server =
@@ -128,7 +155,10 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .disable_signals()
         .shutdown_timeout(10)
         .bind(config.bind)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.bind))?;
+        .map_err(|source| ServeError::Listen {
+            address: config.bind,
+            source,
+        })?;
     for address in server.addrs() {
         // Tests and scripts read this line to find the port.
         println!("DataVista listening on http://{address}");
@@ -153,7 +183,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         }
         handle.stop(true).await;
     });
-    server.await.map_err(|e| format!("the server failed: {e}"))
+    server.await.map_err(ServeError::Server)
 }
 
 async fn wait_for_signal() {
@@ -169,119 +199,4 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Cancel the jobs other nodes ask to, when they run here (the others ignore the request).
-async fn cancel_on_request(
-    jobs: Arc<JobRunner>,
-    mut requests: tokio::sync::mpsc::UnboundedReceiver<CancelRequest>,
-) {
-    while let Some(CancelRequest { owner, job_id }) = requests.recv().await {
-        let jobs = jobs.clone();
-        let _ = tokio::task::spawn_blocking(move || jobs.cancel(&owner, &job_id)).await;
-    }
-}
-
-/// Renew this node's leases, and take over the jobs of nodes that stopped renewing theirs,
-/// until the server stops.
-async fn keep_leases(state: web::Data<AppState>) {
-    let mut shutdown = state.shutdown.subscribe();
-    let mut every = tokio::time::interval(LEASE_CHECK_EVERY);
-    every.tick().await; // the first tick is immediate: start-up already looked
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let store = state.store.clone();
-        match tokio::task::spawn_blocking(move || store.renew_leases()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not renew this node's job leases"),
-            Err(e) => tracing::warn!(error = %e, "the lease renewal stopped"),
-        }
-        if let Err(e) = take_over_orphaned_jobs(&state).await {
-            tracing::warn!(error = %e, "could not look for orphaned jobs");
-        }
-    }
-}
-
-/// Jobs whose node stopped (this process's own predecessor after a crash or restart, or
-/// another node sharing the database): validations start again from the stored file; an
-/// upload cut off half-way cannot be finished and is marked failed.
-async fn take_over_orphaned_jobs(state: &web::Data<AppState>) -> Result<(), String> {
-    take_over(state, "taking over an interrupted job", |store| {
-        store.claim_orphaned_jobs()
-    })
-    .await
-}
-
-/// With workers to spare, take queued jobs from busy nodes sharing the database (the file
-/// storage is shared too); their nodes notice when they come to start them.
-async fn take_queued_jobs(state: web::Data<AppState>) {
-    let mut shutdown = state.shutdown.subscribe();
-    let mut every = tokio::time::interval(QUEUED_CHECK_EVERY);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = shutdown.changed() => return,
-        }
-        let idle = state.jobs.idle_workers();
-        if idle == 0 {
-            continue;
-        }
-        let taken = take_over(
-            &state,
-            "taking a queued job from a busy node",
-            move |store| store.claim_queued_jobs(idle, QUEUED_LEFT_TO_ITS_NODE),
-        );
-        if let Err(e) = taken.await {
-            tracing::warn!(error = %e, "could not look for queued jobs");
-        }
-    }
-}
-
-/// The rules a job's file is validated by; `None` when its schema is gone.
-fn rules_for(state: &AppState, owner: &OwnerId, job: &Job) -> Result<Option<Rules>, String> {
-    let Some(id) = &job.schema_id else {
-        return Ok(Some(Rules {
-            schema: datavista_shared::Schema::structural_only(),
-            dialect: Default::default(),
-        }));
-    };
-    let schema = state
-        .schemas
-        .find(state.store.as_ref(), owner, id)
-        .map_err(|e| e.to_string())?;
-    Ok(schema.map(|compiled| Rules {
-        schema: compiled.schema.clone(),
-        dialect: Default::default(),
-    }))
-}
-
-/// Run the jobs that `claim` makes this node's.
-async fn take_over(
-    state: &web::Data<AppState>,
-    why: &'static str,
-    claim: impl FnOnce(&dyn JobStore) -> StoreResult<Vec<(OwnerId, Job)>> + Send + 'static,
-) -> Result<(), String> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || {
-        let claimed = claim(state.store.as_ref()).map_err(|e| e.to_string())?;
-        for (owner, job) in claimed {
-            let id = job.id.clone();
-            tracing::info!(job = %id, state = job.state.as_str(), "{why}");
-            let run = rules_for(&state, &owner, &job)
-                .and_then(|rules| state.jobs.recover(owner, job, rules));
-            if let Err(e) = run {
-                // Claimed but not runnable now: let go, so it is taken again shortly.
-                tracing::warn!(job = %id, error = %e, "could not take a job over; letting it go");
-                if let Err(e) = state.store.release_job(&id) {
-                    tracing::warn!(job = %id, error = %e, "could not let go of a job");
-                }
-            }
-        }
-        Ok::<_, String>(())
-    })
-    .await
-    .map_err(|e| e.to_string())?
 }

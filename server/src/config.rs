@@ -5,6 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// Messages a WebSocket connection's queue holds by default before it counts as lagging
+/// (`--ws-queue-len`); the hub's tests use the same.
+pub const CONNECTION_QUEUE: usize = 256;
+
 #[derive(Args, Debug, Clone)]
 pub struct Config {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
@@ -108,7 +112,7 @@ pub struct Config {
     )]
     pub max_connections_per_owner: usize,
     /// Messages queued per WebSocket connection; a client further behind gets a fresh snapshot.
-    #[arg(long, env = "DATAVISTA_WS_QUEUE_LEN", default_value_t = crate::hub::CONNECTION_QUEUE)]
+    #[arg(long, env = "DATAVISTA_WS_QUEUE_LEN", default_value_t = CONNECTION_QUEUE)]
     pub ws_queue_len: usize,
     /// Log filter, e.g. `info` or `datavista=debug`.
     #[arg(long, env = "DATAVISTA_LOG", default_value = "info")]

@@ -5,7 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use datavista_shared::http::ErrorBody;
 
+use crate::jobs::JobError;
+use crate::reports::ReportError;
+use crate::schemas::LookupError;
 use crate::store::StoreError;
+use crate::uploads::ReceiveError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -134,6 +138,45 @@ impl From<actix_web::error::BlockingError> for ApiError {
 
 impl From<std::io::Error> for ApiError {
     fn from(e: std::io::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<ReceiveError> for ApiError {
+    fn from(e: ReceiveError) -> Self {
+        let message = e.to_string();
+        match e {
+            ReceiveError::Busy(_) => ApiError::TooManyUploads(message),
+            ReceiveError::Stopping(_) => ApiError::Unavailable(message),
+            ReceiveError::Interrupted(_) => ApiError::BadRequest(message),
+            ReceiveError::TookTooLong(_) => ApiError::Timeout(message),
+            ReceiveError::TooLarge(_) => ApiError::TooLarge(message),
+            ReceiveError::NoRoom(_) => ApiError::InsufficientStorage(message),
+            ReceiveError::Storage(_) | ReceiveError::Job(_) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        let message = e.to_string();
+        match e {
+            ReportError::NoSuchJob => ApiError::job_not_found(),
+            ReportError::NoReport(_) => ApiError::NotFound(message),
+            ReportError::NotYet(_) => ApiError::NotFinished(message),
+            ReportError::Job(_) | ReportError::Stored(_) => ApiError::Internal(message),
+        }
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(e: LookupError) -> Self {
         ApiError::Internal(e.to_string())
     }
 }

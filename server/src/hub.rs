@@ -27,12 +27,13 @@ use std::time::{Duration, Instant};
 use datavista_shared::protocol::ServerMessage;
 use tokio::sync::{mpsc, Notify};
 
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 
 pub mod redis_bus;
 
 /// Messages a connection's queue holds by default before it counts as lagging.
-pub const CONNECTION_QUEUE: usize = 256;
+#[cfg(test)] // the hub is told its queue length; its tests use the default
+pub use crate::config::CONNECTION_QUEUE;
 /// Recent messages kept per owner, so a reconnecting tab can catch up without a snapshot.
 const HISTORY: usize = 256;
 /// An owner with no open connection keeps its history this long (a tab reconnecting after a

@@ -1,20 +1,15 @@
-//! Who is asking: an anonymous browser session (signed cookie) or a script's bearer token.
-//! Every upload, job, report and WebSocket belongs to one owner; another owner's ids answer
-//! 404, so ids leak nothing.
+//! Who is asking: an anonymous browser session (signed cookie) or a script's bearer token,
+//! and the session key. The extractor that finds a request's owner is
+//! `routes::auth::Owner`.
 
-use std::fmt;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
-use actix_web::dev::Payload;
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::HttpRequest;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::errors::ApiError;
-use crate::state::AppState;
+use crate::owner::OwnerId;
 
 /// The session cookie's name when the server is reached over plain HTTP.
 const SESSION_COOKIE: &str = "dv_session";
@@ -24,116 +19,6 @@ const SESSION_COOKIE: &str = "dv_session";
 const HTTPS_SESSION_COOKIE: &str = "__Host-dv_session";
 /// Bytes of a session key: [`Key`] signs with the first 32 and would encrypt with the rest.
 const KEY_BYTES: usize = 64;
-
-/// An owner's id: a random UUID v4, never derived from anything a user sent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OwnerId(String);
-
-impl OwnerId {
-    pub fn random() -> OwnerId {
-        OwnerId(uuid::Uuid::new_v4().to_string())
-    }
-
-    /// An id read back from our own store.
-    pub fn from_stored(id: String) -> OwnerId {
-        OwnerId(id)
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for OwnerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The owner of the current request. As an extractor it answers 401 when the request has
-/// neither a valid session cookie nor a valid bearer token.
-#[derive(Debug, Clone)]
-pub struct Owner(pub OwnerId);
-
-impl FromRequest for Owner {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Owner, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { authenticate(&req).await })
-    }
-}
-
-async fn authenticate(req: &HttpRequest) -> Result<Owner, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered on the app")
-        .clone();
-    if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "the Authorization header must be 'Bearer <token>'".into(),
-                )
-            })?
-            .trim()
-            .to_owned();
-        let hash = token_hash(&token);
-        let store = state.store.clone();
-        return match web::block(move || store.token(&hash)).await?? {
-            None => Err(ApiError::Unauthenticated("unknown or revoked token".into())),
-            Some(token) => match token.expires_at_ms {
-                Some(at) if token.expired(crate::now_ms()) => {
-                    Err(ApiError::Unauthenticated(format!(
-                        "token {} expired at {}: ask for a new one",
-                        token.id,
-                        utc(at)
-                    )))
-                }
-                _ => Ok(Owner(token.owner)),
-            },
-        };
-    }
-    if let Some(owner) = req.extensions().get::<OwnerId>() {
-        return Ok(Owner(owner.clone())); // a session minted for this very request
-    }
-    let owner = state.sessions.owner(req).ok_or_else(|| {
-        ApiError::Unauthenticated(
-            "no session: open the dashboard first, or send a bearer token".into(),
-        )
-    })?;
-    // A cookie goes along with requests from any page of the same *site* (another port,
-    // a sibling subdomain): changes made with it must come from our own origin.
-    if !matches!(
-        *req.method(),
-        actix_web::http::Method::GET | actix_web::http::Method::HEAD
-    ) {
-        check_origin(req, &state.config.allowed_origins)?;
-    }
-    Ok(Owner(owner))
-}
-
-/// A browser sends its page's Origin; only our own (or a configured one) may act with the
-/// session. Requests without an Origin do not come from another page.
-pub fn check_origin(req: &HttpRequest, allowed: &[String]) -> Result<(), ApiError> {
-    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN) else {
-        return Ok(());
-    };
-    let origin = origin.to_str().unwrap_or_default();
-    let info = req.connection_info();
-    let own = format!("{}://{}", info.scheme(), info.host());
-    if origin == own || allowed.iter().any(|a| a == origin) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "requests from origin '{origin}' are not allowed"
-        )))
-    }
-}
 
 /// How browser sessions are signed and named.
 pub struct SessionCookies {
@@ -167,7 +52,7 @@ impl SessionCookies {
                 jar.add_original(cookie.clone());
                 let verified = jar.signed(&self.key).get(self.name)?;
                 let id = uuid::Uuid::parse_str(verified.value()).ok()?;
-                Some(OwnerId(id.to_string()))
+                Some(OwnerId::from_stored(id.to_string()))
             })
     }
 
@@ -218,7 +103,31 @@ pub fn token_hash(token: &str) -> String {
 /// The key that signs session cookies, kept in a file so that sessions survive restarts and
 /// nodes behind one address share it; made when the file is missing. A file that cannot be
 /// read or is too short stops the server: replacing it would end every browser session.
-pub fn load_or_create_key(path: &Path) -> Result<Key, String> {
+/// Why the session key cannot be had. The messages tell the operator what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read the session key {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the session key {} holds {len} bytes, fewer than the {KEY_BYTES} it needs: restore \
+         it, or delete it to have a new one made (which ends every browser session)",
+        path.display()
+    )]
+    TooShort {
+        path: std::path::PathBuf,
+        len: usize,
+    },
+    #[error("cannot create the session key {}: {source}", path.display())]
+    Create {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn load_or_create_key(path: &Path) -> Result<Key, KeyError> {
     match read_key(path)? {
         Some(key) => Ok(key),
         None => create_key(path),
@@ -226,24 +135,22 @@ pub fn load_or_create_key(path: &Path) -> Result<Key, String> {
 }
 
 /// The key in `path`; `None` when there is no such file.
-fn read_key(path: &Path) -> Result<Option<Key>, String> {
+fn read_key(path: &Path) -> Result<Option<Key>, KeyError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(format!(
-                "cannot read the session key {}: {e}",
-                path.display()
-            ))
+        Err(source) => {
+            return Err(KeyError::Read {
+                path: path.to_owned(),
+                source,
+            })
         }
     };
     if bytes.len() < KEY_BYTES {
-        return Err(format!(
-            "the session key {} holds {} bytes, fewer than the {KEY_BYTES} it needs: restore \
-             it, or delete it to have a new one made (which ends every browser session)",
-            path.display(),
-            bytes.len()
-        ));
+        return Err(KeyError::TooShort {
+            path: path.to_owned(),
+            len: bytes.len(),
+        });
     }
     Ok(Some(Key::from(&bytes)))
 }
@@ -251,9 +158,11 @@ fn read_key(path: &Path) -> Result<Option<Key>, String> {
 /// Write a new random key to `path`, unless another node starting at the same time gets
 /// there first: then its key is the key. The file appears whole or not at all: the key is
 /// written under a temporary name, then hard-linked to `path`, which fails if it exists.
-fn create_key(path: &Path) -> Result<Key, String> {
-    let cannot_create =
-        |e: std::io::Error| format!("cannot create the session key {}: {e}", path.display());
+fn create_key(path: &Path) -> Result<Key, KeyError> {
+    let cannot_create = |source: std::io::Error| KeyError::Create {
+        path: path.to_owned(),
+        source,
+    };
     let mut bytes = [0u8; KEY_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| cannot_create(std::io::Error::other(e.to_string())))?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();

@@ -1,31 +1,56 @@
 //! `datavista`: the DataVista server and command line.
 //!
-//! # Layout
-//! - [`app`] — `serve`: wiring, recovery of interrupted jobs, graceful shutdown.
+//! ## Layout
+//! Entry and wiring:
+//! - [`cli`] — the command line: `serve`, `validate`, `token`.
+//! - [`app`] — `serve`: wiring, recovery of interrupted jobs at start, graceful shutdown.
+//! - [`cluster`] — nodes sharing a database: job leases, taking over a stopped node's jobs,
+//!   idle workers taking queued jobs, cancels asked for by other nodes.
 //! - [`config`] — the typed configuration (flags and environment variables).
-//! - [`routes`] — HTTP and WebSocket endpoints, one module per resource.
-//! - [`jobs`] — uploads streaming to storage while the shared validator follows them, the
-//!   bounded worker pool, cancel, recovery; [`jobs::Publisher`] stores then pushes changes.
+//! - [`state`] — what every handler can reach.
+//!
+//! HTTP (the only modules that know it):
+//! - [`routes`] — HTTP and WebSocket endpoints, one module per resource; they parse the
+//!   request and call the domain. `routes::auth` finds the request's owner (401 without).
+//! - [`identity`] — anonymous session cookies, the session key and bearer tokens.
+//! - [`errors`] — `ApiError`, and the one place domain errors become status codes.
+//! - [`security_headers`] — the Content-Security-Policy and other headers on every response.
+//! - [`session_rate`] — new sessions per client address per minute.
+//!
+//! The domain:
+//! - [`uploads`] — receiving a file: it streams to storage under the server's bounds.
+//! - [`jobs`] — the job runner: the shared validator follows each upload on a bounded
+//!   worker pool; its publisher, job control, turn scheduler, upload slots, recovery, cancel.
+//! - [`reports`] — reports kept in memory once read, and their CSV form.
+//! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas, and a job's rules.
 //! - [`hub`] — the push hub: the registry of every WebSocket queue, behind an event-bus trait.
 //! - [`store`] — the job store trait, on SQLite or PostgreSQL.
 //! - [`storage`] — where files and reports live: a local directory, or an S3-compatible
 //!   object store, behind a trait.
+//! - [`validator_threads`] — idle-priority threads for the long part of validations.
 //! - [`side_runtime`] — a small runtime for blocking callers of async clients.
-//! - [`identity`] — anonymous session cookies and bearer tokens: every request has an owner.
-//! - [`reports`] — reports kept in memory once read, for paging and downloads.
-//! - [`security_headers`] — the Content-Security-Policy and other headers on every response.
-//! - [`schemas`] — built-in, `--schema-dir` and user-added Table Schemas.
-//! - [`session_rate`] — new sessions per client address per minute.
+//! - [`metrics`] — Prometheus metrics at `/metrics`, and the job counts behind `/healthz`.
+//!
+//! Leaves that everything may use:
+//! - [`owner`] — `OwnerId`, whose uploads, jobs and sockets they are.
+//! - [`clock`] — `now_ms`, the stamp on jobs, leases and tokens.
+//! - [`sync`] — `lock`, a mutex lock that outlives a panic.
+//!
+//! Commands besides `serve`:
 //! - [`validate_command`] — `validate`: the engine from a terminal.
 //! - [`token_command`] — `token create|list|revoke`: bearer tokens, in the server's store.
 
 mod app;
+mod cli;
+mod clock;
+mod cluster;
 mod config;
 mod errors;
 mod hub;
 mod identity;
 mod jobs;
 mod metrics;
+mod owner;
 mod reports;
 mod routes;
 mod schemas;
@@ -37,41 +62,15 @@ mod storage;
 mod store;
 mod sync;
 mod token_command;
+mod uploads;
 mod validate_command;
 mod validator_threads;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-#[derive(Parser)]
-#[command(
-    name = "datavista",
-    version,
-    about = "Validate large CSV files against Frictionless Table Schemas"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the server: dashboard, HTTP API and live WebSocket updates.
-    Serve(Box<config::Config>),
-    /// Validate CSV files. Exit code: 0 all valid, 1 some invalid, 2 could not run.
-    Validate(validate_command::ValidateArgs),
-    /// Manage API tokens for scripts.
-    #[command(subcommand)]
-    Token(token_command::TokenCommand),
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -1,10 +1,15 @@
 //! Reports served from memory once read: every page of a report's errors, and each download,
 //! used to read and parse the whole stored report again. Reports never change once stored,
-//! so a report read once is kept, within a memory bound, until its job is deleted.
+//! so a report read once is kept, within a memory bound, until its job is deleted. Also the
+//! report as CSV, safe to open in a spreadsheet.
 
 use std::sync::Arc;
 
+use datavista_shared::protocol::{Job, JobState};
 use datavista_shared::Report;
+
+use crate::jobs::{JobError, JobRunner};
+use crate::owner::OwnerId;
 
 /// Memory for reports read recently. A report is at most
 /// [`datavista_shared::report::MAX_REPORT_JSON_BYTES`] as JSON, and a few MB in practice.
@@ -43,11 +48,10 @@ impl ReportCache {
         &self,
         id: &str,
         read: impl FnOnce() -> std::io::Result<Vec<u8>>,
-    ) -> Result<Arc<CachedReport>, String> {
+    ) -> Result<Arc<CachedReport>, ReadError> {
         self.reports.get_or_insert_with(id, || {
-            let json = read().map_err(|e| format!("cannot read the stored report: {e}"))?;
-            let report = serde_json::from_slice(&json)
-                .map_err(|e| format!("stored report unreadable: {e}"))?;
+            let json = read().map_err(ReadError::Read)?;
+            let report = serde_json::from_slice(&json).map_err(ReadError::Unreadable)?;
             Ok(Arc::new(CachedReport {
                 report,
                 json_bytes: json.len(),
@@ -59,6 +63,105 @@ impl ReportCache {
     pub fn forget(&self, id: &str) {
         self.reports.remove(id);
     }
+}
+
+/// Why a stored report could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the stored report: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("stored report unreadable: {0}")]
+    Unreadable(#[source] serde_json::Error),
+}
+
+/// Why a job's report cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("no such upload")]
+    NoSuchJob,
+    /// The job ended without a verdict.
+    #[error("the upload was {} and has no report", .0.as_str())]
+    NoReport(JobState),
+    #[error("the upload is {}; its report is ready once it is valid or invalid", .0.as_str())]
+    NotYet(JobState),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Stored(#[from] ReadError),
+}
+
+impl ReportCache {
+    /// The owner's job and its report, once the job has a verdict.
+    pub async fn load(
+        self: &Arc<Self>,
+        runner: &Arc<JobRunner>,
+        owner: &OwnerId,
+        id: &str,
+    ) -> Result<(Job, Arc<CachedReport>), ReportError> {
+        let job = runner
+            .find(owner, id)
+            .await?
+            .ok_or(ReportError::NoSuchJob)?;
+        match job.state {
+            JobState::Valid | JobState::Invalid => {}
+            JobState::Failed | JobState::Cancelled => return Err(ReportError::NoReport(job.state)),
+            other => return Err(ReportError::NotYet(other)),
+        }
+        let (cache, storage, id) = (self.clone(), runner.storage().clone(), id.to_owned());
+        let report = tokio::task::spawn_blocking(move || {
+            cache.get_or_read(&id, || storage.read_report(&id))
+        })
+        .await
+        .map_err(JobError::from)??;
+        Ok((job, report))
+    }
+}
+
+/// What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Text for a CSV report cell that a spreadsheet shows as text: one starting like a formula
+/// (e.g. a user's cell `=HYPERLINK(…)`) gets a leading `'`, as OWASP recommends; anything
+/// else is left exactly as it is. Negative numbers in user text get the quote too.
+fn inert_in_spreadsheets(text: &str) -> String {
+    if text.starts_with(FORMULA_STARTS) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The error sample as CSV, one error per row. Text that could run as a formula when the
+/// file opens in a spreadsheet is neutralised.
+pub fn report_csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "row",
+        "line",
+        "byte_offset",
+        "field_number",
+        "field_name",
+        "code",
+        "constraint",
+        "cell",
+        "message",
+    ])?;
+    for e in &report.errors {
+        let number = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+        let text = |v: &Option<String>| inert_in_spreadsheets(v.as_deref().unwrap_or_default());
+        out.write_record([
+            number(e.row),
+            number(e.line),
+            number(e.byte_offset),
+            number(e.field_number.map(|n| n as u64)),
+            text(&e.field_name),
+            inert_in_spreadsheets(e.code.as_str()),
+            text(&e.constraint),
+            text(&e.cell),
+            inert_in_spreadsheets(&e.message),
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
 }
 
 impl Default for ReportCache {
@@ -99,6 +202,7 @@ mod tests {
         assert!(broken
             .err()
             .unwrap()
+            .to_string()
             .starts_with("stored report unreadable"));
     }
 }

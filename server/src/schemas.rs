@@ -10,10 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use datavista_shared::http::SchemaInfo;
-use datavista_shared::Schema;
+use datavista_shared::{Dialect, Schema, SchemaError};
 
-use crate::identity::OwnerId;
-use crate::store::{JobStore, ListedFields, StoreResult, StoredSchema};
+use crate::jobs::Rules;
+use crate::owner::OwnerId;
+use crate::store::{JobStore, ListedFields, StoreError, StoreResult, StoredSchema};
 
 /// Schemas one user may add.
 const MAX_SCHEMAS_PER_OWNER: usize = 200;
@@ -40,8 +41,12 @@ pub struct CompiledSchema {
 }
 
 impl CompiledSchema {
-    fn compile(id: &str, body: &str, owner: Option<OwnerId>) -> Result<CompiledSchema, String> {
-        let schema = Schema::from_json(body).map_err(|e| e.to_string())?;
+    fn compile(
+        id: &str,
+        body: &str,
+        owner: Option<OwnerId>,
+    ) -> Result<CompiledSchema, SchemaError> {
+        let schema = Schema::from_json(body)?;
         let title = serde_json::from_str::<serde_json::Value>(body)
             .ok()
             .and_then(|v| v.get("title").and_then(|t| t.as_str()).map(clean_name))
@@ -85,11 +90,15 @@ pub struct SchemaCatalog {
 }
 
 impl SchemaCatalog {
-    pub fn load(schema_dir: Option<&Path>) -> Result<SchemaCatalog, String> {
+    pub fn load(schema_dir: Option<&Path>) -> Result<SchemaCatalog, SchemaLoadError> {
         let mut shared = Vec::new();
-        let mut add = |id: &str, body: &str, place: &str| -> Result<(), String> {
-            let schema =
-                CompiledSchema::compile(id, body, None).map_err(|e| format!("{place}: {e}"))?;
+        let mut add = |id: &str, body: &str, place: &str| -> Result<(), SchemaLoadError> {
+            let schema = CompiledSchema::compile(id, body, None).map_err(|source| {
+                SchemaLoadError::Invalid {
+                    place: place.to_owned(),
+                    source,
+                }
+            })?;
             shared.push(Arc::new(schema));
             Ok(())
         };
@@ -97,8 +106,10 @@ impl SchemaCatalog {
             add(id, body, &format!("built-in schema '{id}'"))?;
         }
         if let Some(dir) = schema_dir {
-            let files = std::fs::read_dir(dir)
-                .map_err(|e| format!("cannot read the schema dir {}: {e}", dir.display()))?;
+            let files = std::fs::read_dir(dir).map_err(|source| SchemaLoadError::ReadDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
             let mut paths: Vec<_> = files.filter_map(|f| f.ok().map(|f| f.path())).collect();
             paths.sort();
             for path in paths
@@ -110,8 +121,11 @@ impl SchemaCatalog {
                     .and_then(|s| s.to_str())
                     .unwrap_or_default()
                     .to_owned();
-                let body = std::fs::read_to_string(&path)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let body =
+                    std::fs::read_to_string(&path).map_err(|source| SchemaLoadError::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
                 add(&id, &body, &path.display().to_string())?;
             }
         }
@@ -172,6 +186,27 @@ impl SchemaCatalog {
         }
     }
 
+    /// The rules a file is validated by, under the schema with this id: the structural checks
+    /// alone without one; `None` when the owner may use no schema with this id. The one place
+    /// both a new upload and a job taken over resolve their schema. Blocking, as [`Self::find`].
+    pub fn rules(
+        &self,
+        store: &dyn JobStore,
+        owner: &OwnerId,
+        schema_id: Option<&str>,
+    ) -> StoreResult<Option<Rules>> {
+        let Some(id) = schema_id else {
+            return Ok(Some(Rules {
+                schema: Schema::structural_only(),
+                dialect: Dialect::default(),
+            }));
+        };
+        Ok(self.find(store, owner, id)?.map(|compiled| Rules {
+            schema: compiled.schema.clone(),
+            dialect: Dialect::default(),
+        }))
+    }
+
     /// Check, compile and keep a user's schema; the error is the shared crate's reason.
     /// Blocking.
     pub fn add(
@@ -182,8 +217,8 @@ impl SchemaCatalog {
         body: String,
     ) -> Result<SchemaInfo, AddError> {
         let id = format!("s-{}", uuid::Uuid::new_v4());
-        let mut compiled =
-            CompiledSchema::compile(&id, &body, Some(owner.clone())).map_err(AddError::Invalid)?;
+        let mut compiled = CompiledSchema::compile(&id, &body, Some(owner.clone()))
+            .map_err(|e| AddError::Invalid(e.to_string()))?;
         if let Some(name) = name.map(|n| clean_name(&n)).filter(|n| !n.is_empty()) {
             compiled.info.name = name;
         }
@@ -193,9 +228,7 @@ impl SchemaCatalog {
             body,
             fields: compiled.info.fields.clone(),
         };
-        let added = store
-            .add_schema(owner, &stored, MAX_SCHEMAS_PER_OWNER)
-            .map_err(|e| AddError::Store(e.to_string()))?;
+        let added = store.add_schema(owner, &stored, MAX_SCHEMAS_PER_OWNER)?;
         if !added {
             return Err(AddError::Invalid(format!(
                 "you have {MAX_SCHEMAS_PER_OWNER} schemas already, the most one user may add"
@@ -207,9 +240,92 @@ impl SchemaCatalog {
     }
 }
 
+/// The async surface the routes call: each does its own blocking, as its blocking twin
+/// above says.
+impl SchemaCatalog {
+    pub async fn list_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+    ) -> Result<Vec<SchemaInfo>, LookupError> {
+        let (catalog, store, owner) = (self.clone(), store.clone(), owner.clone());
+        Ok(tokio::task::spawn_blocking(move || catalog.list(store.as_ref(), &owner)).await??)
+    }
+
+    pub async fn find_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+        id: &str,
+    ) -> Result<Option<Arc<CompiledSchema>>, LookupError> {
+        let (catalog, store) = (self.clone(), store.clone());
+        let (owner, id) = (owner.clone(), id.to_owned());
+        let found = tokio::task::spawn_blocking(move || catalog.find(store.as_ref(), &owner, &id));
+        Ok(found.await??)
+    }
+
+    pub async fn rules_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+        schema_id: Option<&str>,
+    ) -> Result<Option<Rules>, LookupError> {
+        let (catalog, store) = (self.clone(), store.clone());
+        let (owner, id) = (owner.clone(), schema_id.map(str::to_owned));
+        let rules = tokio::task::spawn_blocking(move || {
+            catalog.rules(store.as_ref(), &owner, id.as_deref())
+        });
+        Ok(rules.await??)
+    }
+
+    pub async fn add_async(
+        self: &Arc<Self>,
+        store: &Arc<dyn JobStore>,
+        owner: &OwnerId,
+        name: Option<String>,
+        body: String,
+    ) -> Result<SchemaInfo, AddError> {
+        let (catalog, store, owner) = (self.clone(), store.clone(), owner.clone());
+        tokio::task::spawn_blocking(move || catalog.add(store.as_ref(), &owner, name, body)).await?
+    }
+}
+
+/// Why a schema could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a schema lookup stopped: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
+}
+
+/// Why a user's schema was not added.
+#[derive(Debug, thiserror::Error)]
 pub enum AddError {
+    /// The schema cannot be used, or the user has as many as they may: the text says which.
+    #[error("{0}")]
     Invalid(String),
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("adding a schema stopped: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
+}
+
+/// Why the shared schemas (built in, and `--schema-dir`) could not be loaded at start.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaLoadError {
+    #[error("{place}: {source}")]
+    Invalid { place: String, source: SchemaError },
+    #[error("cannot read the schema dir {}: {source}", dir.display())]
+    ReadDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    ReadFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The field names of a schema's JSON, without loading the schema.

@@ -94,13 +94,6 @@ pub struct NotAProxy {
     source: std::net::AddrParseError,
 }
 
-/// For `app::serve`, which still reports its errors as text.
-impl From<NotAProxy> for String {
-    fn from(e: NotAProxy) -> String {
-        e.to_string()
-    }
-}
-
 /// `--trusted-proxies` entries: addresses or networks (`10.0.0.0/8`), trimmed.
 pub fn parse_proxies(entries: &[String]) -> Result<Vec<IpNet>, NotAProxy> {
     entries

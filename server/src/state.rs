@@ -17,8 +17,8 @@ pub struct AppState {
     pub store: Arc<dyn JobStore>,
     pub jobs: Arc<JobRunner>,
     pub hub: HubHandle,
-    pub schemas: SchemaCatalog,
-    pub reports: ReportCache,
+    pub schemas: Arc<SchemaCatalog>,
+    pub reports: Arc<ReportCache>,
     pub metrics: Arc<Metrics>,
     /// Signs, names and checks session cookies.
     pub sessions: SessionCookies,

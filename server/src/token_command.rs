@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::{identity, now_ms, store};
+use crate::clock::now_ms;
+use crate::owner::OwnerId;
+use crate::{identity, store};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -99,16 +101,40 @@ pub fn run(command: TokenCommand) -> ExitCode {
     }
 }
 
+/// How `revoke` is told which token.
+const HOW: &str = "--token-file PATH, --token-file - (standard input) or --id ID";
+
+/// Why a token command could not do its work (exit code 2).
+#[derive(Debug, thiserror::Error)]
+enum TokenError {
+    #[error("a token on the command line is visible to every user (ps): give it with {HOW}")]
+    InArgv,
+    #[error("which token? {HOW}")]
+    Which,
+    #[error("cannot read the token from {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} must hold one token, as `token create` printed it", path.display())]
+    NotOneToken { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
 /// The server's store, for the token commands (which may run next to `serve`).
-fn open_store(location: &StoreLocation) -> Result<std::sync::Arc<dyn store::JobStore>, String> {
+fn open_store(location: &StoreLocation) -> Result<std::sync::Arc<dyn store::JobStore>, TokenError> {
     // The token commands never save a job, so their lease is never used.
     let lease = store::Lease::new(std::time::Duration::ZERO);
-    store::open(location.database_url.as_deref(), &location.data_dir, lease)
-        .map_err(|e| e.to_string())
+    Ok(store::open(
+        location.database_url.as_deref(),
+        &location.data_dir,
+        lease,
+    )?)
 }
 
 /// The token in `path` (`-`: standard input), alone on its line.
-fn read_token(path: &Path) -> Result<String, String> {
+fn read_token(path: &Path) -> Result<String, TokenError> {
     use std::io::Read;
     let mut text = String::new();
     let read = if path == Path::new("-") {
@@ -116,32 +142,31 @@ fn read_token(path: &Path) -> Result<String, String> {
     } else {
         std::fs::File::open(path).and_then(|file| file.take(4096).read_to_string(&mut text))
     };
-    read.map_err(|e| format!("cannot read the token from {}: {e}", path.display()))?;
+    read.map_err(|source| TokenError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let token = text.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {
-        return Err(format!(
-            "{} must hold one token, as `token create` printed it",
-            path.display()
-        ));
+        return Err(TokenError::NotOneToken {
+            path: path.to_owned(),
+        });
     }
     Ok(token.to_owned())
 }
 
 fn revoke_token(args: &RevokeArgs) -> ExitCode {
-    const HOW: &str = "--token-file PATH, --token-file - (standard input) or --id ID";
     let id = match (&args.token_in_argv, &args.which.id, &args.which.token_file) {
-        (Some(_), _, _) => Err(format!(
-            "a token on the command line is visible to every user (ps): give it with {HOW}"
-        )),
+        (Some(_), _, _) => Err(TokenError::InArgv),
         (None, Some(id), _) => Ok(id.trim().to_owned()),
         (None, None, Some(path)) => {
             read_token(path).map(|token| store::token_id(&identity::token_hash(&token)).to_owned())
         }
-        (None, None, None) => Err(format!("which token? {HOW}")),
+        (None, None, None) => Err(TokenError::Which),
     };
     let revoked = id.and_then(|id| {
         let store = open_store(&args.store)?;
-        store.remove_token(&id).map_err(|e| e.to_string())
+        Ok(store.remove_token(&id)?)
     });
     match revoked {
         Ok(true) => {
@@ -160,7 +185,7 @@ fn revoke_token(args: &RevokeArgs) -> ExitCode {
 }
 
 fn list_tokens(location: &StoreLocation) -> ExitCode {
-    let tokens = match open_store(location).and_then(|s| s.tokens().map_err(|e| e.to_string())) {
+    let tokens = match open_store(location).and_then(|s| Ok(s.tokens()?)) {
         Ok(tokens) => tokens,
         Err(message) => {
             eprintln!("datavista: {message}");
@@ -193,13 +218,13 @@ fn list_tokens(location: &StoreLocation) -> ExitCode {
 fn create_token(args: &TokenArgs) -> ExitCode {
     let owner = match &args.owner {
         Some(id) => match uuid::Uuid::parse_str(id) {
-            Ok(id) => identity::OwnerId::from_stored(id.to_string()),
+            Ok(id) => OwnerId::from_stored(id.to_string()),
             Err(_) => {
                 eprintln!("datavista: --owner must be an owner id (a UUID)");
                 return ExitCode::from(2);
             }
         },
-        None => identity::OwnerId::random(),
+        None => OwnerId::random(),
     };
     let store = match open_store(&args.store) {
         Ok(store) => store,

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
-use datavista_shared::{Dialect, Limits, Report, Schema, Validator};
+use datavista_shared::{Dialect, Limits, Report, Schema, SchemaError, Validator};
 use serde::Serialize;
 
 /// Bytes read per chunk: large enough that syscalls do not matter, small enough to stay cached.
@@ -89,19 +89,45 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     exit_code(&outcomes)
 }
 
-fn load_rules(args: &ValidateArgs) -> Result<(Schema, Dialect), String> {
-    let read = |path: &Path, what: &str| {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the {what} {}: {e}", path.display()))
+/// Why the schema or dialect given could not be used (exit code 2).
+#[derive(Debug, thiserror::Error)]
+enum RulesError {
+    #[error("cannot read the {what} {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("the {what} {} cannot be used: {source}", path.display())]
+    Unusable {
+        what: &'static str,
+        path: PathBuf,
+        source: SchemaError,
+    },
+}
+
+fn load_rules(args: &ValidateArgs) -> Result<(Schema, Dialect), RulesError> {
+    let read = |path: &Path, what: &'static str| {
+        std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            what,
+            path: path.to_owned(),
+            source,
+        })
+    };
+    let unusable = |path: &Path, what: &'static str| {
+        let path = path.to_owned();
+        move |source| RulesError::Unusable { what, path, source }
     };
     let schema = match &args.schema {
-        Some(path) => Schema::from_json(&read(path, "schema")?)
-            .map_err(|e| format!("the schema {} cannot be used: {e}", path.display()))?,
+        Some(path) => {
+            Schema::from_json(&read(path, "schema")?).map_err(unusable(path, "schema"))?
+        }
         None => Schema::structural_only(),
     };
     let dialect = match &args.dialect {
-        Some(path) => Dialect::from_json(&read(path, "dialect")?)
-            .map_err(|e| format!("the dialect {} cannot be used: {e}", path.display()))?,
+        Some(path) => {
+            Dialect::from_json(&read(path, "dialect")?).map_err(unusable(path, "dialect"))?
+        }
         None => Dialect::default(),
     };
     Ok((schema, dialect))

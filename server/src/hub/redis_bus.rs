@@ -39,8 +39,8 @@ use tokio::sync::mpsc;
 pub use self::key::BusKey;
 use self::key::MIN_KEY_BYTES;
 use super::{CancelRequest, EventBus, HubHandle, OwnerEvent};
-use crate::identity::OwnerId;
 use crate::metrics::Metrics;
+use crate::owner::OwnerId;
 
 const CHANNEL: &str = "datavista:events";
 /// Between attempts to reach Redis again.
@@ -71,13 +71,6 @@ pub enum BusError {
     Unreachable(#[source] redis::RedisError),
     #[error("cannot subscribe on Redis: {0}")]
     Subscribe(#[source] redis::RedisError),
-}
-
-/// For `app::serve`, which still reports its errors as text.
-impl From<BusError> for String {
-    fn from(e: BusError) -> String {
-        e.to_string()
-    }
 }
 
 /// Counts something that may happen for every message, and says when to warn about it: the

@@ -1,5 +1,6 @@
-//! HTTP routes, one module per resource.
+//! HTTP routes, one module per resource, and [`auth`]: who the request is from.
 
+pub mod auth;
 pub mod schemas;
 pub mod system;
 pub mod uploads;

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use crate::errors::ApiError;
-use crate::identity::Owner;
+use crate::routes::auth::Owner;
 use crate::schemas::AddError;
 use crate::state::AppState;
 
@@ -28,9 +28,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 async fn list(state: web::Data<AppState>, owner: Owner) -> Result<HttpResponse, ApiError> {
-    let state2 = state.clone();
-    let schemas =
-        web::block(move || state2.schemas.list(state2.store.as_ref(), &owner.0)).await??;
+    let schemas = state.schemas.list_async(&state.store, &owner.0).await?;
     Ok(HttpResponse::Ok().json(SchemaList { schemas }))
 }
 
@@ -40,10 +38,10 @@ async fn get(
     owner: Owner,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let state2 = state.clone();
-    let id = id.into_inner();
-    let schema =
-        web::block(move || state2.schemas.find(state2.store.as_ref(), &owner.0, &id)).await??;
+    let schema = state
+        .schemas
+        .find_async(&state.store, &owner.0, &id)
+        .await?;
     let schema = schema.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")
@@ -58,11 +56,11 @@ async fn patterns(
     owner: Owner,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let state2 = state.clone();
-    let id = id.into_inner();
     // Compiled when the schema was added (or first used after a restart): usually cached.
-    let schema =
-        web::block(move || state2.schemas.find(state2.store.as_ref(), &owner.0, &id)).await??;
+    let schema = state
+        .schemas
+        .find_async(&state.store, &owner.0, &id)
+        .await?;
     let schema = schema.ok_or_else(|| ApiError::NotFound("no such schema".into()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/octet-stream")
@@ -107,16 +105,13 @@ async fn add(
     let text = String::from_utf8(body)
         .map_err(|_| ApiError::InvalidSchema("the schema is not UTF-8 text".into()))?;
     let name = query.into_inner().name;
-    let state2 = state.clone();
-    match web::block(move || {
-        state2
-            .schemas
-            .add(state2.store.as_ref(), &owner.0, name, text)
-    })
-    .await?
+    match state
+        .schemas
+        .add_async(&state.store, &owner.0, name, text)
+        .await
     {
         Ok(info) => Ok(HttpResponse::Created().json(info)),
         Err(AddError::Invalid(reason)) => Err(ApiError::InvalidSchema(reason)),
-        Err(AddError::Store(e)) => Err(ApiError::Internal(e)),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
     }
 }

@@ -12,8 +12,9 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use datavista_shared::http::{Health, Session};
 
 use crate::errors::ApiError;
-use crate::identity::{Owner, OwnerId};
 use crate::metrics::StateLabel;
+use crate::owner::OwnerId;
+use crate::routes::auth::Owner;
 use crate::security_headers;
 use crate::state::AppState;
 

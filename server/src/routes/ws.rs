@@ -19,7 +19,9 @@ use serde::Deserialize;
 
 use crate::errors::ApiError;
 use crate::hub::{Refused, Subscription};
-use crate::identity::{Owner, OwnerId};
+use crate::jobs::Cancel;
+use crate::owner::OwnerId;
+use crate::routes::auth::Owner;
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -70,7 +72,7 @@ pub async fn connect(
     query: web::Query<Connect>,
 ) -> Result<HttpResponse, actix_web::Error> {
     // Cross-site WebSocket hijacking: the same Origin check as every cookie-made change.
-    crate::identity::check_origin(&req, &state.config.allowed_origins)?;
+    crate::routes::auth::check_origin(&req, &state.config.allowed_origins)?;
     // Watched before the check: a shutdown that starts right after it still reaches this
     // connection's loop instead of slipping between the check and the subscription.
     let shutdown = state.shutdown.subscribe();
@@ -291,18 +293,6 @@ async fn resync(
     Ok(seq)
 }
 
-/// One client message; returns a new "sent up to" sequence number when it sent updates.
-/// Where a client's cancel went.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Cancel {
-    /// The job ran here and ended.
-    Done,
-    /// Another node runs it: it was asked.
-    Elsewhere,
-    /// No unfinished job of this owner has that id.
-    NotRunning,
-}
-
 /// Snapshots a client asks for (`resume` with no or an old sequence number) cost a read of
 /// all the owner's jobs; one connection gets at most one a [`SNAPSHOT_EVERY`], and a client
 /// asking faster waits (its own connection only).
@@ -322,6 +312,7 @@ impl SnapshotPace {
     }
 }
 
+/// One client message; returns a new "sent up to" sequence number when it sent updates.
 async fn handle_client(
     state: &web::Data<AppState>,
     owner: &OwnerId,
@@ -363,28 +354,16 @@ async fn handle_client(
             resync(state, owner, session).await.map(Some)
         }
         ClientMessage::Cancel { job_id } => {
-            let (runner, store, o, id) = (
-                state.jobs.clone(),
-                state.store.clone(),
-                owner.clone(),
-                job_id.clone(),
-            );
-            let cancel = web::block(move || {
-                if runner.cancel(&o, &id) {
-                    return Cancel::Done;
-                }
-                match store.job(&o, &id) {
-                    Ok(Some(job)) if !job.state.is_final() => Cancel::Elsewhere,
-                    _ => Cancel::NotRunning,
-                }
-            })
-            .await
-            .unwrap_or(Cancel::NotRunning);
+            let cancel = state
+                .jobs
+                .cancel_job(owner, &job_id)
+                .await
+                .unwrap_or(Cancel::NotRunning);
             if cancel == Cancel::Elsewhere {
                 // Another node runs it: ask it (its end comes back as an update).
-                let (state, owner) = (state.clone(), owner.clone());
+                let (jobs, owner) = (state.jobs.clone(), owner.clone());
                 actix_web::rt::spawn(async move {
-                    let _ = crate::routes::uploads::cancel_elsewhere(&state, &owner, &job_id).await;
+                    let _ = jobs.cancel_elsewhere(&owner, &job_id).await;
                 });
             }
             let cancelled = cancel != Cancel::NotRunning;

@@ -26,7 +26,7 @@ use std::time::Duration;
 use datavista_shared::protocol::{Job, JobState};
 
 pub use self::error::{StoreError, StoreResult};
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 
 /// A Table Schema a user added.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ impl StoredToken {
             id: token_id(token_hash).to_owned(),
             owner,
             hint: Some(hint.to_owned()),
-            created_at_ms: crate::now_ms(),
+            created_at_ms: crate::clock::now_ms(),
             expires_at_ms,
         }
     }
@@ -117,7 +117,7 @@ impl Lease {
 
     /// The end of a lease taken or renewed now, in milliseconds since the epoch.
     fn until_ms(&self) -> i64 {
-        (crate::now_ms() + self.duration.as_millis() as u64) as i64
+        (crate::clock::now_ms() + self.duration.as_millis() as u64) as i64
     }
 }
 

@@ -335,7 +335,7 @@ fn postgres_idle_nodes_take_queued_jobs_from_busy_ones() {
     let node = || open(Some(&postgres.url), unused.path(), lease(60_000)).unwrap();
     let (busy, idle, other) = (node(), node(), node());
     let owner = OwnerId::random();
-    let now = crate::now_ms();
+    let now = crate::clock::now_ms();
     let fresh = |id: &str, state, created| Job {
         updated_at_ms: now,
         ..job(id, state, created)

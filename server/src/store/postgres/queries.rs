@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::PgStore;
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 use crate::store::rows::{self, JOB_COLUMNS, TOKEN_COLUMNS, UNFINISHED};
 use crate::store::{JobStore, SchemaListing, StoreResult, StoredSchema, StoredToken};
 
@@ -271,7 +271,7 @@ impl JobStore for PgStore {
 
     fn claim_orphaned_jobs(&self) -> StoreResult<Vec<(OwnerId, Job)>> {
         let (node, until) = (self.lease.node.clone(), self.lease.until_ms());
-        let now = crate::now_ms() as i64;
+        let now = crate::clock::now_ms() as i64;
         self.run(|pool| async move {
             // SKIP LOCKED: nodes sweeping at the same moment split the orphans between them
             // instead of waiting on each other, and each job goes to exactly one.
@@ -310,7 +310,7 @@ impl JobStore for PgStore {
         waiting: Duration,
     ) -> StoreResult<Vec<(OwnerId, Job)>> {
         let (node, until) = (self.lease.node.clone(), self.lease.until_ms());
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         let queued_before = now.saturating_sub(waiting.as_millis() as u64) as i64;
         self.run(|pool| async move {
             // SKIP LOCKED, as for orphans; and a node that starts validating one of these
@@ -434,7 +434,7 @@ impl JobStore for PgStore {
             .bind(schema.name)
             .bind(schema.body)
             .bind(rows::field_names_json(&schema.fields))
-            .bind(crate::now_ms() as i64)
+            .bind(crate::clock::now_ms() as i64)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

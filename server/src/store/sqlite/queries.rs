@@ -4,7 +4,7 @@ use datavista_shared::protocol::{Job, JobProgress, JobState};
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{write_transaction, SqliteStore};
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 use crate::store::rows::{self, JOB_COLUMNS, TOKEN_COLUMNS, UNFINISHED};
 use crate::store::{JobStore, SchemaListing, StoreResult, StoredSchema, StoredToken};
 
@@ -344,7 +344,7 @@ impl JobStore for SqliteStore {
                     schema.name,
                     schema.body,
                     rows::field_names_json(&schema.fields),
-                    crate::now_ms() as i64
+                    crate::clock::now_ms() as i64
                 ],
             )?;
             tx.commit()?;

@@ -4,7 +4,7 @@ use rusqlite::params;
 
 use super::migrations::MIGRATIONS;
 use super::*;
-use crate::identity::OwnerId;
+use crate::owner::OwnerId;
 use crate::store::tests::a_token_from_before_ids_is_listed_and_revoked;
 use crate::store::{JobStore, StoredSchema, StoredToken};
 
