@@ -233,10 +233,9 @@ fn listing(
 }
 
 /// One behaviour, two backends: every test here runs on SQLite and on a real PostgreSQL.
-/// The integration tests' PostgreSQL, for the store tests below.
+/// The test kit's PostgreSQL, for the store tests below.
 #[cfg(test)]
-#[path = "../../tests/support/postgres.rs"]
-mod test_postgres;
+use datavista_testkit::postgres as test_postgres;
 
 #[cfg(test)]
 mod tests {
