@@ -3,12 +3,12 @@
 //!
 //! Run by `cargo xtask test`, which builds `dist/` and the server first.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use datavista_testkit::{people_csv, TestServer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
@@ -39,10 +39,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_server(data_dir: &Path) -> (Running, String) {
-    let binary = std::env::var_os("DATAVISTA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/debug/datavista"));
+/// The server serving the release dashboard from `dist/`, started by the test kit.
+fn start_server(data_dir: &Path) -> (TestServer, String) {
+    let binary = datavista_testkit::spawn::binary();
     assert!(
         binary.exists(),
         "{} is missing: run `cargo xtask test`",
@@ -53,31 +52,9 @@ fn start_server(data_dir: &Path) -> (Running, String) {
         dist.join("index.html").exists(),
         "dist/ is missing: run `cargo xtask test` (it runs `trunk build --release`)"
     );
-    let mut child = Command::new(binary)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log",
-            "warn",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .arg("--dist-dir")
-        .arg(&dist)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("DataVista listening on ")
-        .expect("the server prints its address")
-        .to_owned();
-    (Running(child), url)
+    let server = TestServer::launch(TestServer::launcher(data_dir, &[]).dist_dir(&dist));
+    let url = server.url("");
+    (server, url)
 }
 
 async fn start_browser() -> (Running, Client) {
@@ -119,22 +96,6 @@ async fn start_browser() -> (Running, Client) {
             }
         }
     }
-}
-
-fn people_csv(rows: usize, bad_every: usize) -> String {
-    let mut csv = String::from("id,name,email,age,joined\n");
-    for i in 1..=rows {
-        let age = if bad_every > 0 && i % bad_every == 0 {
-            "x".to_owned()
-        } else {
-            (i % 90).to_string()
-        };
-        csv.push_str(&format!(
-            "{i},Person {i},p{i}@example.org,{age},2024-01-{:02}\n",
-            i % 28 + 1
-        ));
-    }
-    csv
 }
 
 /// (file name, state, errors) for every job row on the page.

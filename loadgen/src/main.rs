@@ -2,6 +2,13 @@
 //! release server on 127.0.0.1:0 with a fresh data dir, measures, and prints each run plus
 //! the median and min–max over runs, next to a baseline measured in the same run.
 //! Run it through `cargo xtask bench <scenario> [flags]`, which builds the server first.
+//!
+//! ## Layout
+//! - `server`: the server under test, started through `datavista_testkit`'s `Launch`, and
+//!   what is read from outside it (RSS, CPU time).
+//! - `push`, `nodes`, `idle`, `ingest`, `soak`: one module per scenario (`small_disk`: the
+//!   soak's tmpfs data disk).
+//! - `csv`: the files uploaded; `stats`: summaries of the samples.
 
 mod csv;
 mod idle;
@@ -9,6 +16,7 @@ mod ingest;
 mod nodes;
 mod push;
 mod server;
+mod small_disk;
 mod soak;
 mod stats;
 

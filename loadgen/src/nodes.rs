@@ -3,16 +3,11 @@
 //! one node with the embedded defaults (SQLite, in-process events), one node on PostgreSQL and
 //! Redis, and two nodes on them with every tab on the first and every upload through the
 //! second (each event crosses Redis). PostgreSQL and Redis are Debian's packages, started on
-//! loopback ports by the same code the server's tests use.
+//! loopback ports by the test kit, as for the server's tests.
 
 use std::path::Path;
 
-#[allow(dead_code)] // shared with the server tests, which use all of it
-#[path = "../../server/tests/support/postgres.rs"]
-mod postgres;
-#[allow(dead_code)]
-#[path = "../../server/tests/support/redis.rs"]
-mod redis;
+use datavista_testkit::{postgres, redis};
 
 use crate::push::{self, Load, Outcome};
 use crate::server::Server;

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use datavista_shared::http::{JobPage, UploadsCreated};
 use datavista_shared::protocol::{Job, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{watch, Semaphore};
@@ -370,11 +371,13 @@ async fn upload(
     if !response.status().is_success() {
         return Err(format!("upload answered {}", response.status()));
     }
-    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-    body["uploads"][0]["id"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no upload id in {body}"))
+    let created: UploadsCreated = response.json().await.map_err(|e| e.to_string())?;
+    created
+        .uploads
+        .into_iter()
+        .next()
+        .map(|job| job.id)
+        .ok_or_else(|| "no upload in the answer".to_owned())
 }
 
 async fn watch_socket(mut socket: Socket, seen: SharedSeen, mut stop: watch::Receiver<bool>) {
@@ -433,17 +436,13 @@ async fn poll(
         let Ok(response) = http.get(&url).header("cookie", &cookie).send().await else {
             continue;
         };
-        let Ok(body) = response.json::<serde_json::Value>().await else {
+        let Ok(page) = response.json::<JobPage>().await else {
             continue;
         };
         let received = now_ms();
         let mut seen = seen.lock().unwrap();
         seen.messages += 1;
-        for job in body["uploads"].as_array().into_iter().flatten() {
-            let Ok(job) = serde_json::from_value::<datavista_shared::protocol::Job>(job.clone())
-            else {
-                continue;
-            };
+        for job in page.uploads {
             if job.state.is_final() && seen.finals.insert(job.id) {
                 seen.delays.push(received - job.updated_at_ms as f64);
             }

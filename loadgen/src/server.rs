@@ -1,9 +1,11 @@
 //! The server under test: the release `datavista serve` binary on 127.0.0.1:0 with a temp data
-//! dir, plus what the benchmarks read from outside it (RSS and CPU time from /proc).
+//! dir, started by the test kit's `Launch`, plus what the benchmarks read from outside it
+//! (RSS and CPU time from /proc).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+
+use datavista_testkit::spawn::{proc_status_kib, Launch};
 
 pub struct Server {
     process: Child,
@@ -94,7 +96,7 @@ impl Server {
 
     /// Resident memory now, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        proc_status_kib(self.process.id(), "VmRSS:")
+        proc_status_kib(self.process.id(), "VmRSS:").unwrap_or(0)
     }
 
     /// User + system CPU time used so far, in seconds.
@@ -150,36 +152,19 @@ impl Server {
     }
 }
 
-/// Start `datavista serve`; returns the process and the `http://` address it printed.
+/// Start `datavista serve` through the test kit; returns the process and its `http://` address.
 fn spawn(
     binary: &Path,
     data_dir: &Path,
     bind: &str,
     extra: &[String],
 ) -> Result<(Child, String), String> {
-    let mut process = Command::new(binary)
-        .args(["serve", "--bind", bind, "--log", "warn", "--data-dir"])
-        .arg(data_dir)
-        .args(["--dist-dir", "/nonexistent-dist"])
+    Launch::new(binary, data_dir)
+        .bind(bind)
         // Every simulated dashboard comes from this one address.
         .args(["--new-sessions-per-minute", "0"])
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
-    let mut line = String::new();
-    BufReader::new(process.stdout.take().expect("piped stdout"))
-        .read_line(&mut line)
-        .map_err(|e| format!("the server printed no address: {e}"))?;
-    match line.trim().strip_prefix("DataVista listening on ") {
-        Some(address) => Ok((process, address.to_owned())),
-        None => {
-            let _ = process.kill();
-            let _ = process.wait();
-            Err(format!("unexpected first line from the server: {line:?}"))
-        }
-    }
 }
 
 impl Drop for Server {
@@ -187,15 +172,6 @@ impl Drop for Server {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
-}
-
-fn proc_status_kib(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Linux reports CPU times in clock ticks; 100 per second on every mainstream configuration.

@@ -18,13 +18,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use datavista_shared::http::{JobPage, UploadsCreated};
 use datavista_shared::protocol::{Job, JobState, ServerMessage};
 use datavista_shared::ErrorCode;
+use datavista_testkit::{upload_form, LiveView};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::server::Server;
+use crate::small_disk::SmallDisk;
 
 /// The load and the faults (the `soak` subcommand's flags).
 #[derive(Debug, Clone, Copy, clap::Args)]
@@ -90,16 +93,6 @@ enum SendResult {
     Broken,
 }
 
-/// One tab's picture of its owner's jobs, kept as the server's messages arrive.
-#[derive(Default)]
-struct TabView {
-    jobs: HashMap<String, Job>,
-    /// Snapshot parts being collected.
-    incoming: Vec<Job>,
-    last_seq: Option<u64>,
-    connected: bool,
-}
-
 /// A CSV of `rows` rows, `missing_cells` of them one cell short; roughly `rows * 12` bytes.
 fn file(rows: usize, missing_cells: usize) -> Vec<u8> {
     let mut csv = b"id,value\n".to_vec();
@@ -141,7 +134,7 @@ pub async fn run(binary: &std::path::Path, plan: Plan) -> Result<Outcome, String
     let mut tab_tasks = Vec::new();
     for (owner, cookie) in cookies.iter().enumerate() {
         for tab in 0..plan.tabs {
-            let view = Arc::new(Mutex::new(TabView::default()));
+            let view = Arc::new(Mutex::new(LiveView::default()));
             views.push((owner, view.clone()));
             let seed = (owner * 131 + tab * 7 + 1) as u64;
             tab_tasks.push(tokio::spawn(watch_tab(
@@ -337,7 +330,7 @@ async fn list_jobs(http: &reqwest::Client, base: &str, cookie: &str) -> Result<V
     let mut jobs = Vec::new();
     loop {
         let url = format!("{base}/api/uploads?offset={}&limit=500", jobs.len());
-        let page: serde_json::Value = http
+        let page: JobPage = http
             .get(url)
             .header("cookie", cookie)
             .send()
@@ -346,9 +339,7 @@ async fn list_jobs(http: &reqwest::Client, base: &str, cookie: &str) -> Result<V
             .json()
             .await
             .map_err(|e| format!("GET /api/uploads: {e}"))?;
-        let uploads: Vec<Job> = serde_json::from_value(page["uploads"].clone())
-            .map_err(|e| format!("GET /api/uploads: {e}"))?;
-        let total = page["total"].as_u64().unwrap_or(0) as usize;
+        let (uploads, total) = (page.uploads, page.total as usize);
         let empty = uploads.is_empty();
         jobs.extend(uploads);
         if jobs.len() >= total || empty {
@@ -445,11 +436,11 @@ fn check_jobs(sent: &[Sent], truth: &[Vec<Job>], outcome: &mut Outcome) {
 
 /// Every tab must converge on its owner's list: same ids, same states, same counts.
 async fn check_tabs(
-    views: &[(usize, Arc<Mutex<TabView>>)],
+    views: &[(usize, Arc<Mutex<LiveView>>)],
     truth: &[Vec<Job>],
     outcome: &mut Outcome,
 ) {
-    let agrees = |owner: usize, view: &TabView| {
+    let agrees = |owner: usize, view: &LiveView| {
         let jobs = &truth[owner];
         view.jobs.len() == jobs.len()
             && jobs.iter().all(|job| {
@@ -501,24 +492,21 @@ async fn upload(
     name: &str,
     bytes: &Arc<Vec<u8>>,
 ) -> SendResult {
-    let part = reqwest::multipart::Part::bytes(bytes.as_ref().clone()).file_name(name.to_owned());
     let response = http
         .post(format!("{base}/api/uploads"))
         .header("cookie", cookie)
-        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .multipart(upload_form(&[(name, bytes.as_ref().clone())]))
         .timeout(Duration::from_secs(60))
         .send()
         .await;
     match response {
-        Ok(response) if response.status() == 201 => {
-            match response.json::<serde_json::Value>().await {
-                Ok(body) => match body["uploads"][0]["id"].as_str() {
-                    Some(id) => SendResult::Accepted(id.to_owned()),
-                    None => SendResult::Broken,
-                },
-                Err(_) => SendResult::Broken,
-            }
-        }
+        Ok(response) if response.status() == 201 => match response.json::<UploadsCreated>().await {
+            Ok(created) => match created.uploads.into_iter().next() {
+                Some(job) => SendResult::Accepted(job.id),
+                None => SendResult::Broken,
+            },
+            Err(_) => SendResult::Broken,
+        },
         Ok(response) => SendResult::Refused(response.status().as_u16()),
         Err(_) => SendResult::Broken,
     }
@@ -529,14 +517,13 @@ async fn upload(
 async fn watch_tab(
     base: String,
     cookie: String,
-    view: Arc<Mutex<TabView>>,
+    view: Arc<Mutex<LiveView>>,
     stop: watch::Receiver<bool>,
     drops: Arc<AtomicU64>,
     mut seed: u64,
 ) {
     loop {
-        let last_seq = view.lock().unwrap().last_seq;
-        let query = last_seq.map_or(String::new(), |seq| format!("?last_seq={seq}"));
+        let query = view.lock().unwrap().resume_query();
         let url = format!("{}/ws{query}", base.replacen("http://", "ws://", 1));
         let mut request = url.into_client_request().expect("a valid URL");
         request
@@ -565,35 +552,10 @@ async fn watch_tab(
             let Ok(message) = ServerMessage::from_json(text) else {
                 continue;
             };
-            apply(&mut view.lock().unwrap(), message);
+            view.lock().unwrap().apply(message);
         }
         view.lock().unwrap().connected = false;
         tokio::time::sleep(Duration::from_millis(50 + next(&mut seed) % 200)).await;
-    }
-}
-
-fn apply(view: &mut TabView, message: ServerMessage) {
-    view.last_seq = Some(message.seq());
-    match message {
-        ServerMessage::Hello { .. } => view.connected = true,
-        ServerMessage::Snapshot {
-            part, last, jobs, ..
-        } => {
-            if part == 0 {
-                view.incoming.clear();
-            }
-            view.incoming.extend(jobs);
-            if last {
-                view.jobs = view.incoming.drain(..).map(|j| (j.id.clone(), j)).collect();
-            }
-        }
-        ServerMessage::JobUpdate { job, .. } => {
-            view.jobs.insert(job.id.clone(), job);
-        }
-        ServerMessage::JobRemoved { job_id, .. } => {
-            view.jobs.remove(&job_id);
-        }
-        ServerMessage::Error { .. } | ServerMessage::Pong { .. } => {}
     }
 }
 
@@ -621,76 +583,4 @@ fn free_loopback_address() -> Result<String, String> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     Ok(address.to_string())
-}
-
-/// A size-limited tmpfs for the data dir, so the disk really fills; unmounted on drop.
-struct SmallDisk {
-    mount_point: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(megabytes: u64) -> Result<SmallDisk, String> {
-        let mount_point = tempfile::Builder::new()
-            .prefix("datavista-soak-disk")
-            .tempdir()
-            .map_err(|e| e.to_string())?;
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(mount_point.path())
-            .status()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !status.success() {
-            return Err(format!(
-                "cannot mount a {megabytes} MB tmpfs (the soak needs root for its small data disk)"
-            ));
-        }
-        Ok(SmallDisk { mount_point })
-    }
-
-    /// A temp dir on the small disk for the server's data dir.
-    fn dir(&self) -> Result<tempfile::TempDir, String> {
-        tempfile::tempdir_in(self.mount_point.path()).map_err(|e| e.to_string())
-    }
-
-    /// Write `path` until only `leave` bytes are free; returns what is left.
-    fn fill(&self, path: &std::path::Path, leave: u64) -> Result<u64, String> {
-        let free = free_bytes(self.mount_point.path())?;
-        let size = free.saturating_sub(leave);
-        let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
-        // tmpfs allocates on write, so write real bytes.
-        let mut writer = std::io::BufWriter::new(file);
-        let block = vec![0u8; 1 << 20];
-        let mut written = 0;
-        while written < size {
-            let n = (size - written).min(block.len() as u64) as usize;
-            if std::io::Write::write_all(&mut writer, &block[..n]).is_err() {
-                break;
-            }
-            written += n as u64;
-        }
-        let _ = std::io::Write::flush(&mut writer);
-        free_bytes(self.mount_point.path())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(self.mount_point.path())
-            .status();
-    }
-}
-
-fn free_bytes(path: &std::path::Path) -> Result<u64, String> {
-    let output = std::process::Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("cannot run df: {e}"))?;
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|line| line.trim().parse().ok())
-        .ok_or_else(|| "df printed no free space".to_owned())
 }

@@ -384,11 +384,9 @@ async fn relay(client: redis::Client, mut subscriber: redis::aio::PubSub, mut to
     }
 }
 
-/// The integration tests' Redis, for the queue test below.
+/// The test kit's Redis, for the queue test below.
 #[cfg(test)]
-#[allow(dead_code)] // shared with the integration tests, which use all of it
-#[path = "../../tests/support/redis.rs"]
-mod test_redis;
+use datavista_testkit::redis as test_redis;
 
 #[cfg(test)]
 mod tests {

@@ -96,11 +96,9 @@ fn ignore_missing(result: io::Result<()>) -> io::Result<()> {
     }
 }
 
-/// The integration tests' S3-compatible server, for the storage tests below.
+/// The test kit's S3-compatible server, for the storage tests below.
 #[cfg(test)]
-#[path = "../../tests/support/s3.rs"]
-#[allow(dead_code)] // shared with the integration tests, which use all of it
-mod test_s3;
+use datavista_testkit::s3 as test_s3;
 
 /// One behaviour, two backends: every test here runs on a local directory and on a real
 /// S3-compatible server (s3s-fs).

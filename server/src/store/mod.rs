@@ -219,11 +219,10 @@ pub trait JobStore: Send + Sync + 'static {
     fn schema(&self, owner: &OwnerId, id: &str) -> StoreResult<Option<StoredSchema>>;
 }
 
-/// The integration tests' PostgreSQL, which the store tests (`store/tests.rs` and each
-/// backend's `tests.rs`) start.
+/// The test kit's PostgreSQL, which the store tests (`store/tests.rs` and each backend's
+/// `tests.rs`) start.
 #[cfg(test)]
-#[path = "../../tests/support/postgres.rs"]
-mod test_postgres;
+use datavista_testkit::postgres as test_postgres;
 
 #[cfg(test)]
 mod tests;

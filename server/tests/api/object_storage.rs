@@ -2,14 +2,12 @@
 //! as multipart uploads, validation reads them back in ranges, reports live in the bucket,
 //! an interrupted upload leaves nothing behind, and nothing lands in the data dir.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::JobState;
+use datavista_testkit::s3::TestS3;
+use datavista_testkit::{created_id, people_csv, TestServer, PATIENCE};
 use serde_json::Value;
-use support::s3::TestS3;
-use support::{created_id, people_csv, TestServer, PATIENCE};
 
 const PREFIX: &str = "tenants/acme";
 
@@ -93,7 +91,8 @@ async fn an_interrupted_upload_leaves_no_object_and_no_parts() {
     let server = start(&s3, &temp.path().join("data"));
     let ada = server.session().await;
     // Enough for parts to be stored before the client vanishes.
-    let tcp = support::begin_unfinished_upload(&server, &ada, &people_csv(700_000, 0)).await;
+    let tcp =
+        datavista_testkit::begin_unfinished_upload(&server, &ada, &people_csv(700_000, 0)).await;
     let deadline = Instant::now() + PATIENCE;
     let id = loop {
         let list = ada.get_json("/api/uploads").await;

@@ -2,12 +2,10 @@
 //! or revoked token, another owner's ids, a foreign Origin. Nothing answers with someone
 //! else's data, and nothing another owner tries changes it.
 
-mod support;
-
 use datavista_shared::protocol::{ClientMessage, JobState, ServerMessage};
+use datavista_testkit::{create_token, created_id, revoke_token, Auth, Client, TestServer};
 use reqwest::Method;
 use serde_json::Value;
-use support::{create_token, created_id, revoke_token, Auth, Client, TestServer};
 
 /// Every API endpoint; `{job}` and `{schema}` are filled with the victim's ids.
 const ENDPOINTS: [(&str, &str); 11] = [

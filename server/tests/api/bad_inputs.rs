@@ -2,12 +2,10 @@
 //! through the real server with its expected outcome. None may crash the server, hang a job
 //! or grow its memory past the validator's limits.
 
-mod support;
-
 use std::io::Write;
 
+use datavista_testkit::{created_id, TestServer};
 use serde_json::Value;
-use support::{created_id, TestServer};
 
 /// What the report must say about one file.
 struct Case {
@@ -160,12 +158,7 @@ async fn every_bad_input_gets_its_expected_report_and_the_server_stays_up() {
         assert_eq!(response.status(), 201, "{}", case.name);
         let id = created_id(response).await;
         let job = client.wait_final(&id).await;
-        let report: Value = client
-            .get(&format!("/api/uploads/{id}/report.json"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let report: Value = client.report_json(&id).await;
         let name = case.name;
         let counts = report["error_counts"].as_object().unwrap();
         if !case.counts.is_empty() || case.first.is_none() {

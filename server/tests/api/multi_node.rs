@@ -3,16 +3,14 @@
 //! the owner's tabs on the other, in order; both come back from a Redis restart without a
 //! tab missing a final state; and a node killed mid-job has its job finished by the other.
 
-mod support;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::{ClientMessage, Job, JobState, ServerMessage};
-use support::postgres::TestPostgres;
-use support::redis::TestRedis;
-use support::s3::TestS3;
-use support::{
+use datavista_testkit::postgres::TestPostgres;
+use datavista_testkit::redis::TestRedis;
+use datavista_testkit::s3::TestS3;
+use datavista_testkit::{
     create_token_with, created_id, created_ids, people_csv, Client, Socket, TestServer, PATIENCE,
 };
 
@@ -374,7 +372,7 @@ async fn forged_bus_messages_are_dropped() {
 #[tokio::test]
 async fn a_node_reaches_redis_over_tls() {
     let temp = tempfile::tempdir().unwrap();
-    let ca = support::postgres::make_certificates(temp.path());
+    let ca = datavista_testkit::postgres::make_certificates(temp.path());
     let redis = TestRedis::start_with_tls(temp.path());
     let bus_key = temp.path().join("bus.key");
     std::fs::write(&bus_key, "a test key, the same for every node").unwrap();

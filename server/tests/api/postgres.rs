@@ -2,12 +2,10 @@
 //! uploads, live updates, reports, schemas and a restart all work as on SQLite, and no
 //! SQLite file appears.
 
-mod support;
-
 use datavista_shared::protocol::JobState;
+use datavista_testkit::postgres::TestPostgres;
+use datavista_testkit::{create_token_with, created_id, people_csv, Client, TestServer};
 use serde_json::Value;
-use support::postgres::TestPostgres;
-use support::{create_token_with, created_id, people_csv, Client, TestServer};
 
 #[tokio::test]
 async fn the_server_keeps_its_jobs_in_postgres() {
@@ -51,12 +49,7 @@ async fn the_server_keeps_its_jobs_in_postgres() {
     let list: Value = client.get("/api/uploads").await.json().await.unwrap();
     assert_eq!(list["total"], 1);
     assert_eq!(list["uploads"][0]["state"], "invalid");
-    let report: Value = client
-        .get(&format!("/api/uploads/{id}/report.json"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let report: Value = client.report_json(&id).await;
     assert_eq!(report["error_counts"]["type-error"], 20);
     let schemas: Value = client.get("/api/schemas").await.json().await.unwrap();
     assert!(

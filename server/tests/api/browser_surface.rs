@@ -1,16 +1,14 @@
 //! The browser surface: what the server's responses let a browser, or a spreadsheet opening a
 //! report, do with them.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use datavista_testkit::{created_id, Auth, TestServer, PATIENCE};
 use serde_json::Value;
 use sha2::Digest;
-use support::{created_id, Auth, TestServer, PATIENCE};
 
 /// Cells and a field name built to run as formulas when the CSV report is opened in a
 /// spreadsheet (OWASP, "CSV Injection"): the CSV report shows them as text, byte for byte

@@ -1,16 +1,14 @@
 //! Hostile clients: slow or lying HTTP, huge headers, schema bombs, patterns built to be slow,
 //! WebSocket floods and broken frames, thousands of tiny uploads. Each gets a clear answer,
 //! and the server keeps serving everyone else. (Aborted uploads with a lying Content-Length,
-//! hostile file names, garbage and oversized frames, foreign origins and other owners' ids
-//! are in tests/server.rs.)
-
-mod support;
+//! hostile file names, garbage and oversized frames and foreign origins are in the `uploads`
+//! and `websocket` modules; other owners' ids in `access`.)
 
 use std::time::{Duration, Instant};
 
+use datavista_testkit::{created_id, Auth, Client, TestServer, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use support::{created_id, Auth, Client, TestServer, PATIENCE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;

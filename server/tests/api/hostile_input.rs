@@ -3,15 +3,13 @@
 //! its time against a benign baseline in the same test, the size of what it stores), while a
 //! bystander's `/healthz` keeps answering within a second.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::JobState;
+use datavista_testkit::{begin_unfinished_upload, created_id, Client, TestServer};
 use serde_json::{json, Value};
-use support::{begin_unfinished_upload, created_id, Client, TestServer};
 
 /// Someone else using the server during an attack: `/healthz` every 50 ms.
 struct Bystander {
@@ -327,7 +325,7 @@ async fn new_sessions_from_one_address_are_limited_per_minute() {
     // Behind a trusted proxy, each client its own allowance.
     assert_eq!(session(Some("203.0.113.9")).await.status(), 200);
     // A session already made is not a new one; nor is a token holder.
-    let token = support::create_token(&server.data_dir, None);
+    let token = datavista_testkit::create_token(&server.data_dir, None);
     let with_token = Client::with_token(&server, &token);
     assert_eq!(with_token.get("/api/uploads").await.status(), 200);
     server.assert_healthy().await;
@@ -389,7 +387,7 @@ async fn an_upload_that_dribbles_past_its_deadline_is_failed() {
     loop {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         assert!(
-            started.elapsed() < support::PATIENCE,
+            started.elapsed() < datavista_testkit::PATIENCE,
             "the upload was never cut off"
         );
         if tcp.write_all(b"1").await.is_err() {
@@ -422,7 +420,8 @@ async fn sigterm_while_a_file_arrives_ends_its_upload_cleanly() {
     let (data_dir, log) = (temp.path().join("data"), temp.path().join("server.log"));
     let mut server = TestServer::start_logging_to(&data_dir, &[], &log);
     let client = server.session().await;
-    let _tcp = begin_unfinished_upload(&server, &client, &support::people_csv(1_000, 0)).await;
+    let _tcp =
+        begin_unfinished_upload(&server, &client, &datavista_testkit::people_csv(1_000, 0)).await;
     server.wait_for_stored_uploads(1).await;
     assert!(server.terminate().success());
     let log = std::fs::read_to_string(&log).unwrap();
@@ -516,7 +515,7 @@ async fn stall_after(
     wait: Duration,
 ) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let support::Auth::Cookie(cookie) = &client.auth else {
+    let datavista_testkit::Auth::Cookie(cookie) = &client.auth else {
         panic!("a browser session's client")
     };
     let mut tcp = tokio::net::TcpStream::connect(&server.address)

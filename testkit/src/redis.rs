@@ -34,7 +34,7 @@ impl TestRedis {
     }
 
     /// Also listening for TLS, with the certificate in `certificates` (see
-    /// `support::postgres::make_certificates`).
+    /// `crate::postgres::make_certificates`).
     pub fn start_with_tls(certificates: &Path) -> TestRedis {
         TestRedis::start_with(Some(certificates.to_owned()))
     }

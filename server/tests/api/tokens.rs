@@ -1,10 +1,15 @@
 //! The `token` commands as a script uses them: `create` prints the token alone on stdout,
 //! `revoke` never takes it from the command line, `list` never shows it, and a token past its
-//! expiry gets 401 with a message that says so.
+//! expiry gets 401 with a message that says so. A token authenticates a script (or shares an
+//! owner's uploads), bad and revoked ones are refused, and `token create` can run while the
+//! server starts on a fresh data dir.
 
-mod support;
-
-use support::{create_token_with, revoke_token, token_command, Client, TestServer};
+use datavista_shared::protocol::JobState;
+use datavista_testkit::{
+    create_token, create_token_with, created_id, revoke_token, token_command, Auth, Client,
+    TestServer,
+};
+use serde_json::Value;
 
 /// `GET /api/session` with `token`: (status, body).
 async fn session_with(server: &TestServer, token: &str) -> (u16, serde_json::Value) {
@@ -131,5 +136,78 @@ async fn an_expired_token_gets_401_and_says_so() {
         let refused = token_command(dir, &["create", "--expires-in", bad], "");
         assert_eq!(refused.status.code(), Some(2), "--expires-in {bad}");
         assert!(refused.stdout.is_empty(), "no token for --expires-in {bad}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
+    let server = TestServer::start(&[]);
+    let ada = server.session().await;
+    let id = created_id(ada.upload(None, &[("a.csv", b"a,b\n1,2\n".to_vec())]).await).await;
+
+    let shared = Client::with_token(&server, &create_token(&server.data_dir, Some(&ada.owner)));
+    assert_eq!(
+        shared.wait_final(&id).await.state,
+        JobState::Valid,
+        "a token given to Ada's owner sees her uploads"
+    );
+    let own = Client::with_token(&server, &create_token(&server.data_dir, None));
+    assert_eq!(own.get(&format!("/api/uploads/{id}")).await.status(), 404);
+    let script_job = created_id(own.upload(None, &[("s.csv", b"x\n1\n".to_vec())]).await).await;
+    assert_eq!(own.wait_final(&script_job).await.state, JobState::Valid);
+
+    let forged = Client::with_token(&server, "dv_not-a-real-token");
+    let response = forged.get("/api/uploads").await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "unauthenticated"
+    );
+    assert!(
+        forged.socket_with_origin("", None).await.is_err(),
+        "no WebSocket with a bad token"
+    );
+    let anonymous = reqwest::get(server.url("/api/uploads")).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let tampered = Client {
+        auth: Auth::Cookie("dv_session=forged-value".into()),
+        ..ada.clone()
+    };
+    assert_eq!(tampered.get("/api/uploads").await.status(), 401);
+
+    let revoked_token = create_token(&server.data_dir, None);
+    let revoked = Client::with_token(&server, &revoked_token);
+    assert_eq!(revoked.get("/api/uploads").await.status(), 200);
+    assert_eq!(revoke_token(&server.data_dir, &revoked_token), Some(0));
+    let response = revoked.get("/api/uploads").await;
+    assert_eq!(response.status(), 401, "a revoked token is refused at once");
+    assert!(revoked.socket_with_origin("", None).await.is_err());
+    assert_eq!(
+        revoke_token(&server.data_dir, &revoked_token),
+        Some(1),
+        "revoking twice says there is no such token"
+    );
+}
+
+#[tokio::test]
+async fn token_create_and_serve_can_start_together_on_a_fresh_data_dir() {
+    let temp = tempfile::tempdir().unwrap();
+    let data_dir = temp.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let token_dir = data_dir.clone();
+    let tokens = std::thread::spawn(move || {
+        (0..3)
+            .map(|_| create_token(&token_dir, None))
+            .collect::<Vec<_>>()
+    });
+    let server = TestServer::start_in(&data_dir, &[]);
+    for token in tokens.join().unwrap() {
+        assert_eq!(
+            Client::with_token(&server, &token)
+                .get("/api/uploads")
+                .await
+                .status(),
+            200
+        );
     }
 }

@@ -1,0 +1,188 @@
+//! [`Client`]: one owner's HTTP client (a browser session's cookie or a script's token) with
+//! the calls tests make, reading the typed bodies of `datavista_shared::http`.
+
+use std::time::{Duration, Instant};
+
+use datavista_shared::http::{SchemaInfo, UploadsCreated};
+use datavista_shared::protocol::Job;
+use serde::de::DeserializeOwned;
+
+use crate::server::TestServer;
+use crate::PATIENCE;
+
+#[derive(Clone)]
+pub enum Auth {
+    Cookie(String),
+    Bearer(String),
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub auth: Auth,
+    pub owner: String,
+}
+
+impl Client {
+    pub fn with_token(server: &TestServer, token: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: server.url(""),
+            auth: Auth::Bearer(token.to_owned()),
+            owner: String::new(),
+        }
+    }
+
+    /// The same owner and credentials, talking to another server (a restart, another node).
+    pub fn on(&self, server: &TestServer) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: server.url(""),
+            auth: self.auth.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.auth {
+            Auth::Cookie(cookie) => builder.header("cookie", cookie),
+            Auth::Bearer(token) => builder.bearer_auth(token),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GET `path` and read its JSON body.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    /// GET `path`, expect 200 and read its body as `T` (one of `datavista_shared::http`).
+    pub async fn get_typed<T: DeserializeOwned>(&self, path: &str) -> T {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// Add a user schema (Table Schema JSON) by `name`; returns its id.
+    pub async fn add_schema(&self, name: &str, schema: &str) -> String {
+        let response = self
+            .request(reqwest::Method::POST, &format!("/api/schemas?name={name}"))
+            .header("content-type", "application/json")
+            .body(schema.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "the schema {name} is added");
+        let added: SchemaInfo = response.json().await.unwrap();
+        added.id
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Upload files (name, bytes) with an optional schema id; returns the response.
+    pub async fn upload(
+        &self,
+        schema: Option<&str>,
+        files: &[(&str, Vec<u8>)],
+    ) -> reqwest::Response {
+        let path = match schema {
+            Some(id) => format!("/api/uploads?schema={id}"),
+            None => "/api/uploads".to_owned(),
+        };
+        self.request(reqwest::Method::POST, &path)
+            .multipart(upload_form(files))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn job(&self, id: &str) -> Job {
+        self.get_typed(&format!("/api/uploads/{id}")).await
+    }
+
+    /// The JSON report of a job (`GET /api/uploads/{id}/report.json`).
+    pub async fn report_json(&self, id: &str) -> serde_json::Value {
+        self.get(&format!("/api/uploads/{id}/report.json"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Poll until the job is final (only used where no socket is open, e.g. across restarts).
+    pub async fn wait_final(&self, id: &str) -> Job {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let job = self.job(id).await;
+            if job.state.is_final() {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} stayed {:?}", job.state);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// The multipart body of `POST /api/uploads`: one `file` part per (name, bytes).
+pub fn upload_form(files: &[(&str, Vec<u8>)]) -> reqwest::multipart::Form {
+    files
+        .iter()
+        .fold(reqwest::multipart::Form::new(), |form, (name, bytes)| {
+            form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
+            )
+        })
+}
+
+/// The id of the first file a 201 upload response accepted.
+pub async fn created_id(response: reqwest::Response) -> String {
+    created_ids(response).await.remove(0)
+}
+
+/// The ids of every file a 201 upload response accepted, in the order they were sent.
+pub async fn created_ids(response: reqwest::Response) -> Vec<String> {
+    assert_eq!(response.status(), 201);
+    let created: UploadsCreated = response.json().await.unwrap();
+    created.uploads.into_iter().map(|job| job.id).collect()
+}
+
+/// Start a multipart upload of `cut.csv` by a cookie-session client over a raw connection,
+/// announcing more bytes than `bytes` and sending only those: the request stays open until
+/// the returned connection is dropped (an upload the client abandons).
+pub async fn begin_unfinished_upload(
+    server: &TestServer,
+    client: &Client,
+    bytes: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let Auth::Cookie(cookie) = &client.auth else {
+        panic!("a browser session's client")
+    };
+    let mut tcp = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
+    let boundary = "XyZboundary";
+    let announced = bytes.len() * 2 + 1000;
+    let head = format!(
+        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {announced}\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        server.address
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    tcp.flush().await.unwrap();
+    tcp
+}
