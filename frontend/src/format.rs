@@ -25,6 +25,15 @@ pub fn plural(n: u64, word: &str) -> String {
     }
 }
 
+/// The part done, 0 to 1, for a progress bar (0 while the total is unknown).
+pub fn fraction(done: f64, total: f64) -> f64 {
+    if total > 0.0 {
+        done / total
+    } else {
+        0.0
+    }
+}
+
 /// 5000 → "5,000".
 pub fn group(n: u64) -> String {
     let digits = n.to_string();

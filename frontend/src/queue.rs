@@ -46,17 +46,6 @@ pub struct UploadProgress {
     pub started_ms: f64,
 }
 
-impl UploadProgress {
-    /// The part sent, 0 to 1, for the progress bar.
-    pub fn fraction(&self) -> f64 {
-        if self.total > 0.0 {
-            self.done / self.total
-        } else {
-            0.0
-        }
-    }
-}
-
 /// The `File` behind a row, kept until the server has it, and its request once sending.
 struct Held {
     key: u64,

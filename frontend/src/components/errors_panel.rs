@@ -21,6 +21,7 @@ const ERRORS_PER_PAGE: u64 = 50;
 pub fn ErrorsPanel() -> impl IntoView {
     let dashboard = Dashboard::from_context();
     let offset = RwSignal::new(0u64);
+    // In an Arc: reading a signal clones its value, and an error (its cause) is not Clone.
     let page = RwSignal::new(None::<Result<ErrorPage, Arc<ClientError>>>);
     let request = Cell::new(0u32);
     let request = StoredValue::new_local(request);

@@ -9,7 +9,7 @@ use leptos::task::spawn_local;
 
 use crate::api;
 use crate::files::check_in_browser;
-use crate::format::{group, human_size};
+use crate::format::{fraction, group, human_size};
 use crate::queue::{now_ms, Local, LocalFile, UploadProgress};
 use crate::state::Dashboard;
 
@@ -46,14 +46,6 @@ impl BrowserCheck {
             done: 0.0,
             total,
             verdict: None,
-        }
-    }
-
-    fn fraction(&self) -> f64 {
-        if self.total > 0.0 {
-            self.done / self.total
-        } else {
-            0.0
         }
     }
 }
@@ -151,7 +143,7 @@ fn LocalRow(local: LocalFile) -> impl IntoView {
             <td class="hide-narrow">{local.schema.clone().unwrap_or_else(|| "—".into())}</td>
             <td><span class="badge" class:failed=move || matches!(status.get(), Local::Refused(_))>{badge}</span></td>
             <td>
-                <progress max="1" value=move || sent.with(UploadProgress::fraction)></progress>
+                <progress max="1" value=move || sent.with(|p| fraction(p.done, p.total))></progress>
                 <div class="muted">{progress_text}</div>
             </td>
             <td></td><td></td><td class="hide-narrow"></td>
@@ -262,7 +254,7 @@ fn JobRow(job: RwSignal<Job>) -> impl IntoView {
                 </Show>
                 {move || local_check.get().map(|check| match check.verdict {
                     Some(v) => view! { <div class="muted" data-testid="browser-check">{v}</div> }.into_any(),
-                    None => view! { <div><progress max="1" value=check.fraction()></progress><span class="muted">" checking in the browser"</span></div> }.into_any(),
+                    None => view! { <div><progress max="1" value=fraction(check.done, check.total)></progress><span class="muted">" checking in the browser"</span></div> }.into_any(),
                 })}
                 <Show when=move || !state().is_final()>
                     <button on:click={
