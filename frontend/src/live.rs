@@ -1,5 +1,5 @@
 //! The live connection ([`Live`]: one WebSocket, reconnected with backoff, catching up from
-//! the last sequence number) and the job list it keeps current ([`JobList`]).
+//! the last sequence number) and the jobs it keeps current ([`LiveJobs`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub enum Connection {
 /// The owner's jobs as the server last described them, kept in sequence-number order.
 /// Each job is its own signal, so an update re-renders only its row.
 #[derive(Clone, Copy)]
-pub struct JobList {
+pub struct LiveJobs {
     /// Job ids, newest first.
     pub order: RwSignal<Vec<String>>,
     /// What screen readers announce (an aria-live region shows it).
@@ -31,9 +31,9 @@ pub struct JobList {
     snapshot: StoredValue<Vec<Job>>,
 }
 
-impl Default for JobList {
+impl Default for LiveJobs {
     fn default() -> Self {
-        JobList {
+        LiveJobs {
             order: RwSignal::new(Vec::new()),
             announcement: RwSignal::new(String::new()),
             rows: StoredValue::new(HashMap::new()),
@@ -43,7 +43,7 @@ impl Default for JobList {
     }
 }
 
-impl JobList {
+impl LiveJobs {
     pub fn row(&self, id: &str) -> Option<RwSignal<Job>> {
         self.rows.with_value(|rows| rows.get(id).copied())
     }
@@ -76,21 +76,21 @@ impl JobList {
                 None
             }
             ServerMessage::JobUpdate { seq, job } => {
-                let (apply, resume) = self.in_order(seq);
-                if apply {
+                let next = self.in_order(seq);
+                if next.apply {
                     self.upsert(job);
                 }
-                resume
+                next.resume
             }
             ServerMessage::JobRemoved { seq, job_id } => {
-                let (apply, resume) = self.in_order(seq);
-                if apply {
+                let next = self.in_order(seq);
+                if next.apply {
                     self.rows.update_value(|rows| {
                         rows.remove(&job_id);
                     });
                     self.order.update(|order| order.retain(|id| id != &job_id));
                 }
-                resume
+                next.resume
             }
         }
     }
@@ -98,21 +98,27 @@ impl JobList {
     /// Whether to apply the message with this number, and what to ask the server for. A
     /// repeat is dropped; after a gap nothing is applied and we ask for what we missed (the
     /// server resends from there, this message included).
-    fn in_order(&self, seq: u64) -> (bool, Option<ClientMessage>) {
+    fn in_order(&self, seq: u64) -> InOrder {
         let last = self.last_seq.get_value();
         if seq <= last {
-            return (false, None);
+            return InOrder {
+                apply: false,
+                resume: None,
+            };
         }
         if seq > last + 1 && last > 0 {
-            return (
-                false,
-                Some(ClientMessage::Resume {
+            return InOrder {
+                apply: false,
+                resume: Some(ClientMessage::Resume {
                     last_seq: Some(last),
                 }),
-            );
+            };
         }
         self.last_seq.set_value(seq);
-        (true, None)
+        InOrder {
+            apply: true,
+            resume: None,
+        }
     }
 
     fn upsert(&self, job: Job) {
@@ -160,12 +166,20 @@ impl JobList {
     }
 }
 
+/// What to do with a numbered message ([`LiveJobs::in_order`]).
+struct InOrder {
+    /// It is the next one: apply it.
+    apply: bool,
+    /// Something was missed: ask the server for it.
+    resume: Option<ClientMessage>,
+}
+
 /// The live connection: one WebSocket, reconnected with backoff, catching up from the last
-/// sequence number applied to its [`JobList`].
+/// sequence number applied to its [`LiveJobs`].
 #[derive(Clone, Copy)]
 pub struct Live {
     pub connection: RwSignal<Connection>,
-    pub jobs: JobList,
+    pub jobs: LiveJobs,
     failures: StoredValue<u32>,
     socket: StoredValue<Option<WebSocket>, LocalStorage>,
 }
@@ -174,7 +188,7 @@ impl Live {
     pub fn start() -> Live {
         let live = Live {
             connection: RwSignal::new(Connection::Connecting),
-            jobs: JobList::default(),
+            jobs: LiveJobs::default(),
             failures: StoredValue::new(0),
             socket: StoredValue::new_local(None),
         };
@@ -274,7 +288,7 @@ mod tests {
         }
     }
 
-    fn states(list: &JobList) -> Vec<(String, JobState)> {
+    fn states(list: &LiveJobs) -> Vec<(String, JobState)> {
         list.order
             .get_untracked()
             .iter()
@@ -285,7 +299,7 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_snapshot_in_parts_replaces_everything() {
-        let list = JobList::default();
+        let list = LiveJobs::default();
         list.apply(update(1, "old", JobState::Valid));
         list.apply(ServerMessage::Snapshot {
             seq: 9,
@@ -317,7 +331,7 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn updates_apply_in_order_and_repeats_are_ignored() {
-        let list = JobList::default();
+        let list = LiveJobs::default();
         list.apply(ServerMessage::Snapshot {
             seq: 4,
             part: 0,
@@ -343,7 +357,7 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_gap_asks_for_what_was_missed_and_applies_nothing() {
-        let list = JobList::default();
+        let list = LiveJobs::default();
         list.apply(ServerMessage::Snapshot {
             seq: 4,
             part: 0,
@@ -366,7 +380,7 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn an_update_changes_only_its_own_row_signal() {
-        let list = JobList::default();
+        let list = LiveJobs::default();
         list.apply(ServerMessage::Snapshot {
             seq: 1,
             part: 0,

@@ -3,6 +3,8 @@
 
 use datavista_shared::{Dialect, ErrorCode, Limits, Schema, Validator};
 
+use crate::format::{group, plural};
+
 /// How much of each file the pre-check reads.
 pub const PRECHECK_BYTES: usize = 1 << 20;
 
@@ -80,27 +82,6 @@ pub fn left_to_server(schema: &Schema) -> String {
     }
 }
 
-fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{} {word}s", group(n))
-    }
-}
-
-/// 5000 → "5,000".
-pub fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Files we accept: CSV by name or type (browsers often report "" or "application/vnd.ms-excel").
 pub fn looks_like_csv(name: &str, mime: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -161,9 +142,7 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn helpers() {
-        assert_eq!(group(5000), "5,000");
-        assert_eq!(group(1_234_567), "1,234,567");
+    fn csv_by_name_or_type() {
         assert!(looks_like_csv("Data.CSV", ""));
         assert!(!looks_like_csv("photo.png", "image/png"));
     }

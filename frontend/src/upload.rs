@@ -1,10 +1,13 @@
 //! Uploads with progress: `fetch` reports no upload progress, so this uses XMLHttpRequest and
 //! its `upload.onprogress` events.
 
+use datavista_shared::http::{ErrorBody, UploadsCreated};
 use datavista_shared::protocol::Job;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use web_sys::{File, FormData, ProgressEvent, XmlHttpRequest};
+
+use crate::error::ClientError;
 
 /// An upload in flight; `abort` cancels it (the server then marks the job cancelled).
 pub struct Upload {
@@ -17,9 +20,9 @@ impl Upload {
         file: &File,
         schema: Option<&str>,
         on_progress: impl Fn(f64, f64) + 'static,
-        on_done: impl FnOnce(Result<Job, String>) + 'static,
-    ) -> Result<Upload, String> {
-        let js = |e: wasm_bindgen::JsValue| format!("{e:?}");
+        on_done: impl FnOnce(Result<Job, ClientError>) + 'static,
+    ) -> Result<Upload, ClientError> {
+        let js = ClientError::browser;
         let request = XmlHttpRequest::new().map_err(js)?;
         let url = match schema {
             Some(id) => format!("/api/uploads?schema={}", js_sys::encode_uri_component(id)),
@@ -58,19 +61,24 @@ impl Upload {
     }
 }
 
-fn outcome(request: &XmlHttpRequest, _event: &str) -> Result<Job, String> {
+fn outcome(request: &XmlHttpRequest, _event: &str) -> Result<Job, ClientError> {
     let status = request.status().unwrap_or(0);
     let text = request.response_text().ok().flatten().unwrap_or_default();
     if status == 0 {
-        return Err("the upload was interrupted".to_owned());
+        return Err(ClientError::Interrupted);
     }
-    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if status == 201 {
-        serde_json::from_value(body["uploads"][0].clone()).map_err(|e| e.to_string())
+        let created: UploadsCreated = serde_json::from_str(&text)
+            .map_err(|e| ClientError::Decode(gloo_net::Error::from(e)))?;
+        created.uploads.into_iter().next().ok_or_else(|| {
+            ClientError::Decode(gloo_net::Error::GlooError(
+                "the server created no upload".to_owned(),
+            ))
+        })
     } else {
-        Err(body["message"]
-            .as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("the server answered {status}")))
+        Err(ClientError::refused(
+            status,
+            serde_json::from_str::<ErrorBody>(&text).ok(),
+        ))
     }
 }

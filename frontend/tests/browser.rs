@@ -30,7 +30,7 @@ async fn a_large_file_is_checked_from_its_first_mib_only() {
         text.push_str(&format!("{i},p{i}@example.org\n"));
     }
     let file = file("big.csv", &text);
-    let head = datavista_frontend::app::read_head(&file).await.unwrap();
+    let head = datavista_frontend::files::read_head(&file).await.unwrap();
     assert_eq!(head.len(), PRECHECK_BYTES, "only the first MiB is read");
     let check = precheck(&head, &schema(), false);
     assert!(!check.header_mismatch);
@@ -46,7 +46,7 @@ async fn a_large_file_is_checked_from_its_first_mib_only() {
 #[wasm_bindgen_test]
 async fn a_header_that_cannot_match_is_caught_in_the_browser() {
     let file = file("wrong.csv", "id,mail\n1,a@b.org\n");
-    let head = datavista_frontend::app::read_head(&file).await.unwrap();
+    let head = datavista_frontend::files::read_head(&file).await.unwrap();
     let check = precheck(&head, &schema(), true);
     assert!(check.header_mismatch);
     assert!(
@@ -71,7 +71,7 @@ async fn the_full_check_streams_the_whole_file_in_chunks() {
     }
     let file = file("big.csv", &text);
     let calls = std::cell::Cell::new(0);
-    let report = datavista_frontend::app::check_in_browser(&file, schema(), |done, total| {
+    let report = datavista_frontend::files::check_in_browser(&file, schema(), |done, total| {
         calls.set(calls.get() + 1);
         assert!(done <= total);
     })
