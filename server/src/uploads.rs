@@ -178,7 +178,7 @@ pub async fn receive_file<E: std::fmt::Display>(
         };
         received += chunk.len() as u64;
         if received > limit {
-            let reason = format!("the file is larger than the {} limit", human_size(limit));
+            let reason = format!("the file is larger than the {} limit", exact_size(limit));
             upload.end(JobState::Failed, &reason).await;
             return Err(ReceiveError::TooLarge(format!(
                 "'{}': {reason}",
@@ -359,7 +359,9 @@ pub fn display_name(raw: &str) -> String {
     }
 }
 
-fn human_size(bytes: u64) -> String {
+/// A configured limit as it was most likely written (`2 GiB`), exact rather than rounded like
+/// the sizes of files (`shared::format::human_size`).
+fn exact_size(bytes: u64) -> String {
     match bytes {
         b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
         b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),

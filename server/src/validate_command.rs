@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
+use datavista_shared::format::{human_size, plural};
 use datavista_shared::{Dialect, Limits, Report, Schema, SchemaError, Validator};
 use serde::Serialize;
 
@@ -191,7 +192,7 @@ fn print_summary(outcomes: &[FileOutcome]) -> io::Result<()> {
             outcome.file,
             plural(report.error_total, "error"),
             report.rows,
-            human_bytes(report.bytes),
+            human_size(report.bytes as f64),
             report.elapsed_ms,
             if report.bom { ", UTF-8 BOM" } else { "" },
         )?;
@@ -213,27 +214,4 @@ fn print_summary(outcomes: &[FileOutcome]) -> io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

@@ -21,6 +21,7 @@
 //!   hashed sets of `validator/unique.rs`).
 //! - [`report`] — error codes (Frictionless names), errors, the [`Report`] and the [`Limits`].
 //! - [`protocol`] — WebSocket messages and job states.
+//! - [`format`] — sizes and counts as people read them ("1.2 MB", "5,000 errors").
 //! - [`http`] — the HTTP API's bodies, one type each for the server, dashboard and tests.
 //!
 //! ## Row numbers
@@ -30,6 +31,7 @@
 
 mod clock;
 pub mod dialect;
+pub mod format;
 pub mod http;
 pub mod protocol;
 pub mod report;

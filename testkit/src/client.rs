@@ -7,7 +7,6 @@ use datavista_shared::http::{SchemaInfo, UploadsCreated};
 use datavista_shared::protocol::Job;
 use serde::de::DeserializeOwned;
 
-use crate::server::TestServer;
 use crate::PATIENCE;
 
 #[derive(Clone)]
@@ -25,25 +24,6 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn with_token(server: &TestServer, token: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: server.url(""),
-            auth: Auth::Bearer(token.to_owned()),
-            owner: String::new(),
-        }
-    }
-
-    /// The same owner and credentials, talking to another server (a restart, another node).
-    pub fn on(&self, server: &TestServer) -> Client {
-        Client {
-            http: self.http.clone(),
-            base: server.url(""),
-            auth: self.auth.clone(),
-            owner: self.owner.clone(),
-        }
-    }
-
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let builder = self.http.request(method, format!("{}{path}", self.base));
         match &self.auth {
@@ -158,31 +138,4 @@ pub async fn created_ids(response: reqwest::Response) -> Vec<String> {
     assert_eq!(response.status(), 201);
     let created: UploadsCreated = response.json().await.unwrap();
     created.uploads.into_iter().map(|job| job.id).collect()
-}
-
-/// Start a multipart upload of `cut.csv` by a cookie-session client over a raw connection,
-/// announcing more bytes than `bytes` and sending only those: the request stays open until
-/// the returned connection is dropped (an upload the client abandons).
-pub async fn begin_unfinished_upload(
-    server: &TestServer,
-    client: &Client,
-    bytes: &[u8],
-) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt;
-    let Auth::Cookie(cookie) = &client.auth else {
-        panic!("a browser session's client")
-    };
-    let mut tcp = tokio::net::TcpStream::connect(&server.address)
-        .await
-        .unwrap();
-    let boundary = "XyZboundary";
-    let announced = bytes.len() * 2 + 1000;
-    let head = format!(
-        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {announced}\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
-        server.address
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.write_all(bytes).await.unwrap();
-    tcp.flush().await.unwrap();
-    tcp
 }

@@ -40,9 +40,9 @@ pub mod tokens;
 
 use std::time::Duration;
 
-pub use client::{begin_unfinished_upload, created_id, created_ids, upload_form, Auth, Client};
+pub use client::{created_id, created_ids, upload_form, Auth, Client};
 pub use data::people_csv;
-pub use server::TestServer;
+pub use server::{begin_unfinished_upload, TestServer};
 pub use socket::{LiveView, Socket};
 pub use spawn::Launch;
 pub use tokens::{create_token, create_token_with, revoke_token, token_command};

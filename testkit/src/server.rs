@@ -182,3 +182,53 @@ impl Drop for TestServer {
         self.kill();
     }
 }
+
+/// Clients of a running server: here, beside the server they talk to, so the client knows
+/// nothing of how servers are started.
+impl Client {
+    pub fn with_token(server: &TestServer, token: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            base: server.url(""),
+            auth: Auth::Bearer(token.to_owned()),
+            owner: String::new(),
+        }
+    }
+
+    /// The same owner and credentials, talking to another server (a restart, another node).
+    pub fn on(&self, server: &TestServer) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: server.url(""),
+            auth: self.auth.clone(),
+            owner: self.owner.clone(),
+        }
+    }
+}
+
+/// Start a multipart upload of `cut.csv` by a cookie-session client over a raw connection,
+/// announcing more bytes than `bytes` and sending only those: the request stays open until
+/// the returned connection is dropped (an upload the client abandons).
+pub async fn begin_unfinished_upload(
+    server: &TestServer,
+    client: &Client,
+    bytes: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let Auth::Cookie(cookie) = &client.auth else {
+        panic!("a browser session's client")
+    };
+    let mut tcp = tokio::net::TcpStream::connect(&server.address)
+        .await
+        .unwrap();
+    let boundary = "XyZboundary";
+    let announced = bytes.len() * 2 + 1000;
+    let head = format!(
+        "POST /api/uploads HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {announced}\r\n\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.csv\"\r\nContent-Type: text/csv\r\n\r\n",
+        server.address
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    tcp.flush().await.unwrap();
+    tcp
+}

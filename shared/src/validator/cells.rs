@@ -4,6 +4,7 @@
 
 use super::fast::{FastCheck, Verdict};
 use super::keys::{KeyPart, Keys};
+use super::place::CellPlace;
 use super::records::Record;
 use super::{error, Checker};
 use crate::report::{truncate_cell, ErrorCode, ValidationError};
@@ -250,27 +251,6 @@ impl Checker {
             );
         }
         self.cells.failures = failures;
-    }
-}
-
-/// Where a cell is, for its error messages.
-pub(super) struct CellPlace {
-    pub(super) row: u64,
-    pub(super) line: u64,
-    pub(super) offset: u64,
-    pub(super) field_index: usize,
-    pub(super) column: usize,
-}
-
-impl CellPlace {
-    pub(super) fn new(record: &Record<'_>, field_index: usize, column: usize) -> CellPlace {
-        CellPlace {
-            row: record.row,
-            line: record.line,
-            offset: record.byte_offset,
-            field_index,
-            column,
-        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! field's value in the current row, and the duplicates they find. The sets themselves are in
 //! `unique.rs`.
 
-use super::cells::CellPlace;
+use super::place::CellPlace;
 use super::unique::{Key, UniqueSets};
 use super::{error, Checker};
 use crate::report::{ErrorCode, ValidationError};

@@ -19,12 +19,14 @@
 //! The [`Validator`] reads records ([`records`]) and hands each to its checker, whose parts
 //! have a file each: `header.rs` (labels and the column of each field), `cells.rs` (the
 //! per-cell path: `fast.rs`'s check first, then the general one) and `keys.rs` (primary key,
-//! unique keys and unique fields, over the sets in `unique.rs`).
+//! unique keys and unique fields, over the sets in `unique.rs`); `place.rs` says where a cell
+//! is for the errors of both.
 
 mod cells;
 mod fast;
 mod header;
 mod keys;
+mod place;
 pub mod records;
 mod split;
 mod text;
