@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use datavista_shared::follow::{Change, Follower};
 use datavista_shared::protocol::{ClientMessage, Job, ServerMessage};
 use leptos::prelude::*;
 use wasm_bindgen::closure::Closure;
@@ -27,8 +28,8 @@ pub struct LiveJobs {
     /// What screen readers announce (an aria-live region shows it).
     pub announcement: RwSignal<String>,
     rows: StoredValue<HashMap<String, RwSignal<Job>>>,
-    last_seq: StoredValue<u64>,
-    snapshot: StoredValue<Vec<Job>>,
+    /// Sequence numbers and snapshot parts (the shared crate's, as the tests' tabs use).
+    follower: StoredValue<Follower>,
 }
 
 impl Default for LiveJobs {
@@ -37,8 +38,7 @@ impl Default for LiveJobs {
             order: RwSignal::new(Vec::new()),
             announcement: RwSignal::new(String::new()),
             rows: StoredValue::new(HashMap::new()),
-            last_seq: StoredValue::new(0),
-            snapshot: StoredValue::new(Vec::new()),
+            follower: StoredValue::new(Follower::default()),
         }
     }
 }
@@ -50,75 +50,27 @@ impl LiveJobs {
 
     /// The highest sequence number applied.
     pub fn last_seq(&self) -> u64 {
-        self.last_seq.get_value()
+        self.follower.with_value(Follower::last_seq)
     }
 
     /// Apply a server message; returns a message to send back when something was missed.
     pub fn apply(&self, message: ServerMessage) -> Option<ClientMessage> {
-        match message {
-            ServerMessage::Hello { .. }
-            | ServerMessage::Pong { .. }
-            | ServerMessage::Error { .. } => None,
-            ServerMessage::Snapshot {
-                seq,
-                part,
-                last,
-                jobs,
-            } => {
-                if part == 0 {
-                    self.snapshot.set_value(Vec::new());
-                }
-                self.snapshot.update_value(|all| all.extend(jobs));
-                if last {
-                    self.replace_all(std::mem::take(&mut self.snapshot.write_value()));
-                    self.last_seq.set_value(seq);
-                }
-                None
+        let step = self
+            .follower
+            .try_update_value(|follower| follower.take(message))
+            .unwrap_or_default();
+        match step.change {
+            Some(Change::ReplaceAll(jobs)) => self.replace_all(jobs),
+            Some(Change::Upsert(job)) => self.upsert(job),
+            Some(Change::Remove(id)) => {
+                self.rows.update_value(|rows| {
+                    rows.remove(&id);
+                });
+                self.order.update(|order| order.retain(|kept| kept != &id));
             }
-            ServerMessage::JobUpdate { seq, job } => {
-                let next = self.in_order(seq);
-                if next.apply {
-                    self.upsert(job);
-                }
-                next.resume
-            }
-            ServerMessage::JobRemoved { seq, job_id } => {
-                let next = self.in_order(seq);
-                if next.apply {
-                    self.rows.update_value(|rows| {
-                        rows.remove(&job_id);
-                    });
-                    self.order.update(|order| order.retain(|id| id != &job_id));
-                }
-                next.resume
-            }
+            None => {}
         }
-    }
-
-    /// Whether to apply the message with this number, and what to ask the server for. A
-    /// repeat is dropped; after a gap nothing is applied and we ask for what we missed (the
-    /// server resends from there, this message included).
-    fn in_order(&self, seq: u64) -> InOrder {
-        let last = self.last_seq.get_value();
-        if seq <= last {
-            return InOrder {
-                apply: false,
-                resume: None,
-            };
-        }
-        if seq > last + 1 && last > 0 {
-            return InOrder {
-                apply: false,
-                resume: Some(ClientMessage::Resume {
-                    last_seq: Some(last),
-                }),
-            };
-        }
-        self.last_seq.set_value(seq);
-        InOrder {
-            apply: true,
-            resume: None,
-        }
+        step.resume
     }
 
     fn upsert(&self, job: Job) {
@@ -164,14 +116,6 @@ impl LiveJobs {
             job.state.as_str()
         ));
     }
-}
-
-/// What to do with a numbered message ([`LiveJobs::in_order`]).
-struct InOrder {
-    /// It is the next one: apply it.
-    apply: bool,
-    /// Something was missed: ask the server for it.
-    resume: Option<ClientMessage>,
 }
 
 /// The live connection: one WebSocket, reconnected with backoff, catching up from the last

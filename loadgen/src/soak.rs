@@ -22,9 +22,10 @@ use datavista_shared::http::{JobPage, UploadsCreated};
 use datavista_shared::protocol::{Job, JobState, ServerMessage};
 use datavista_shared::ErrorCode;
 use datavista_testkit::{upload_form, LiveView};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::server::Server;
 use crate::small_disk::SmallDisk;
@@ -552,7 +553,17 @@ async fn watch_tab(
             let Ok(message) = ServerMessage::from_json(text) else {
                 continue;
             };
-            view.lock().unwrap().apply(message);
+            // After a gap the tab asks for what it missed, as the dashboard does.
+            let resume = view.lock().unwrap().apply(message);
+            if let Some(resume) = resume {
+                if socket
+                    .send(Message::Text(resume.to_json().into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
         }
         view.lock().unwrap().connected = false;
         tokio::time::sleep(Duration::from_millis(50 + next(&mut seed) % 200)).await;

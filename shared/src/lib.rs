@@ -21,6 +21,8 @@
 //!   hashed sets of `validator/unique.rs`).
 //! - [`report`] — error codes (Frictionless names), errors, the [`Report`] and the [`Limits`].
 //! - [`protocol`] — WebSocket messages and job states.
+//! - [`follow`] — a client's bookkeeping of those messages: snapshot parts, sequence order,
+//!   resuming after a gap (the dashboard's and the tests' tabs).
 //! - [`format`] — sizes and counts as people read them ("1.2 MB", "5,000 errors").
 //! - [`http`] — the HTTP API's bodies, one type each for the server, dashboard and tests.
 //!
@@ -31,6 +33,7 @@
 
 mod clock;
 pub mod dialect;
+pub mod follow;
 pub mod format;
 pub mod http;
 pub mod protocol;

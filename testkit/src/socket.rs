@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use datavista_shared::follow::{Change, Follower};
 use datavista_shared::protocol::{ClientMessage, Job, JobState, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -178,47 +179,49 @@ impl Socket {
     }
 }
 
-/// One tab's picture of its owner's jobs, kept as the server's messages arrive: the snapshot
-/// replaces it, updates and removals change it, and `last_seq` is what to resume from.
+/// One tab's picture of its owner's jobs, kept as the server's messages arrive, by the same
+/// bookkeeping as the dashboard's ([`Follower`]): the snapshot replaces it, updates and
+/// removals change it in sequence order, and a gap asks the server for what was missed.
 #[derive(Default)]
 pub struct LiveView {
     pub jobs: HashMap<String, Job>,
-    /// Snapshot parts being collected.
-    incoming: Vec<Job>,
-    pub last_seq: Option<u64>,
+    follower: Follower,
     /// Greeted (hello seen) since the last connect.
     pub connected: bool,
 }
 
 impl LiveView {
-    pub fn apply(&mut self, message: ServerMessage) {
-        self.last_seq = Some(message.seq());
-        match message {
-            ServerMessage::Hello { .. } => self.connected = true,
-            ServerMessage::Snapshot {
-                part, last, jobs, ..
-            } => {
-                if part == 0 {
-                    self.incoming.clear();
-                }
-                self.incoming.extend(jobs);
-                if last {
-                    self.jobs = self.incoming.drain(..).map(|j| (j.id.clone(), j)).collect();
-                }
+    /// Take one message; returns what to send the server when something was missed.
+    pub fn apply(&mut self, message: ServerMessage) -> Option<ClientMessage> {
+        if let ServerMessage::Hello { .. } = message {
+            self.connected = true;
+        }
+        let step = self.follower.take(message);
+        match step.change {
+            Some(Change::ReplaceAll(jobs)) => {
+                self.jobs = jobs.into_iter().map(|j| (j.id.clone(), j)).collect();
             }
-            ServerMessage::JobUpdate { job, .. } => {
+            Some(Change::Upsert(job)) => {
                 self.jobs.insert(job.id.clone(), job);
             }
-            ServerMessage::JobRemoved { job_id, .. } => {
-                self.jobs.remove(&job_id);
+            Some(Change::Remove(id)) => {
+                self.jobs.remove(&id);
             }
-            ServerMessage::Error { .. } | ServerMessage::Pong { .. } => {}
+            None => {}
         }
+        step.resume
+    }
+
+    /// The highest sequence number applied (0 before the first snapshot or update).
+    pub fn last_seq(&self) -> u64 {
+        self.follower.last_seq()
     }
 
     /// The `/ws` query that resumes after what this view has seen.
     pub fn resume_query(&self) -> String {
-        self.last_seq
-            .map_or(String::new(), |seq| format!("?last_seq={seq}"))
+        match self.follower.last_seq() {
+            0 => String::new(),
+            seq => format!("?last_seq={seq}"),
+        }
     }
 }
