@@ -40,11 +40,6 @@ impl Client {
             .unwrap()
     }
 
-    /// GET `path` and read its JSON body.
-    pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        self.get(path).await.json().await.unwrap()
-    }
-
     /// GET `path`, expect 200 and read its body as `T` (one of `datavista_shared::http`).
     pub async fn get_typed<T: DeserializeOwned>(&self, path: &str) -> T {
         let response = self.get(path).await;
@@ -92,15 +87,6 @@ impl Client {
 
     pub async fn job(&self, id: &str) -> Job {
         self.get_typed(&format!("/api/uploads/{id}")).await
-    }
-
-    /// The JSON report of a job (`GET /api/uploads/{id}/report.json`).
-    pub async fn report_json(&self, id: &str) -> serde_json::Value {
-        self.get(&format!("/api/uploads/{id}/report.json"))
-            .await
-            .json()
-            .await
-            .unwrap()
     }
 
     /// The caller's first page of jobs, newest first (`GET /api/uploads`).
