@@ -582,6 +582,7 @@ async fn watch_bare(mut socket: Socket, mut stop: watch::Receiver<bool>) -> Seen
             Some(Ok(Message::Text(text))) => {
                 let received = now_ms();
                 seen.messages += 1;
+                // The floor's own frame (see `run_bare`), not DataVista's protocol.
                 if let Some(sent) = serde_json::from_str::<serde_json::Value>(&text)
                     .ok()
                     .and_then(|v| v["sent_ms"].as_f64())

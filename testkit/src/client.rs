@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use datavista_shared::http::{SchemaInfo, UploadsCreated};
+use datavista_shared::http::{ErrorBody, JobPage, SchemaInfo, SchemaList, UploadsCreated};
 use datavista_shared::protocol::Job;
+use datavista_shared::Report;
 use serde::de::DeserializeOwned;
 
 use crate::PATIENCE;
@@ -37,11 +38,6 @@ impl Client {
             .send()
             .await
             .unwrap()
-    }
-
-    /// GET `path` and read its JSON body.
-    pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        self.get(path).await.json().await.unwrap()
     }
 
     /// GET `path`, expect 200 and read its body as `T` (one of `datavista_shared::http`).
@@ -93,13 +89,20 @@ impl Client {
         self.get_typed(&format!("/api/uploads/{id}")).await
     }
 
-    /// The JSON report of a job (`GET /api/uploads/{id}/report.json`).
-    pub async fn report_json(&self, id: &str) -> serde_json::Value {
-        self.get(&format!("/api/uploads/{id}/report.json"))
+    /// The caller's first page of jobs, newest first (`GET /api/uploads`).
+    pub async fn jobs(&self) -> JobPage {
+        self.get_typed("/api/uploads").await
+    }
+
+    /// The shared schemas, then the caller's own (`GET /api/schemas`).
+    pub async fn schemas(&self) -> SchemaList {
+        self.get_typed("/api/schemas").await
+    }
+
+    /// The report of a finished job (`GET /api/uploads/{id}/report.json`).
+    pub async fn report(&self, id: &str) -> Report {
+        self.get_typed(&format!("/api/uploads/{id}/report.json"))
             .await
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Poll until the job is final (only used where no socket is open, e.g. across restarts).
@@ -126,6 +129,11 @@ pub fn upload_form(files: &[(&str, Vec<u8>)]) -> reqwest::multipart::Form {
                 reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()),
             )
         })
+}
+
+/// The body of a refusal (any status but 2xx): its `code` and `message`.
+pub async fn error_body(response: reqwest::Response) -> ErrorBody {
+    response.json().await.unwrap()
 }
 
 /// The id of the first file a 201 upload response accepted.

@@ -40,7 +40,7 @@ pub mod tokens;
 
 use std::time::Duration;
 
-pub use client::{created_id, created_ids, upload_form, Auth, Client};
+pub use client::{created_id, created_ids, error_body, upload_form, Auth, Client};
 pub use data::people_csv;
 pub use server::{begin_unfinished_upload, TestServer};
 pub use socket::{LiveView, Socket};

@@ -2,10 +2,12 @@
 //! or revoked token, another owner's ids, a foreign Origin. Nothing answers with someone
 //! else's data, and nothing another owner tries changes it.
 
+use datavista_shared::http::SchemaInfo;
 use datavista_shared::protocol::{ClientMessage, JobState, ServerMessage};
-use datavista_testkit::{create_token, created_id, revoke_token, Auth, Client, TestServer};
+use datavista_testkit::{
+    create_token, created_id, error_body, revoke_token, Auth, Client, TestServer,
+};
 use reqwest::Method;
-use serde_json::Value;
 
 /// Every API endpoint; `{job}` and `{schema}` are filled with the victim's ids.
 const ENDPOINTS: [(&str, &str); 11] = [
@@ -60,10 +62,7 @@ async fn every_endpoint_refuses_strangers_and_hides_other_owners_data() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let schema = response.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let schema = response.json::<SchemaInfo>().await.unwrap().id;
     let fill = |path: &str| path.replace("{job}", &job).replace("{schema}", &schema);
 
     let revoked_token = create_token(&server.data_dir, Some(&ada.owner));
@@ -103,9 +102,9 @@ async fn every_endpoint_refuses_strangers_and_hides_other_owners_data() {
             };
             let response = request(&stranger, method, &path).send().await.unwrap();
             assert_eq!(response.status(), 401, "{method} {path} with a {who}");
-            let body: Value = response.json().await.unwrap();
             assert_eq!(
-                body["code"], "unauthenticated",
+                error_body(response).await.code,
+                "unauthenticated",
                 "{method} {path} with a {who}"
             );
         }

@@ -2,25 +2,26 @@
 //! through the real server with its expected outcome. None may crash the server, hang a job
 //! or grow its memory past the validator's limits.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
+use datavista_shared::ErrorCode;
 use datavista_testkit::{created_id, TestServer};
-use serde_json::Value;
 
 /// What the report must say about one file.
 struct Case {
     name: &'static str,
     bytes: Vec<u8>,
     /// Exact error counts by code; empty means valid.
-    counts: &'static [(&'static str, u64)],
+    counts: &'static [(ErrorCode, u64)],
     /// The first sampled error's code and row, when there is one.
-    first: Option<(&'static str, Option<u64>)>,
+    first: Option<(ErrorCode, Option<u64>)>,
     /// Words the first error's message must contain (a person reads it).
     message_has: &'static str,
     rows: Option<u64>,
 }
 
-fn case(name: &'static str, bytes: Vec<u8>, counts: &'static [(&'static str, u64)]) -> Case {
+fn case(name: &'static str, bytes: Vec<u8>, counts: &'static [(ErrorCode, u64)]) -> Case {
     Case {
         name,
         bytes,
@@ -32,7 +33,7 @@ fn case(name: &'static str, bytes: Vec<u8>, counts: &'static [(&'static str, u64
 }
 
 impl Case {
-    fn first(mut self, code: &'static str, row: Option<u64>, message_has: &'static str) -> Case {
+    fn first(mut self, code: ErrorCode, row: Option<u64>, message_has: &'static str) -> Case {
         self.first = Some((code, row));
         self.message_has = message_has;
         self
@@ -89,58 +90,62 @@ fn corpus() -> Vec<Case> {
     }
 
     vec![
-        case("empty.csv", Vec::new(), &[("source-error", 1)]).first("source-error", None, "empty"),
+        case("empty.csv", Vec::new(), &[(ErrorCode::SourceError, 1)]).first(
+            ErrorCode::SourceError,
+            None,
+            "empty",
+        ),
         case("header-only.csv", b"id,name\n".to_vec(), &[]).rows(1),
         case("bom.csv", b"\xEF\xBB\xBFid,name\n1,Ada\n".to_vec(), &[]).rows(2),
         // Every other byte is NUL and the BOM is not UTF-8: the encoding error comes first and
         // names UTF-16; the rows it garbles add structural errors after it.
         case("utf16.csv", utf16le_with_bom("id,name\n1,Ada\n"), &[]).first(
-            "encoding-error",
+            ErrorCode::EncodingError,
             Some(1),
             "UTF-16",
         ),
         case(
             "latin1.csv",
             b"id,name\n1,caf\xE9\n".to_vec(),
-            &[("encoding-error", 1)],
+            &[(ErrorCode::EncodingError, 1)],
         )
-        .first("encoding-error", Some(2), "not valid UTF-8"),
+        .first(ErrorCode::EncodingError, Some(2), "not valid UTF-8"),
         // NUL is a valid UTF-8 character: the cell simply holds it.
         case("nul.csv", b"id,name\n1,a\x00b\n".to_vec(), &[]).rows(2),
         // Past the 16 MiB row limit the row is skipped, not buffered, and the next is checked.
-        case("huge-field.csv", huge_field, &[("source-error", 1)])
-            .first("source-error", Some(2), "larger than the row limit")
+        case("huge-field.csv", huge_field, &[(ErrorCode::SourceError, 1)])
+            .first(ErrorCode::SourceError, Some(2), "larger than the row limit")
             .rows(3),
         case("wide.csv", wide.into_bytes(), &[]).rows(2),
         case("tiny-rows.csv", tiny_rows, &[]).rows(10_000_001),
         case(
             "unbalanced.csv",
             b"id,name\n1,\"unclosed\n2,Bob\n".to_vec(),
-            &[("source-error", 1)],
+            &[(ErrorCode::SourceError, 1)],
         )
-        .first("source-error", Some(2), "closing quote is missing"),
+        .first(ErrorCode::SourceError, Some(2), "closing quote is missing"),
         case(
             "line-ends.csv",
             b"a,b\r\n1,2\n3,4\r5,6\r\n7,8,9\n".to_vec(),
-            &[("extra-cell", 1)],
+            &[(ErrorCode::ExtraCell, 1)],
         )
-        .first("extra-cell", Some(5), "extra cell")
+        .first(ErrorCode::ExtraCell, Some(5), "extra cell")
         .rows(5),
         case(
             "ragged.csv",
             b"a,b,c\n1,2\n1,2,3,4\n".to_vec(),
-            &[("missing-cell", 1), ("extra-cell", 1)],
+            &[(ErrorCode::MissingCell, 1), (ErrorCode::ExtraCell, 1)],
         )
-        .first("missing-cell", Some(2), "missing"),
+        .first(ErrorCode::MissingCell, Some(2), "missing"),
         case(
             "trailing-garbage.csv",
             b"a\n1\n\xFF\xFE\xFD".to_vec(),
-            &[("encoding-error", 1)],
+            &[(ErrorCode::EncodingError, 1)],
         )
-        .first("encoding-error", Some(3), "not valid UTF-8"),
-        case("picture.csv", png_like(), &[]).first("encoding-error", Some(1), "PNG image"),
+        .first(ErrorCode::EncodingError, Some(3), "not valid UTF-8"),
+        case("picture.csv", png_like(), &[]).first(ErrorCode::EncodingError, Some(1), "PNG image"),
         case("archive.csv", gzip(b"id,name\n1,Ada\n"), &[]).first(
-            "encoding-error",
+            ErrorCode::EncodingError,
             Some(1),
             "gzip",
         ),
@@ -158,31 +163,29 @@ async fn every_bad_input_gets_its_expected_report_and_the_server_stays_up() {
         assert_eq!(response.status(), 201, "{}", case.name);
         let id = created_id(response).await;
         let job = client.wait_final(&id).await;
-        let report: Value = client.report_json(&id).await;
+        let report = client.report(&id).await;
         let name = case.name;
-        let counts = report["error_counts"].as_object().unwrap();
         if !case.counts.is_empty() || case.first.is_none() {
-            let expected: serde_json::Map<String, Value> = case
-                .counts
-                .iter()
-                .map(|(code, n)| (code.to_string(), Value::from(*n)))
-                .collect();
-            assert_eq!(counts, &expected, "{name}: {report:#}");
+            let expected: BTreeMap<ErrorCode, u64> = case.counts.iter().copied().collect();
+            assert_eq!(report.error_counts, expected, "{name}: {report:#?}");
         }
         assert_eq!(
-            report["valid"],
+            report.valid,
             case.counts.is_empty() && case.first.is_none(),
             "{name}"
         );
-        assert_eq!(report["bytes"], case.bytes.len() as u64, "{name}");
+        assert_eq!(report.bytes, case.bytes.len() as u64, "{name}");
         if let Some(rows) = case.rows {
-            assert_eq!(report["rows"], rows, "{name}");
+            assert_eq!(report.rows, rows, "{name}");
         }
         if let Some((code, row)) = case.first {
-            let first = &report["errors"][0];
-            assert_eq!(first["code"], code, "{name}: {first:#}");
-            assert_eq!(first["row"].as_u64(), row, "{name}: {first:#}");
-            let message = first["message"].as_str().unwrap();
+            let first = report
+                .errors
+                .first()
+                .unwrap_or_else(|| panic!("{name}: no error in the sample"));
+            assert_eq!(first.code, code, "{name}: {first:#?}");
+            assert_eq!(first.row, row, "{name}: {first:#?}");
+            let message = &first.message;
             assert!(message.contains(case.message_has), "{name}: {message}");
         }
         assert!(job.state.is_final(), "{name}");

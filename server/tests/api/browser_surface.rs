@@ -6,8 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use datavista_shared::http::Session;
 use datavista_testkit::{created_id, Auth, TestServer, PATIENCE};
-use serde_json::Value;
 use sha2::Digest;
 
 /// Cells and a field name built to run as formulas when the CSV report is opened in a
@@ -30,41 +30,40 @@ async fn formulas_in_user_text_are_inert_in_the_csv_report() {
     )
     .await;
     client.wait_final(&id).await;
-    let report = client
-        .get_json(&format!("/api/uploads/{id}/report.json"))
-        .await;
-    let errors = report["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 8, "one error per row: {report:#}");
+    let report = client.report(&id).await;
+    let errors = &report.errors;
+    assert_eq!(errors.len(), 8, "one error per row: {report:#?}");
     assert_eq!(
-        errors[0]["cell"], "=HYPERLINK(\"https://evil.example\",\"x\")",
+        errors[0].cell.as_deref(),
+        Some("=HYPERLINK(\"https://evil.example\",\"x\")"),
         "the JSON report keeps the cell as it was"
     );
 
     // The CSV the report would be without the fix, with a quote before each formula start.
-    let inert = |value: &Value| {
-        let text = value.as_str().map(str::to_owned).unwrap_or_default();
+    let inert = |text: Option<&str>| {
+        let text = text.unwrap_or_default();
         if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{text}")
         } else {
-            text
+            text.to_owned()
         }
     };
-    let number = |value: &Value| value.as_u64().map(|n| n.to_string()).unwrap_or_default();
+    let number = |n: Option<u64>| n.map(|n| n.to_string()).unwrap_or_default();
     let mut expected = csv::Writer::from_writer(Vec::new());
     let header = "row,line,byte_offset,field_number,field_name,code,constraint,cell,message";
     expected.write_record(header.split(',')).unwrap();
     for e in errors {
         expected
             .write_record([
-                number(&e["row"]),
-                number(&e["line"]),
-                number(&e["byte_offset"]),
-                number(&e["field_number"]),
-                inert(&e["field_name"]),
-                inert(&e["code"]),
-                inert(&e["constraint"]),
-                inert(&e["cell"]),
-                inert(&e["message"]),
+                number(e.row),
+                number(e.line),
+                number(e.byte_offset),
+                number(e.field_number.map(|n| n as u64)),
+                inert(e.field_name.as_deref()),
+                inert(Some(e.code.as_str())),
+                inert(e.constraint.as_deref()),
+                inert(e.cell.as_deref()),
+                inert(Some(&e.message)),
             ])
             .unwrap();
     }
@@ -231,8 +230,8 @@ async fn any_correctly_signed_cookie_of_our_name_is_the_session() {
             response.headers().get("set-cookie").is_none(),
             "no new session for {cookies}"
         );
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["owner"], ada.owner.as_str(), "{cookies}");
+        let body: Session = response.json().await.unwrap();
+        assert_eq!(body.owner, ada.owner, "{cookies}");
     }
 }
 

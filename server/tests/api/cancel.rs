@@ -1,8 +1,8 @@
 //! Cancelling a job, by DELETE or over the socket, and the reports of cancelled jobs.
 
+use datavista_shared::http::UploadsCreated;
 use datavista_shared::protocol::{ClientMessage, JobState, ServerMessage};
 use datavista_testkit::{created_id, people_csv, TestServer, PATIENCE};
-use serde_json::Value;
 
 use crate::helpers::{first_update_named, SlowUpload};
 
@@ -91,8 +91,8 @@ async fn reports_of_cancelled_jobs_and_foreign_sequence_numbers() {
     let response = slow.finish().await.unwrap();
     assert_eq!(response.status(), 201);
     assert_eq!(
-        response.json::<Value>().await.unwrap()["uploads"][0]["state"],
-        "cancelled"
+        response.json::<UploadsCreated>().await.unwrap().uploads[0].state,
+        JobState::Cancelled
     );
     let response = ada.get(&format!("/api/uploads/{id}/report.json")).await;
     assert_eq!(

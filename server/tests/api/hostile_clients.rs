@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use datavista_testkit::{created_id, Auth, Client, TestServer, PATIENCE};
+use datavista_shared::http::{JobPage, SchemaInfo};
+use datavista_testkit::{created_id, error_body, Auth, Client, TestServer, PATIENCE};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,10 +93,8 @@ async fn a_body_longer_than_its_content_length_leaves_no_file_and_no_stuck_job()
     tcp.write_all(body.as_bytes()).await.unwrap();
     let answer = read_until_closed(&mut tcp).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
-    let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
-    for job in list["uploads"].as_array().unwrap() {
-        let id = job["id"].as_str().unwrap();
-        let job = ada.wait_final(id).await;
+    for job in ada.jobs().await.uploads {
+        let job = ada.wait_final(&job.id).await;
         assert_ne!(
             job.state,
             datavista_shared::protocol::JobState::Valid,
@@ -122,10 +121,7 @@ async fn schema_bombs_get_clear_errors() {
     let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     let response = post(deep.into_bytes()).await.unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "invalid_schema"
-    );
+    assert_eq!(error_body(response).await.code, "invalid_schema");
 
     let response = post(vec![b' '; 2 << 20]).await.unwrap();
     assert_eq!(response.status(), 413);
@@ -135,7 +131,7 @@ async fn schema_bombs_get_clear_errors() {
         r#"{"fields": [{"name": "a", "constraints": {"pattern": "(?:a{1000}){1000}"}}]}"#;
     let response = post(huge_pattern.into()).await.unwrap();
     assert_eq!(response.status(), 400);
-    let message = response.json::<Value>().await.unwrap()["message"].to_string();
+    let message = error_body(response).await.message;
     assert!(message.contains("pattern"), "{message}");
 
     // A big but honest schema is fine: 20,000 fields, a 50,000-value enum.
@@ -164,8 +160,7 @@ async fn patterns_built_to_backtrack_run_in_linear_time() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let id: Value = response.json().await.unwrap();
-    let schema_id = id["id"].as_str().unwrap();
+    let schema_id = &response.json::<SchemaInfo>().await.unwrap().id;
     let mut csv = b"s\n".to_vec();
     for _ in 0..200 {
         csv.extend(std::iter::repeat_n(b'a', 5_000));
@@ -269,9 +264,9 @@ async fn ten_thousand_tiny_uploads_are_each_accepted_or_told_to_wait() {
     for id in accepted.iter().rev().take(50) {
         assert!(ada.wait_final(id).await.state.is_final());
     }
-    let list: Value = ada.get("/api/uploads?limit=1").await.json().await.unwrap();
+    let list: JobPage = ada.get_typed("/api/uploads?limit=1").await;
     assert_eq!(
-        list["total"],
+        list.total,
         accepted.len() as u64,
         "every accepted upload is listed once"
     );

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::JobState;
-use datavista_testkit::{begin_unfinished_upload, created_id, Client, TestServer};
+use datavista_testkit::{begin_unfinished_upload, created_id, error_body, Client, TestServer};
 use serde_json::{json, Value};
 
 /// Someone else using the server during an attack: `/healthz` every 50 ms.
@@ -70,10 +70,7 @@ async fn add_schema(client: &Client, schema: &Value) -> reqwest::Response {
 }
 
 async fn message(response: reqwest::Response) -> String {
-    response.json::<Value>().await.unwrap()["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    error_body(response).await.message
 }
 
 #[tokio::test]
@@ -195,13 +192,8 @@ async fn concurrent_schema_adds_never_pass_the_cap() {
         }
     }
     assert_eq!(created, 200);
-    let listed = client.get_json("/api/schemas").await;
-    let own = listed["schemas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["shared"] == false)
-        .count();
+    let listed = client.schemas().await;
+    let own = listed.schemas.iter().filter(|s| !s.shared).count();
     assert_eq!(own, 200);
 }
 
@@ -405,12 +397,12 @@ async fn an_upload_that_dribbles_past_its_deadline_is_failed() {
     }
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
-    let jobs = client.get_json("/api/uploads").await;
-    let job = &jobs["uploads"][0];
-    assert_eq!(job["state"], "failed");
+    let jobs = client.jobs().await;
+    let job = &jobs.uploads[0];
+    assert_eq!(job.state, JobState::Failed);
     assert_eq!(
-        job["reason"],
-        "the upload took longer than the 0 minutes allowed"
+        job.reason.as_deref(),
+        Some("the upload took longer than the 0 minutes allowed")
     );
 }
 
@@ -457,13 +449,8 @@ async fn an_owner_keeps_the_newest_finished_jobs_and_tabs_see_the_oldest_go() {
         client.wait_final(&id).await;
         ids.push(id);
     }
-    let listed = client.get_json("/api/uploads").await;
-    let kept: Vec<_> = listed["uploads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["id"].as_str().unwrap().to_owned())
-        .collect();
+    let listed = client.jobs().await;
+    let kept: Vec<_> = listed.uploads.into_iter().map(|job| job.id).collect();
     assert_eq!(kept, [ids[4].clone(), ids[3].clone(), ids[2].clone()]);
     let mut removed = Vec::new();
     while removed.len() < 2 {
@@ -578,6 +565,5 @@ async fn a_form_field_that_stalls_gets_408_and_holds_nothing() {
         answer.contains("a text field of the form did not arrive in time"),
         "{answer}"
     );
-    let jobs = client.get_json("/api/uploads").await;
-    assert_eq!(jobs["total"], 0, "no job was made");
+    assert_eq!(client.jobs().await.total, 0, "no job was made");
 }

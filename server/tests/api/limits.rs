@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use datavista_testkit::{people_csv, TestServer};
-use serde_json::Value;
+use datavista_shared::http::ErrorBody;
+use datavista_shared::protocol::JobState;
+use datavista_testkit::{error_body, people_csv, TestServer};
 
 use crate::helpers::{first_update_named, SlowUpload};
 
@@ -15,22 +16,18 @@ async fn an_oversized_upload_gets_413_and_leaves_nothing_on_disk() {
         .upload(Some("people"), &[("big.csv", people_csv(200, 0))])
         .await;
     assert_eq!(response.status(), 413);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "file_too_large");
+    let body = error_body(response).await;
+    assert_eq!(body.code, "file_too_large");
     assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("larger than the 1000 bytes limit"),
-        "{body}"
+        body.message.contains("larger than the 1000 bytes limit"),
+        "{body:?}"
     );
     assert!(
         server.stored_uploads_settled().is_empty(),
         "{:?}",
         server.stored_uploads_settled()
     );
-    let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
-    assert_eq!(list["uploads"][0]["state"], "failed");
+    assert_eq!(ada.jobs().await.uploads[0].state, JobState::Failed);
 }
 
 #[tokio::test]
@@ -47,10 +44,7 @@ async fn too_many_concurrent_uploads_get_429() {
         .await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "5");
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "too_many_uploads"
-    );
+    assert_eq!(error_body(response).await.code, "too_many_uploads");
     assert_eq!(slow.finish().await.unwrap().status(), 201);
 }
 
@@ -67,8 +61,9 @@ async fn an_owner_past_the_connection_limit_gets_429_with_retry_after() {
         Err(WsError::Http(response)) => {
             assert_eq!(response.status(), 429);
             assert_eq!(response.headers()["retry-after"], "30");
-            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            assert_eq!(body["code"], "too_many_connections");
+            let body: ErrorBody =
+                serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body.code, "too_many_connections");
         }
         Err(other) => panic!("expected a 429 refusal, got {other}"),
         Ok(_) => panic!("a third connection was accepted"),
@@ -96,9 +91,6 @@ async fn low_disk_space_refuses_uploads_with_507() {
     let ada = server.session().await;
     let response = ada.upload(None, &[("a.csv", b"a\n1\n".to_vec())]).await;
     assert_eq!(response.status(), 507);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "insufficient_storage"
-    );
+    assert_eq!(error_body(response).await.code, "insufficient_storage");
     assert!(server.stored_uploads_settled().is_empty());
 }

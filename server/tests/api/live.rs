@@ -1,9 +1,10 @@
 //! Live status: every state of a job reaches every tab of its owner, in order, and no one
 //! else's; a tab that reconnects or falls behind gets what it missed.
 
+use datavista_shared::http::ErrorPage;
 use datavista_shared::protocol::{ClientMessage, JobState, ProtocolErrorCode, ServerMessage};
-use datavista_testkit::{created_id, created_ids, people_csv, TestServer, PATIENCE};
-use serde_json::Value;
+use datavista_shared::ErrorCode;
+use datavista_testkit::{created_id, created_ids, error_body, people_csv, TestServer, PATIENCE};
 
 use crate::helpers::assert_life_cycle;
 
@@ -33,19 +34,16 @@ async fn valid_and_invalid_files_report_every_state_live() {
     assert_life_cycle(&states, JobState::Invalid);
     assert_eq!(job.error_counts.values().sum::<u64>(), 50);
 
-    let page: Value = ada
-        .get(&format!("/api/uploads/{id}/errors?offset=0&limit=2"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(page["error_total"], 50);
-    assert_eq!(page["errors"].as_array().unwrap().len(), 2);
+    let page: ErrorPage = ada
+        .get_typed(&format!("/api/uploads/{id}/errors?offset=0&limit=2"))
+        .await;
+    assert_eq!(page.error_total, 50);
+    assert_eq!(page.errors.len(), 2);
     assert_eq!(
-        page["errors"][0]["message"],
+        page.errors[0].message,
         "row 11, field 'age': 'x' is not an integer"
     );
-    assert_eq!(page["errors"][1]["row"], 21);
+    assert_eq!(page.errors[1].row, Some(21));
 
     let csv = ada
         .get(&format!("/api/uploads/{id}/report.csv"))
@@ -56,13 +54,13 @@ async fn valid_and_invalid_files_report_every_state_live() {
     assert_eq!(csv.lines().count(), 51, "a header and one line per error");
     assert!(csv
         .starts_with("row,line,byte_offset,field_number,field_name,code,constraint,cell,message"));
-    let report: Value = ada.report_json(&id).await;
-    assert_eq!(report["valid"], false);
-    assert_eq!(report["error_counts"]["type-error"], 50);
+    let report = ada.report(&id).await;
+    assert!(!report.valid);
+    assert_eq!(report.count(ErrorCode::TypeError), 50);
 
-    let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
-    assert_eq!(list["total"], 2);
-    assert_eq!(list["uploads"][0]["file_name"], "bad.csv", "newest first");
+    let list = ada.jobs().await;
+    assert_eq!(list.total, 2);
+    assert_eq!(list.uploads[0].file_name, "bad.csv", "newest first");
     assert!(
         server.stored_uploads_settled().is_empty(),
         "the report holds the findings; uploaded files are not kept"
@@ -108,16 +106,13 @@ async fn every_tab_of_an_owner_sees_updates_and_other_owners_see_nothing() {
     ] {
         let response = bob.get(&path).await;
         assert_eq!(response.status(), 404, "{path}");
-        assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_found");
+        assert_eq!(error_body(response).await.code, "not_found");
     }
     assert_eq!(
         bob.delete(&format!("/api/uploads/{id}")).await.status(),
         404
     );
-    assert_eq!(
-        bob.get("/api/uploads").await.json::<Value>().await.unwrap()["total"],
-        0
-    );
+    assert_eq!(bob.jobs().await.total, 0);
     bobs.send(&ClientMessage::Cancel { job_id: id.clone() })
         .await;
     assert!(matches!(

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use datavista_shared::http::Session;
 use datavista_shared::protocol::{ClientMessage, Job, JobState, ServerMessage};
 use datavista_testkit::postgres::TestPostgres;
 use datavista_testkit::redis::TestRedis;
@@ -159,8 +160,8 @@ async fn jobs_reach_tabs_on_every_node() {
     // A browser session begun on one node is the same owner on the other (shared key).
     let browser = node1.session().await;
     let on_node2 = browser.on(node2).get("/api/session").await;
-    let seen: serde_json::Value = on_node2.json().await.unwrap();
-    assert_eq!(seen["owner"], browser.owner.as_str());
+    let seen: Session = on_node2.json().await.unwrap();
+    assert_eq!(seen.owner, browser.owner);
 
     // Redis restarts: messages in flight are lost. Each node resubscribes and resynchronises
     // its tabs from the database, so the next final state still arrives (live or in a
@@ -305,10 +306,7 @@ async fn validated_bytes(node: &TestServer) -> u64 {
 async fn forged_bus_messages_are_dropped() {
     let cluster = Cluster::start();
     let on1 = cluster.client(0);
-    let owner = on1.get_json("/api/session").await["owner"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let owner = on1.get_typed::<Session>("/api/session").await.owner;
     let mut tab = on1.socket("").await;
     tab.greeting().await;
     let big = [("big.csv", people_csv(400_000, 1_000))];

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use datavista_shared::protocol::JobState;
+use datavista_shared::ErrorCode;
 use datavista_testkit::s3::TestS3;
 use datavista_testkit::{created_id, people_csv, TestServer, PATIENCE};
-use serde_json::Value;
 
 const PREFIX: &str = "tenants/acme";
 
@@ -56,11 +56,9 @@ async fn uploads_and_reports_live_in_the_bucket() {
     assert_eq!(job.progress.rows, 500_001);
     assert_eq!(job.error_counts.values().sum::<u64>(), 500);
 
-    let report: Value = ada
-        .get_json(&format!("/api/uploads/{id}/report.json"))
-        .await;
-    assert_eq!(report["bytes"], csv.len() as u64);
-    assert_eq!(report["error_counts"]["type-error"], 500);
+    let report = ada.report(&id).await;
+    assert_eq!(report.bytes, csv.len() as u64);
+    assert_eq!(report.count(ErrorCode::TypeError), 500);
     let reports = s3.objects(&format!("{PREFIX}/reports"));
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert!(
@@ -73,9 +71,7 @@ async fn uploads_and_reports_live_in_the_bucket() {
     server.terminate();
     let server = start(&s3, &data_dir);
     let ada = ada.on(&server);
-    let again: Value = ada
-        .get_json(&format!("/api/uploads/{id}/report.json"))
-        .await;
+    let again = ada.report(&id).await;
     assert_eq!(again, report);
     assert_eq!(
         ada.delete(&format!("/api/uploads/{id}")).await.status(),
@@ -95,12 +91,13 @@ async fn an_interrupted_upload_leaves_no_object_and_no_parts() {
         datavista_testkit::begin_unfinished_upload(&server, &ada, &people_csv(700_000, 0)).await;
     let deadline = Instant::now() + PATIENCE;
     let id = loop {
-        let list = ada.get_json("/api/uploads").await;
-        let uploaded = list["uploads"][0]["progress"]["bytes_done"]
-            .as_u64()
-            .unwrap_or(0);
+        let list = ada.jobs().await;
+        let uploaded = list
+            .uploads
+            .first()
+            .map_or(0, |job| job.progress.bytes_done);
         if uploaded > 20 << 20 && parts_in_flight(&s3) > 0 {
-            break list["uploads"][0]["id"].as_str().unwrap().to_owned();
+            break list.uploads[0].id.clone();
         }
         assert!(Instant::now() < deadline, "the upload never got going");
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -1,7 +1,6 @@
 //! Operating the server: health, metrics, SIGTERM, and serving the dashboard's files.
 
-use datavista_testkit::{created_id, TestServer};
-use serde_json::Value;
+use datavista_testkit::{created_id, error_body, TestServer};
 
 #[tokio::test]
 async fn health_metrics_and_sigterm() {
@@ -74,7 +73,7 @@ async fn serves_the_dashboard_with_a_page_fallback_and_json_errors_for_the_api()
         let response = ada.request(method.clone(), path).send().await.unwrap();
         assert_eq!(response.status(), 404, "{method} {path}");
         assert_eq!(
-            response.json::<Value>().await.unwrap()["code"],
+            error_body(response).await.code,
             "not_found",
             "{method} {path}"
         );
@@ -90,8 +89,5 @@ async fn serves_the_dashboard_with_a_page_fallback_and_json_errors_for_the_api()
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "file_too_large"
-    );
+    assert_eq!(error_body(response).await.code, "file_too_large");
 }

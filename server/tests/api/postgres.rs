@@ -3,9 +3,9 @@
 //! SQLite file appears.
 
 use datavista_shared::protocol::JobState;
+use datavista_shared::ErrorCode;
 use datavista_testkit::postgres::TestPostgres;
 use datavista_testkit::{create_token_with, created_id, people_csv, Client, TestServer};
-use serde_json::Value;
 
 #[tokio::test]
 async fn the_server_keeps_its_jobs_in_postgres() {
@@ -46,15 +46,15 @@ async fn the_server_keeps_its_jobs_in_postgres() {
     server.terminate();
     let server = TestServer::start_in(&data_dir, &database);
     let client = Client::with_token(&server, &token);
-    let list: Value = client.get("/api/uploads").await.json().await.unwrap();
-    assert_eq!(list["total"], 1);
-    assert_eq!(list["uploads"][0]["state"], "invalid");
-    let report: Value = client.report_json(&id).await;
-    assert_eq!(report["error_counts"]["type-error"], 20);
-    let schemas: Value = client.get("/api/schemas").await.json().await.unwrap();
+    let list = client.jobs().await;
+    assert_eq!(list.total, 1);
+    assert_eq!(list.uploads[0].state, JobState::Invalid);
+    let report = client.report(&id).await;
+    assert_eq!(report.count(ErrorCode::TypeError), 20);
+    let schemas = client.schemas().await;
     assert!(
-        schemas.to_string().contains("\"ids\""),
-        "the added schema is listed: {schemas}"
+        schemas.schemas.iter().any(|s| s.name == "ids"),
+        "the added schema is listed: {schemas:?}"
     );
     // A reconnecting tab resumes from the sequence number the database kept.
     let mut socket = client.socket("").await;

@@ -1,21 +1,17 @@
 //! Schemas: listed, added and used per owner; `--schema-dir` files offered to everyone.
 
+use datavista_shared::http::SchemaInfo;
 use datavista_shared::protocol::JobState;
-use datavista_testkit::{created_id, TestServer};
-use serde_json::Value;
+use datavista_shared::Schema;
+use datavista_testkit::{created_id, error_body, TestServer};
 
 #[tokio::test]
 async fn schemas_can_be_listed_added_and_used() {
     let server = TestServer::start(&[]);
     let ada = server.session().await;
     let bob = server.session().await;
-    let list: Value = ada.get("/api/schemas").await.json().await.unwrap();
-    let ids: Vec<&str> = list["schemas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+    let list = ada.schemas().await;
+    let ids: Vec<&str> = list.schemas.iter().map(|s| s.id.as_str()).collect();
     assert!(
         ids.contains(&"people") && ids.contains(&"orders"),
         "{ids:?}"
@@ -28,12 +24,9 @@ async fn schemas_can_be_listed_added_and_used() {
         .await
         .unwrap();
     assert_eq!(broken.status(), 400);
-    let body: Value = broken.json().await.unwrap();
-    assert_eq!(body["code"], "invalid_schema");
-    assert_eq!(
-        body["message"],
-        "field 'a': type 'geojson' is not supported"
-    );
+    let body = error_body(broken).await;
+    assert_eq!(body.code, "invalid_schema");
+    assert_eq!(body.message, "field 'a': type 'geojson' is not supported");
 
     const SCORES: &str = r#"{"fields": [
         {"name": "score", "type": "integer", "constraints": {"maximum": 10}},
@@ -46,18 +39,17 @@ async fn schemas_can_be_listed_added_and_used() {
         .await
         .unwrap();
     assert_eq!(added.status(), 201);
-    let schema_id = added.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let body: Value = ada
+    let schema_id = added.json::<SchemaInfo>().await.unwrap().id;
+    let body = ada
         .get(&format!("/api/schemas/{schema_id}"))
         .await
-        .json()
+        .text()
         .await
         .unwrap();
+    // Read as the dashboard reads it for its pre-check: the Table Schema, not a body of `http`.
     assert_eq!(
-        body["fields"][0]["name"], "score",
+        Schema::from_json(&body).unwrap().fields[0].name,
+        "score",
         "the schema JSON itself, for the dashboard's pre-check"
     );
     assert_eq!(
@@ -74,7 +66,7 @@ async fn schemas_can_be_listed_added_and_used() {
         "application/octet-stream"
     );
     let patterns = patterns.bytes().await.unwrap();
-    let browser_copy = datavista_shared::schema::Schema::from_json(SCORES).unwrap();
+    let browser_copy = Schema::from_json(SCORES).unwrap();
     assert_eq!(browser_copy.load_compiled_patterns(&patterns), Ok(1));
     let player = browser_copy.fields[1].constraints.pattern.as_ref().unwrap();
     assert!(player.is_match("P-123") && !player.is_match("P-12"));
@@ -121,14 +113,13 @@ async fn schema_dir_files_are_offered_to_everyone() {
     std::fs::write(dir.path().join("cities.json"), r#"{"title": "Cities", "fields": [{"name": "city"}, {"name": "population", "type": "integer"}]}"#).unwrap();
     let server = TestServer::start(&["--schema-dir", dir.path().to_str().unwrap()]);
     let ada = server.session().await;
-    let list: Value = ada.get("/api/schemas").await.json().await.unwrap();
-    let cities = list["schemas"]
-        .as_array()
-        .unwrap()
+    let list = ada.schemas().await;
+    let cities = list
+        .schemas
         .iter()
-        .find(|s| s["id"] == "cities")
+        .find(|s| s.id == "cities")
         .expect("the dir's schema is listed");
-    assert_eq!(cities["name"], "Cities");
+    assert_eq!(cities.name, "Cities");
     let id = created_id(
         ada.upload(
             Some("cities"),

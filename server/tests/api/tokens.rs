@@ -4,17 +4,23 @@
 //! owner's uploads), bad and revoked ones are refused, and `token create` can run while the
 //! server starts on a fresh data dir.
 
+use datavista_shared::http::{ErrorBody, Session};
 use datavista_shared::protocol::JobState;
 use datavista_testkit::{
-    create_token, create_token_with, created_id, revoke_token, token_command, Auth, Client,
-    TestServer,
+    create_token, create_token_with, created_id, error_body, revoke_token, token_command, Auth,
+    Client, TestServer,
 };
-use serde_json::Value;
 
-/// `GET /api/session` with `token`: (status, body).
-async fn session_with(server: &TestServer, token: &str) -> (u16, serde_json::Value) {
+/// `GET /api/session` with `token`: (status, the session, or the refusal's body).
+async fn session_with(server: &TestServer, token: &str) -> (u16, Result<Session, ErrorBody>) {
     let response = Client::with_token(server, token).get("/api/session").await;
-    (response.status().as_u16(), response.json().await.unwrap())
+    let status = response.status().as_u16();
+    let body = if response.status().is_success() {
+        Ok(response.json().await.unwrap())
+    } else {
+        Err(error_body(response).await)
+    };
+    (status, body)
 }
 
 #[tokio::test]
@@ -51,8 +57,8 @@ async fn revoke_reads_the_token_from_stdin_or_a_file_never_from_argv() {
     assert_eq!(revoke_token(dir, &format!("{on_stdin}\n")), Some(0));
     let (status, body) = session_with(&server, &on_stdin).await;
     assert_eq!(
-        (status, body["message"].as_str()),
-        (401, Some("unknown or revoked token"))
+        (status, body.err().map(|refusal| refusal.message)),
+        (401, Some("unknown or revoked token".to_owned()))
     );
 
     let file = dir.join("token.txt");
@@ -120,11 +126,15 @@ async fn an_expired_token_gets_401_and_says_so() {
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
 
     let (status, body) = session_with(&server, &expired).await;
+    let refusal = body.err();
     assert_eq!(
-        (status, body["code"].as_str()),
+        (
+            status,
+            refusal.as_ref().map(|refusal| refusal.code.as_str())
+        ),
         (401, Some("unauthenticated"))
     );
-    let message = body["message"].as_str().unwrap();
+    let message = refusal.unwrap().message;
     assert!(message.contains("expired at"), "{message}");
     assert_eq!(session_with(&server, &valid).await.0, 200);
     let socket = Client::with_token(&server, &expired)
@@ -159,10 +169,7 @@ async fn tokens_authenticate_scripts_and_bad_ones_are_refused() {
     let forged = Client::with_token(&server, "dv_not-a-real-token");
     let response = forged.get("/api/uploads").await;
     assert_eq!(response.status(), 401);
-    assert_eq!(
-        response.json::<Value>().await.unwrap()["code"],
-        "unauthenticated"
-    );
+    assert_eq!(error_body(response).await.code, "unauthenticated");
     assert!(
         forged.socket_with_origin("", None).await.is_err(),
         "no WebSocket with a bad token"

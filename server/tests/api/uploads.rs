@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use datavista_shared::http::UploadsCreated;
 use datavista_shared::protocol::JobState;
 use datavista_testkit::{created_ids, people_csv, TestServer, PATIENCE};
-use serde_json::Value;
 
 #[tokio::test]
 async fn several_files_in_one_request() {
@@ -34,8 +34,8 @@ async fn hostile_file_names_are_only_labels() {
     ] {
         let response = ada.upload(None, &[(name, b"a\n1\n".to_vec())]).await;
         assert_eq!(response.status(), 201, "{name}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(body["uploads"][0]["file_name"], shown.as_str());
+        let body: UploadsCreated = response.json().await.unwrap();
+        assert_eq!(body.uploads[0].file_name, shown);
     }
     for stored in server.stored_uploads() {
         let stem = stored.strip_suffix(".csv").unwrap();
@@ -56,9 +56,8 @@ async fn an_upload_aborted_by_the_client_ends_cancelled_without_a_partial_file()
     // Wait until the server has the job, then vanish.
     let deadline = std::time::Instant::now() + PATIENCE;
     let id = loop {
-        let list: Value = ada.get("/api/uploads").await.json().await.unwrap();
-        if let Some(id) = list["uploads"][0]["id"].as_str() {
-            break id.to_owned();
+        if let Some(job) = ada.jobs().await.uploads.into_iter().next() {
+            break job.id;
         }
         assert!(std::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(50)).await;

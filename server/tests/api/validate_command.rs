@@ -98,6 +98,7 @@ fn json_output_holds_one_report_per_file() {
         &["--json"],
     );
     assert_eq!(output.status.code(), Some(1));
+    // The command's own output, not an HTTP body: read by key, as a script reads it.
     let reports: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(reports[0]["report"]["valid"], true);
     assert_eq!(reports[1]["report"]["error_counts"]["type-error"], 1);

@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use datavista_shared::protocol::{ClientMessage, ProtocolErrorCode, ServerMessage};
-use datavista_testkit::{TestServer, PATIENCE};
+use datavista_testkit::{error_body, TestServer, PATIENCE};
 use futures_util::StreamExt;
-use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -90,12 +89,8 @@ async fn a_websocket_from_a_foreign_origin_is_refused() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
-    assert_eq!(forged.json::<Value>().await.unwrap()["code"], "forbidden");
-    assert_eq!(
-        ada.get("/api/uploads").await.json::<Value>().await.unwrap()["total"],
-        0,
-        "nothing was created"
-    );
+    assert_eq!(error_body(forged).await.code, "forbidden");
+    assert_eq!(ada.jobs().await.total, 0, "nothing was created");
 }
 
 #[tokio::test]
