@@ -134,15 +134,22 @@ mod tests {
         std::thread::sleep(STARVATION_WINDOW + Duration::from_millis(20));
         assert!(waiting.starved());
 
-        let working = CpuShare::start();
-        let mut spins = 0u64;
-        while working.wall.elapsed() < STARVATION_WINDOW + Duration::from_millis(20) {
-            spins = std::hint::black_box(spins + 1);
+        // A thread that works through a window is not starved. On a machine loaded past its
+        // cores a busy thread really can get under a quarter of one (and is rightly judged
+        // starved), so it gets a few windows to find the CPU in one of them.
+        let mut judged = Vec::new();
+        for _ in 0..10 {
+            let working = CpuShare::start();
+            let mut spins = 0u64;
+            while working.wall.elapsed() < STARVATION_WINDOW + Duration::from_millis(20) {
+                spins = std::hint::black_box(spins + 1);
+            }
+            if !working.starved() {
+                return;
+            }
+            judged.push(spins);
         }
-        assert!(
-            !working.starved(),
-            "busy for {spins} spins, yet judged starved"
-        );
+        panic!("busy in ten windows ({judged:?} spins), yet judged starved in each");
     }
 
     #[tokio::test]
