@@ -3,7 +3,8 @@
 //!
 //! - `cargo xtask test` — install what the tests need when it is missing, then run every test:
 //!   the workspace's unit, property and integration tests, the WebAssembly tests in headless
-//!   Chromium, and the end-to-end test of the release dashboard against the real server.
+//!   Chromium, the differential test against frictionless-py (pinned, in a venv under target/),
+//!   and the end-to-end test of the release dashboard against the real server.
 //! - `cargo xtask run` — install what is missing, build the dashboard and the server in
 //!   release mode, and start `datavista serve` on http://127.0.0.1:8080.
 //! - `cargo xtask dist` — build the dashboard (`trunk build --release`) and print its size.
@@ -57,6 +58,24 @@ fn main() -> ExitCode {
 fn test() -> Result<(), String> {
     step("native tests: unit, property, integration, command line, server");
     run(Command::new(cargo()).args(["test", "--workspace"]))?;
+    step(&format!(
+        "differential test against frictionless-py {} (target/frictionless-venv)",
+        tools::FRICTIONLESS_VERSION
+    ));
+    run(Command::new(cargo())
+        .args([
+            "test",
+            "-p",
+            "datavista-shared",
+            "--test",
+            "frictionless_parity",
+            "--",
+            "--ignored",
+        ])
+        .env(
+            "DATAVISTA_FRICTIONLESS",
+            tools::frictionless_venv().join("bin/frictionless"),
+        ))?;
     step("WebAssembly tests in headless Chromium");
     run(Command::new(cargo()).args([
         "test",

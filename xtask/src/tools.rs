@@ -1,6 +1,6 @@
 //! Installing the pinned tools, only when they are missing or of another version, so a
-//! second run costs a few version checks. Everything comes from crates.io or Debian's
-//! packages: nothing is downloaded from anywhere else.
+//! second run costs a few version checks. Everything comes from crates.io, npm, PyPI (through
+//! pip, for frictionless-py) or Debian's packages: nothing is downloaded from anywhere else.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +18,10 @@ pub const BINARYEN_VERSION: &str = "132.0.0";
 pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 /// The S3-compatible server the storage tests run against (0.15 needs a newer rustc).
 pub const S3S_FS_VERSION: &str = "0.14.1";
+/// frictionless-py, the reference of the differential test (shared/tests/frictionless_parity.rs);
+/// it and everything it pulls in are pinned in xtask/frictionless-requirements.txt.
+pub const FRICTIONLESS_VERSION: &str = "5.21.0";
+const FRICTIONLESS_REQUIREMENTS: &str = include_str!("../frictionless-requirements.txt");
 /// The wasm-bindgen-cli lockfile pins a webpki-roots release the registry does not serve;
 /// this one builds the same CLI.
 const WEBPKI_ROOTS_FIX: &str = "1.0.10";
@@ -26,7 +30,8 @@ pub fn ensure_test_tools() -> Result<(), String> {
     ensure_build_tools()?;
     ensure_cargo_fuzz()?;
     ensure_s3s_fs()?;
-    ensure_debian_packages()
+    ensure_debian_packages()?;
+    ensure_frictionless()
 }
 
 fn ensure_s3s_fs() -> Result<(), String> {
@@ -204,9 +209,14 @@ fn ensure_debian_packages() -> Result<(), String> {
     if missing.is_empty() {
         return Ok(());
     }
+    apt_install(&missing)
+}
+
+/// `apt-get install` of Debian packages (through sudo unless root), after `apt-get update`.
+fn apt_install(packages: &[&str]) -> Result<(), String> {
     step(&format!(
         "installing {} from Debian's packages",
-        missing.join(", ")
+        packages.join(", ")
     ));
     let root = output("id", &["-u"]).is_some_and(|id| id.trim() == "0");
     let apt = |args: &[&str]| {
@@ -222,7 +232,67 @@ fn ensure_debian_packages() -> Result<(), String> {
         run(&mut command)
     };
     apt(&["update"])?;
-    apt(&[&["install", "-y", "--no-install-recommends"][..], &missing].concat())
+    apt(&[&["install", "-y", "--no-install-recommends"][..], packages].concat())
+}
+
+/// The virtual environment the differential test takes frictionless-py from (git-ignored).
+pub fn frictionless_venv() -> PathBuf {
+    crate::workspace().join("target/frictionless-venv")
+}
+
+/// frictionless-py at exactly the pinned versions, in [`frictionless_venv`]: made with
+/// `python3 -m venv` (Debian keeps that in `python3-venv`, installed when it fails) and filled
+/// by pip from xtask/frictionless-requirements.txt. Skipped when the venv's `frictionless
+/// --version` already says the pinned version and it was installed from the same pins.
+fn ensure_frictionless() -> Result<(), String> {
+    let venv = frictionless_venv();
+    let frictionless = venv.join("bin/frictionless");
+    // The pins the venv was last filled from: a change to any of them reinstalls.
+    let installed_pins = venv.join("datavista-requirements.txt");
+    let pinned_version = || {
+        output(frictionless.to_str().unwrap_or_default(), &["--version"])
+            .is_some_and(|v| v.trim() == FRICTIONLESS_VERSION)
+    };
+    if pinned_version()
+        && std::fs::read_to_string(&installed_pins)
+            .is_ok_and(|pins| pins == FRICTIONLESS_REQUIREMENTS)
+    {
+        return Ok(());
+    }
+    step(&format!(
+        "installing frictionless {FRICTIONLESS_VERSION} (pip, pinned) into target/frictionless-venv (about 20 s)"
+    ));
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        let make_venv = || run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+        if make_venv().is_err() {
+            // Debian's python3 has no ensurepip without python3-venv; the failed attempt
+            // leaves a venv without pip behind.
+            let _ = std::fs::remove_dir_all(&venv);
+            apt_install(&["python3-venv"])?;
+            make_venv()?;
+        }
+    }
+    let requirements = crate::workspace().join("xtask/frictionless-requirements.txt");
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--require-virtualenv",
+            "-r",
+        ])
+        .arg(&requirements))?;
+    if !pinned_version() {
+        return Err(format!(
+            "{} --version does not say {FRICTIONLESS_VERSION} after the install",
+            frictionless.display()
+        ));
+    }
+    std::fs::write(&installed_pins, FRICTIONLESS_REQUIREMENTS)
+        .map_err(|e| format!("cannot write {}: {e}", installed_pins.display()))
 }
 
 /// A command's standard output, or `None` when it cannot run or fails.
