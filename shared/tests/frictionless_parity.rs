@@ -87,14 +87,11 @@ const fn deliberate(case: &'static str, code: &'static str, reason: &'static str
 /// Every difference known today, one line each, sorted by case.
 #[rustfmt::skip]
 const EXPECTED_DIFFERENCES: &[Expected] = &[
-    to_fix("blank-label", "incorrect-label", "a blank label is only blank-label to Frictionless; we add incorrect-label"),
-    to_fix("blank-label-extra-column", "blank-label", "a blank label past the schema's fields is only extra-label to Frictionless"),
     to_fix("blank-middle", "blank-row", "an empty line is a blank row to Frictionless; we skip it"),
     to_fix("blank-middle", "type-error", "rows after a skipped empty line are numbered one lower by us"),
     to_fix("comment-line-dialect", "type-error", "Frictionless counts commentChar lines in its row numbers; we do not"),
     deliberate("composite-primary-key", "constraint-error", "spec: key fields are required, so (y, null) is a required error; frictionless-py#1623"),
     deliberate("composite-primary-key", "primary-key", "Frictionless takes (y, null) as a key value and reports its repeat as a duplicate"),
-    to_fix("duplicate-label", "incorrect-label", "a duplicate label is only duplicate-label to Frictionless; we add incorrect-label"),
     to_fix("latin1", "encoding-error", "encoding detection: Frictionless decodes it as Latin-1 (chardet); we report non-UTF-8 bytes"),
     to_fix("leading-blank-line", "type-error", "an empty first line counts in Frictionless's row numbers (its header moves to row 2)"),
     to_fix("missing-values-blank-row", "blank-row", "a row of missing values ('-,-') is a blank row to Frictionless"),

@@ -131,6 +131,20 @@ fn blank_and_duplicate_labels() {
     assert_eq!(report.errors[0].row, Some(1));
 }
 
+/// Against a schema, a blank or repeated label is one error, not also `incorrect-label`; a
+/// blank label past the schema's fields is an extra label (as frictionless-py reports them).
+#[test]
+fn a_bad_label_is_reported_once() {
+    let schema = r#"{"fields": [{"name": "id"}, {"name": "name"}, {"name": "city"}]}"#;
+    let blank = validate(schema, "id,,city\n1,a,p\n");
+    assert_eq!(codes(&blank), [ErrorCode::BlankLabel]);
+    let repeated = validate(schema, "id,name,name\n1,a,p\n");
+    assert_eq!(codes(&repeated), [ErrorCode::DuplicateLabel]);
+    let two_fields = r#"{"fields": [{"name": "id"}, {"name": "name"}]}"#;
+    let blank_extra = validate(two_fields, "id,name,\n1,a,\n");
+    assert_eq!(codes(&blank_extra), [ErrorCode::ExtraLabel]);
+}
+
 #[test]
 fn exact_fields_match_reports_incorrect_missing_and_extra_labels() {
     let report = validate(PEOPLE, "id,full_name\n1,Ada\n");

@@ -88,11 +88,18 @@ impl Checker {
             cell: cell.map(truncate_cell),
             ..error(code, Some(row), None, None)
         };
+        let field_count = self.schema.fields.len();
+        let exact = self.schema.fields_match == FieldsMatch::Exact && field_count > 0;
+        // A label reported as blank or duplicate is not reported again as incorrect (as in
+        // Frictionless: one error per label).
+        let mut already_reported = vec![false; labels.len()];
         let mut first_seen: HashMap<&str, usize> = HashMap::new();
         for (i, label) in labels.iter().enumerate() {
             let column = i + 1;
             let first = *first_seen.entry(label.as_str()).or_insert(i);
-            if label.is_empty() {
+            // Past the schema's fields a column is an extra label, blank or not.
+            if label.is_empty() && !(exact && i >= field_count) {
+                already_reported[i] = true;
                 self.errors.add(ErrorCode::BlankLabel, || {
                     header_error(
                         ErrorCode::BlankLabel,
@@ -102,7 +109,8 @@ impl Checker {
                         Some(""),
                     )
                 });
-            } else if first < i {
+            } else if first < i && !label.is_empty() {
+                already_reported[i] = true;
                 self.errors.add(ErrorCode::DuplicateLabel, || {
                     header_error(
                         ErrorCode::DuplicateLabel,
@@ -134,7 +142,7 @@ impl Checker {
             FieldsMatch::Exact => {
                 for i in 0..labels.len().max(field_names.len()) {
                     match (labels.get(i), field_names.get(i)) {
-                        (Some(label), Some(name)) if label != name => {
+                        (Some(label), Some(name)) if label != name && !already_reported[i] => {
                             self.errors.add(ErrorCode::IncorrectLabel, || {
                                 header_error(
                                     ErrorCode::IncorrectLabel,
