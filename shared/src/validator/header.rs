@@ -142,7 +142,9 @@ impl Checker {
             FieldsMatch::Exact => {
                 for i in 0..labels.len().max(field_names.len()) {
                     match (labels.get(i), field_names.get(i)) {
-                        (Some(label), Some(name)) if label != name && !already_reported[i] => {
+                        (Some(label), Some(name))
+                            if label != name && already_reported.get(i) != Some(&true) =>
+                        {
                             self.errors.add(ErrorCode::IncorrectLabel, || {
                                 header_error(
                                     ErrorCode::IncorrectLabel,
