@@ -131,11 +131,26 @@ impl Checker {
             self.header.width = Some(labels.len());
             return;
         }
-        let missing = |name: &str| format!("the header has no column for field '{name}'");
-        let extra = |column: usize, label: &str| {
-            format!(
-                "column {column} header '{}' is not a schema field",
-                truncate_cell(label)
+        let missing_label = |column: Option<usize>, name: &str| {
+            header_error(
+                ErrorCode::MissingLabel,
+                format!("the header has no column for field '{name}'"),
+                column,
+                Some(name),
+                None,
+            )
+        };
+        let extra_label = |i: usize, label: &str| {
+            header_error(
+                ErrorCode::ExtraLabel,
+                format!(
+                    "column {} header '{}' is not a schema field",
+                    i + 1,
+                    truncate_cell(label)
+                ),
+                Some(i),
+                None,
+                Some(label),
             )
         };
         match self.schema.fields_match {
@@ -159,24 +174,12 @@ impl Checker {
                                 )
                             })
                         }
-                        (Some(label), None) => self.errors.add(ErrorCode::ExtraLabel, || {
-                            header_error(
-                                ErrorCode::ExtraLabel,
-                                extra(i + 1, label),
-                                Some(i),
-                                None,
-                                Some(label),
-                            )
-                        }),
-                        (None, Some(name)) => self.errors.add(ErrorCode::MissingLabel, || {
-                            header_error(
-                                ErrorCode::MissingLabel,
-                                missing(name),
-                                Some(i),
-                                Some(name),
-                                None,
-                            )
-                        }),
+                        (Some(label), None) => self
+                            .errors
+                            .add(ErrorCode::ExtraLabel, || extra_label(i, label)),
+                        (None, Some(name)) => self
+                            .errors
+                            .add(ErrorCode::MissingLabel, || missing_label(Some(i), name)),
                         _ => {}
                     }
                 }
@@ -196,30 +199,16 @@ impl Checker {
                 if report_missing {
                     for (i, name) in field_names.iter().enumerate() {
                         if self.header.columns[i].is_none() {
-                            self.errors.add(ErrorCode::MissingLabel, || {
-                                header_error(
-                                    ErrorCode::MissingLabel,
-                                    missing(name),
-                                    None,
-                                    Some(name),
-                                    None,
-                                )
-                            });
+                            self.errors
+                                .add(ErrorCode::MissingLabel, || missing_label(None, name));
                         }
                     }
                 }
                 if report_extra {
                     for (i, label) in labels.iter().enumerate() {
                         if !label.is_empty() && !field_names.contains(label) {
-                            self.errors.add(ErrorCode::ExtraLabel, || {
-                                header_error(
-                                    ErrorCode::ExtraLabel,
-                                    extra(i + 1, label),
-                                    Some(i),
-                                    None,
-                                    Some(label),
-                                )
-                            });
+                            self.errors
+                                .add(ErrorCode::ExtraLabel, || extra_label(i, label));
                         }
                     }
                 }
